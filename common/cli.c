@@ -1,0 +1,118 @@
+/* cli: strict value parsing with one-line errors naming the flag (see cli.h). */
+#include "cli.h"
+#include "log.h"
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+double cli_double(const char *flag, const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v))
+        log_die("%s: '%s' is not a finite number", flag, s);
+    return v;
+}
+
+double cli_double_range(const char *flag, const char *s, double lo, double hi)
+{
+    double v = cli_double(flag, s);
+    if (v < lo || v > hi) log_die("%s: %s is outside [%g, %g]", flag, s, lo, hi);
+    return v;
+}
+
+long cli_long(const char *flag, const char *s, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || errno == ERANGE) log_die("%s: '%s' is not an integer", flag, s);
+    if (v < lo || v > hi) log_die("%s: %ld is outside [%ld, %ld]", flag, v, lo, hi);
+    return v;
+}
+
+/* Split s on commas into a scratch copy; calls item(i, token) for each. */
+static size_t cli_split(const char *flag, const char *s, size_t max, void (*item)(const char *, const char *, size_t, void *),
+                        void *ctx)
+{
+    size_t len = strlen(s), count = 0;
+    if (len == 0) log_die("%s: empty list", flag);
+    char *buf = malloc(len + 1);
+    if (!buf) LOG_FATAL("out of memory");
+    memcpy(buf, s, len + 1);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (count == max) {
+            free(buf);
+            log_die("%s: more than %zu items in '%s'", flag, max, s);
+        }
+        item(flag, tok, count++, ctx);
+    }
+    free(buf);
+    if (count == 0) log_die("%s: empty list", flag);
+    return count;
+}
+
+struct long_ctx { long *out, lo, hi; };
+static void long_item(const char *flag, const char *tok, size_t i, void *ctx)
+{
+    struct long_ctx *c = ctx;
+    c->out[i] = cli_long(flag, tok, c->lo, c->hi);
+}
+
+size_t cli_long_list(const char *flag, const char *s, long *out, size_t max, long lo, long hi)
+{
+    struct long_ctx c = {out, lo, hi};
+    return cli_split(flag, s, max, long_item, &c);
+}
+
+static void double_item(const char *flag, const char *tok, size_t i, void *ctx)
+{
+    ((double *)ctx)[i] = cli_double(flag, tok);
+}
+
+size_t cli_double_list(const char *flag, const char *s, double *out, size_t max)
+{
+    return cli_split(flag, s, max, double_item, out);
+}
+
+int cli_choice(const char *flag, const char *s, const char *const *choices)
+{
+    char list[256] = "";
+    for (int i = 0; choices[i]; i++) {
+        if (strcmp(s, choices[i]) == 0) return i;
+        if (i) strncat(list, "|", sizeof list - strlen(list) - 1);
+        strncat(list, choices[i], sizeof list - strlen(list) - 1);
+    }
+    log_die("%s: '%s' is not one of %s", flag, s, list);
+}
+
+void cli_output_dir(const char *flag, const char *path)
+{
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof buf) log_die("%s: bad directory '%s'", flag, path);
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            log_die("%s: cannot create directory '%s': %s", flag, buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        log_die("%s: cannot create directory '%s': %s", flag, buf, strerror(errno));
+    struct stat st;
+    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) log_die("%s: '%s' is not a directory", flag, path);
+    if (access(buf, W_OK) != 0) log_die("%s: directory '%s' is not writable", flag, path);
+}
+
+void cli_bad_option(const char *arg)
+{
+    log_die("bad option %s (see --help)", arg ? arg : "");
+}

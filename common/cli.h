@@ -1,0 +1,21 @@
+/* cli: strict parsing of command-line values shared by every binary.
+ * Every parser names the offending flag in its one-line error (log_die), so "--n 3x" fails as
+ * "exp_gaussian: error: --n: '3x' is not an integer". */
+#ifndef SF_CLI_H
+#define SF_CLI_H
+#include <stddef.h>
+
+double cli_double(const char *flag, const char *s);                       /* finite double */
+double cli_double_range(const char *flag, const char *s, double lo, double hi);
+long cli_long(const char *flag, const char *s, long lo, long hi);
+/* comma-separated list, e.g. "32,64,128"; returns count, dies on a bad item or more than max items */
+size_t cli_long_list(const char *flag, const char *s, long *out, size_t max, long lo, long hi);
+size_t cli_double_list(const char *flag, const char *s, double *out, size_t max);
+/* index of s in the NULL-terminated choices, or die listing the valid choices */
+int cli_choice(const char *flag, const char *s, const char *const *choices);
+/* create the directory (and parents) if needed; die if it cannot be created or written */
+void cli_output_dir(const char *flag, const char *path);
+/* unknown option / missing argument from getopt_long: die with the usage hint */
+void cli_bad_option(const char *arg) __attribute__((noreturn));
+
+#endif

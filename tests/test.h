@@ -1,0 +1,41 @@
+/* test.h: the tiny check harness every test program uses (DESIGN.md §5).
+ * Each check prints "PASS name" or "FAIL name: detail"; test_finish() prints the program's tally as
+ * "RESULT passed=P failed=F" (tests/run.sh sums them into the final "N passed, N failed" line). */
+#ifndef SF_TEST_H
+#define SF_TEST_H
+#include <math.h>
+#include <stdio.h>
+
+static int test_passed_, test_failed_;
+
+static inline void test_report(int ok, const char *name, const char *detail)
+{
+    if (ok) {
+        test_passed_++;
+        printf("PASS %s\n", name);
+    } else {
+        test_failed_++;
+        printf("FAIL %s: %s\n", name, detail);
+    }
+    fflush(stdout);
+}
+
+#define CHECK(cond, name) test_report(!!(cond), (name), #cond)
+
+/* |got - want| <= atol + rtol |want| */
+#define CHECK_CLOSE(got, want, atol, rtol, name)                                                          \
+    do {                                                                                                  \
+        double g_ = (double)(got), w_ = (double)(want);                                                   \
+        char d_[256];                                                                                     \
+        snprintf(d_, sizeof d_, "got %.10g want %.10g (|diff| %.3g > %.3g)", g_, w_, fabs(g_ - w_),       \
+                 (double)(atol) + (double)(rtol) * fabs(w_));                                             \
+        test_report(isfinite(g_) && fabs(g_ - w_) <= (double)(atol) + (double)(rtol) * fabs(w_), (name), d_); \
+    } while (0)
+
+static inline int test_finish(void)
+{
+    printf("RESULT passed=%d failed=%d\n", test_passed_, test_failed_);
+    return test_failed_ ? 1 : 0;
+}
+
+#endif
