@@ -31,6 +31,7 @@ endif
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_OBJ)
 
 EXP_BIN    := exp_gaussian/exp_gaussian
+EG_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard exp_gaussian/*.c))
 THEORY_BIN := $(patsubst %.c,%,$(wildcard theory/theory_*.c))
 TEST_BIN   := $(patsubst tests/%.c,tests/bin/%,$(wildcard tests/test_*.c))
 BENCH_BIN  := $(patsubst bench/%.c,bench/bin/%,$(wildcard bench/bench_*.c))
@@ -43,30 +44,37 @@ backend:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC    $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) -O2 -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings \
+	@echo "  NVCC  $<"
+	@$(NVCC) -O2 -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings \
 	    -I common -I common/nn -DSF_HAVE_CUDA -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@echo "  AR    $@"
+	@ar rcs $@ $^
 
-exp_gaussian/exp_gaussian: $(BUILD)/exp_gaussian/exp_gaussian.o $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+exp_gaussian/exp_gaussian: $(EG_OBJ) $(LIB)
+	@echo "  LD    $@"
+	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 theory/theory_%: $(BUILD)/theory/theory_%.o $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	@echo "  LD    $@"
+	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 tests/bin/%: $(BUILD)/tests/%.o $(LIB)
 	@mkdir -p tests/bin
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	@echo "  LD    $@"
+	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 bench/bin/%: $(BUILD)/bench/%.o $(LIB)
 	@mkdir -p bench/bin
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	@echo "  LD    $@"
+	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 bootstrap:
 	@scripts/bootstrap.sh

@@ -1,0 +1,19 @@
+/* nn/act: elementwise activations with explicit forward/backward (DESIGN.md §4).
+ * SiLU / swish  y = x sigmoid(x)  (the paper's ScoreNet `act`), and ReLU.
+ * Backward takes the forward INPUT x (the pre-activation) and accumulates: din[i] += dout[i] y'(x[i]).
+ * SiLU uses nn_act_expf, a vectorisable exp (Cody-Waite reduction + degree-7 polynomial, max relative error
+ * ~2 ulp, checked against expf in tests/test_nn.c): libm's expf does not vectorise without fast-math and would
+ * otherwise dominate the cost of a 32-wide network. */
+#ifndef SF_NN_ACT_H
+#define SF_NN_ACT_H
+#include <stddef.h>
+
+/* exp(x) for x in float range; saturates to 0 below -87.3 and to FLT_MAX-ish above 88.7 */
+float nn_act_expf(float x);
+
+void nn_silu_forward(float *out, const float *x, size_t n);                    /* out[n] = x sigmoid(x), x[n] */
+void nn_silu_backward(float *din, const float *dout, const float *x, size_t n); /* din[n] += dout[n] silu'(x[n]) */
+void nn_relu_forward(float *out, const float *x, size_t n);                    /* out[n] = max(x, 0) */
+void nn_relu_backward(float *din, const float *dout, const float *x, size_t n); /* din[n] += dout[n] [x > 0] */
+
+#endif
