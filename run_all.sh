@@ -65,6 +65,6 @@ if want gaussian; then
 fi
 if want theory; then
   echo "== theory"
-  OMP_NUM_THREADS=$threads theory/run_theory.sh --profile "$cpu_profile" --out "$out/theory" --jobs "$jobs"
+  OMP_NUM_THREADS=$threads theory/run_theory.sh --profile "$cpu_profile" --out "$out/theory"
 fi
 echo "run_all: done in $(( $(date +%s) - t_start )) s"

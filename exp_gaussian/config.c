@@ -77,12 +77,12 @@ static void profile_apply(eg_config *c)
         c->base_train.epochs = 1024;
         c->repeats = 3;
     } else if (strcmp(c->profile, "smoke") == 0) {
-        c->aux_train = (eg_train_params){2048, 512, 512, 15, 50, 1e-3, 0.5};
-        c->base_train.epochs = 15;
+        c->aux_train = (eg_train_params){1024, 256, 256, 10, 50, 1e-3, 0.5};
+        c->base_train.epochs = 10;
         c->calib_epochs = 5;
         c->repeats = 2;
-        c->n_samples = 512;
-        c->sampler_steps = 100;
+        c->n_samples = 256;
+        c->sampler_steps = 50;
         c->n_count = 2;
     }
 }
