@@ -38,7 +38,8 @@ mkdir -p "$out"
 t_start=$(date +%s)
 want() { case ",$only," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
-eg=(./exp_gaussian/exp_gaussian --profile "$cpu_profile" --out "$out/gaussian" --device "$device")
+# exp_gaussian is CPU-only (1-D networks); --device applies to the GPU experiments
+eg=(./exp_gaussian/exp_gaussian --profile "$cpu_profile" --out "$out/gaussian")
 ns=$("${eg[@]}" --help >/dev/null && case "$cpu_profile" in smoke) echo "32 64" ;; *) echo "32 64 128 256 512 1024" ;; esac)
 
 if [ "$slurm" = 1 ]; then

@@ -122,6 +122,7 @@ static void stage_one_n(const eg_config *c, long n, const io_meta *meta)
     io_csv *fw_csv = io_csv_open(p_fw, fh);
 
     double *hist[8];
+    char hist_label[8][48];
     const char *hist_names[8];
     size_t nh = 0;
     char label[128];
@@ -219,9 +220,9 @@ static void stage_one_n(const eg_config *c, long n, const io_meta *meta)
             double *keep = NULL;
             if (r == 0 || r == 3) {   /* histograms: the paper's method and the exact barycenter */
                 keep = hist[nh] = mem_new(double, ns);
-                static char names[4][48];
-                snprintf(names[(size_t)mode * 2 + (r == 3)], 48, "%s_%s", r == 0 ? "scorefusion" : "vanilla_exact", mname);
-                hist_names[nh++] = names[(size_t)mode * 2 + (r == 3)];
+                snprintf(hist_label[nh], sizeof hist_label[nh], "%s_%s", r == 0 ? "scorefusion" : "vanilla_exact", mname);
+                hist_names[nh] = hist_label[nh];
+                nh++;
             }
             snprintf(label, sizeof label, "%s %s %s n=%ld", mname, runs[r].method, runs[r].calib, n);
             if (runs[r].m)

@@ -18,7 +18,7 @@
 #include "barycenter.h"
 #include "fw.h"
 #include "mixture.h"
-#include "theory_common.h"
+#include "th_common.h"
 #include <gsl/gsl_eigen.h>
 #include <gsl/gsl_matrix.h>
 

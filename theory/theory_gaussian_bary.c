@@ -10,7 +10,7 @@
  * Outputs (in --out): gaussian_bary.csv (sweep), gaussian_bary_fig11.csv (densities) (+ .meta). */
 #include "barycenter.h"
 #include "mixture.h"
-#include "theory_common.h"
+#include "th_common.h"
 
 static const char *usage =
     "usage: theory_gaussian_bary [--out DIR] [--seed N] [--profile smoke|cpu|paper]\n"

@@ -30,7 +30,7 @@
 #include "sampler.h"
 #include "score.h"
 #include "sde.h"
-#include "theory_common.h"
+#include "th_common.h"
 #include "w1.h"
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_odeiv2.h>

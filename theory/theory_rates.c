@@ -24,7 +24,7 @@
 #include "rng.h"
 #include "score.h"
 #include "sde.h"
-#include "theory_common.h"
+#include "th_common.h"
 
 static const char *usage =
     "usage: theory_rates [--out DIR] [--seed N] [--profile smoke|cpu|paper]\n"
