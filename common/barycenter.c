@@ -219,6 +219,12 @@ double bary_logpdf(const bary_family *f, const double *lambda, double logZ, doub
     return weighted_log(f, lambda, x) - logZ;
 }
 
+double bary_density_logpdf(void *ctx, double x)
+{
+    const bary_density *d = ctx;
+    return bary_logpdf(d->f, d->lambda, d->logZ, x);
+}
+
 int bary_cross_means(bary_family *f, bary_logpdf_fn target_logp, void *target_ctx, double *hbar, double *negent,
                      double *abserr)
 {

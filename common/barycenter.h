@@ -85,6 +85,15 @@ void bary_gaussian(size_t k, const double *mu, const double *var, const double *
 /* log Z(lambda) = log int prod_i N(x; mu_i, var_i)^lambda_i dx, in closed form. */
 double bary_gaussian_log_normaliser(size_t k, const double *mu, const double *var, const double *lambda);
 
+/* Adapter: p_lambda itself as a bary_logpdf_fn, e.g. as the target of bary_kl / bary_cross_means (a planted
+ * answer) or for moments by quadrature. ctx is a `bary_density *`; f and lambda must outlive it. */
+typedef struct {
+    const bary_family *f;
+    const double *lambda;
+    double logZ;
+} bary_density;
+double bary_density_logpdf(void *ctx, double x);
+
 /* Adapter: a mixture (mixture.h) as a family member. ctx is a `const mixture *` (or `mixture *`). */
 double bary_mixture_logpdf(void *ctx, double x);
 /* [lo, hi] = [min_j mu_j - nsd sd_j, max_j mu_j + nsd sd_j] over all components of the k mixtures. */

@@ -76,18 +76,6 @@ static double gauss_logpdf(void *ctx, double x)
     return -0.5 * log(2.0 * M_PI * g[1]) - 0.5 * d * d / g[1];
 }
 
-typedef struct {
-    const bary_family *f;
-    const double *lambda;
-    double logZ;
-} planted;
-
-static double planted_logpdf(void *ctx, double x)
-{
-    const planted *p = ctx;
-    return bary_logpdf(p->f, p->lambda, p->logZ, x);
-}
-
 /* Line-search FW to tolerance; returns iterations used; checks the certificate against fstar = 0. */
 static size_t solve_ls(fw_state *s, fw_fdf fdf, void *ctx, const double *l0, double tol, size_t maxit, int *cert_ok)
 {
@@ -208,10 +196,10 @@ int main(void)
             bary_family *f = bary_family_alloc(k, fn, ctx, lo, hi);
             double lam0[3] = {0.35, 0.65, 0.0};
             if (k == 3) lam0[0] = 0.2, lam0[1] = 0.5, lam0[2] = 0.3;
-            planted p = {f, lam0, 0.0};
+            bary_density p = {f, lam0, 0.0};
             bary_log_normaliser(f, lam0, &p.logZ, NULL);
             double hbar[3], negent, e;
-            bary_cross_means(f, planted_logpdf, &p, hbar, &negent, &e);
+            bary_cross_means(f, bary_density_logpdf, &p, hbar, &negent, &e);
             fw_vanilla *v = fw_vanilla_alloc(f, hbar, negent);
             fw_state *s = fw_alloc(k);
             double l0[3] = {1.0 / (double)k, 1.0 / (double)k, 1.0 / (double)k};

@@ -26,18 +26,6 @@ typedef struct {
 } gcase;
 
 typedef struct {
-    const bary_family *f;
-    const double *lam;
-    double logZ;
-} bary_pdf_ctx;
-
-static double bary_pdf_log(void *ctx, double x)
-{
-    const bary_pdf_ctx *c = ctx;
-    return bary_logpdf(c->f, c->lam, c->logZ, x);
-}
-
-typedef struct {
     double mu, var;
 } gauss1;
 
@@ -95,9 +83,9 @@ int main(int argc, char **argv)
             double logZ_c = bary_gaussian_log_normaliser((size_t)c->k, c->mu, c->var, lam);
             int st = bary_log_normaliser(f, lam, &logZ_q, &logZ_err);
             if (st) log_info("%s lambda1=%g: log Z quadrature status %d", c->name, l1, st);
-            bary_pdf_ctx pc = {f, lam, logZ_q};
+            bary_density pc = {f, lam, logZ_q};
             double bp[3] = {mu_c - 8 * sqrt(var_c), mu_c, mu_c + 8 * sqrt(var_c)};
-            th_moments(bary_pdf_log, &pc, lo, hi, bp, 3, &mu_q, &var_q);
+            th_moments(bary_density_logpdf, &pc, lo, hi, bp, 3, &mu_q, &var_q);
             gauss1 g = {mu_c, var_c};
             st = bary_kl(f, gauss_log, &g, lam, &kl, &kl_err);
             if (st) log_info("%s lambda1=%g: KL quadrature status %d", c->name, l1, st);

@@ -260,18 +260,6 @@ static void part_a(const th_opts *o, int argc, char **argv)
 
 static double cdf_eval_cb(void *ctx, double x) { return bary_cdf_eval((const bary_cdf_table *)ctx, x); }
 
-typedef struct {
-    const bary_family *f;
-    const double *lam;
-    double logZ;
-} bpdf;
-
-static double bpdf_log(void *ctx, double x)
-{
-    const bpdf *b = ctx;
-    return bary_logpdf(b->f, b->lam, b->logZ, x);
-}
-
 static void part_b(const th_opts *o, int argc, char **argv)
 {
     const sde s = sde_ve(25.0);
@@ -353,9 +341,9 @@ static void part_b(const th_opts *o, int argc, char **argv)
         for (size_t j = 0; j < n; j++) x[j] = bary_cdf_quantile(tab, rng_uniform_pos(r2));
         rng_free(r2);
         double w1f = w1_exact_cdf(x, n, cdf_eval_cb, tab, lo, hi);
-        bpdf bp = {fam, lam, tab->logZ};
+        bary_density bp = {fam, lam, tab->logZ};
         double mb, vb;
-        th_moments(bpdf_log, &bp, lo, hi, NULL, 0, &mb, &vb);
+        th_moments(bary_density_logpdf, &bp, lo, hi, NULL, 0, &mb, &vb);
         io_csv_row(csv, "%.2f,%zu,%.6e,%.6e,%.6e,%.6e,%.6e,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.10g", lam[0], n, w1s, w1g, w1f,
                    w1s - w1f, w1g - w1f, ms, mg, mb, sqrt(vs), sqrt(vg), sqrt(vb), tab->logZ);
         printf("%6.2f %12.4e %12.4e %12.4e %10.4f %10.4f %10.4f %10.4f %10.4f\n", lam[0], w1s, w1g, w1f, ms, mg, mb,

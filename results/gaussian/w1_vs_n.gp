@@ -2,12 +2,13 @@
 # usage: gnuplot -e "dir='results/gaussian'" results/gaussian/w1_vs_n.gp
 if (!exists("dir")) dir = 'results/gaussian'
 set datafile separator ","
-set terminal pngcairo size 900,600 noenhanced
+set terminal pngcairo size 1000,750 noenhanced
 set output dir.'/w1_vs_n.png'
 set logscale xy
 set xlabel 'n (target training samples)'
 set ylabel 'W1 to the target (mean over repeats)'
-set key outside right
+set key outside below maxrows 4 font ",9"
+set xrange [20:1600]
 set grid
 t = dir.'/table6.csv'
 paper = 'results/paper/table6.csv'
