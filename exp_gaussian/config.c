@@ -37,8 +37,8 @@ static void usage(void)
         "  --steps K          Euler-Maruyama steps (paper 1000)\n"
         "  --aux-epochs E     auxiliary training epochs (paper 1024)\n"
         "  --base-epochs E    baseline training epochs (paper 2048)\n"
-        "  --aux-lr LR        auxiliary Adam learning rate (paper 1e-4)\n"
-        "  --base-lr LR       baseline Adam learning rate (paper 1e-4)\n"
+        "  --aux-lr LR        auxiliary Adam learning rate (default 1e-3; the paper's U-Net used 1e-4)\n"
+        "  --base-lr LR       baseline Adam learning rate (default 1e-3; the paper's U-Net used 1e-4)\n"
         "  --calib-epochs E   calibration epochs (paper 100)\n"
         "  --calib-t T        calibration range t ~ U[1e-3 T, T] (paper code: T = 1e-4)\n"
         "  --width W, --depth D   score network size (default 32, 3)\n"
@@ -56,9 +56,11 @@ static void parse_mixture(const char *flag, const char *spec, mixture *m)
 
 static void profile_apply(eg_config *c)
 {
-    /* paper values (REFERENCE.md) */
-    c->aux_train = (eg_train_params){16384, 4096, 4096, 1024, 50, 1e-4, 0.5};
-    c->base_train = (eg_train_params){0, 0, 256, 2048, 100, 1e-4, 1.0};
+    /* paper values (REFERENCE.md), except the learning rate: the paper's 1e-4 was tuned for its 1.1M-parameter
+     * U-Net; our 6k-parameter MLP is under-trained at 1e-4 within the paper's epoch budget (measured, paper
+     * profile: baseline n=1024 W1 1.30 at 1e-4 vs 0.10 at 1e-3). --aux-lr/--base-lr 1e-4 restore the paper's. */
+    c->aux_train = (eg_train_params){16384, 4096, 4096, 1024, 50, 1e-3, 0.5};
+    c->base_train = (eg_train_params){0, 0, 256, 2048, 100, 1e-3, 1.0};
     c->calib_epochs = 100;
     c->calib_lr = 0.1;
     c->calib_momentum = 0.9;
