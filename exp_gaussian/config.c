@@ -190,6 +190,9 @@ void eg_meta_fill(const eg_config *c, io_meta *m)
 {
     char buf[1024];
     io_meta_set(m, "profile", "%s", c->profile);
+    /* wall_seconds is this process's time: for a merged table that is the merge alone; per-row costs are in the
+     * CSV's seconds column and per-n parts carry their own .meta */
+    io_meta_set(m, "stage", "%s", c->stage);
     io_meta_set(m, "seed", "%llu", (unsigned long long)c->seed);
     io_meta_set(m, "device", "%s", c->device_desc);
     io_meta_set(m, "modes", "%s%s%s", c->mode_on[EG_PAPER] ? "paper" : "",
