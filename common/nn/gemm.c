@@ -2,23 +2,32 @@
  * conv-transpose2d (im2col + GEMM) and the large linear layers of the paper's ScoreNet (§5.1, App. G), so the
  * engine needs no BLAS.
  *
- * Design (GotoBLAS / BLIS structure, sized for this machine: AVX-512, 48 KiB L1d, 1 MiB L2 per core):
- *   - The output C[M, N] is cut into "tasks", blocks of at most MC_MAX rows x NC_MAX columns; OpenMP threads
- *     take whole tasks (dynamic schedule). K is never split across threads.
- *   - Inside a task: for each K block of kc <= KC (kc balanced: ceil(K / ceil(K / KC))) pack the task's rows of
- *     op(A) into MR-row micro-panels (A block, ~L2-resident); then for every NR-column slice of the task pack
- *     op(B)[kc, NR] into a contiguous micro-panel (L1-resident) and sweep the A micro-panels over it with the
- *     register-tiled micro-kernel.
- *   - Micro-kernel (AVX-512): MR x NR = 8 x 48, 24 zmm accumulators, per k: 3 vector loads of B, 8 broadcasts of
- *     A, 24 FMAs. Column edges use narrower 8x32 / 8x16 variants and masked C loads/stores; row edges use
- *     zero-padded A panels and a tile buffer. Without AVX-512 a portable vectorisable-C 8x16 kernel is used.
+ * Design (GotoBLAS / BLIS structure, sized for this machine: AVX-512 with two 512-bit FMA pipes per core,
+ * 48 KiB L1d, 1 MiB L2 per core):
+ *   - The output C[M, N] is cut into "tasks" (blocks of at most MC_MAX rows x NC_MAX columns, or, when C is
+ *     small, the split chosen by a tiny cost-model search in gemm_grid); OpenMP threads take whole tasks
+ *     (dynamic schedule). K is never split across threads.
+ *   - Inside a task, for each K block of kc <= KC (balanced: ceil(K / ceil(K / KC))):
+ *       pack the task's rows of op(A) into MR-row micro-panels (A block, L2-resident; 8x8 AVX transposes when A
+ *       is row-major); then per sub-block of up to NBP x NR columns pack op(B) into NR-wide micro-panels
+ *       (untransposed B read row by row in long runs, transposed B via 16x16 AVX-512 transposes) and sweep the
+ *       A micro-panels over each B micro-panel (L1-resident) with the register-tiled micro-kernel. While a
+ *       sub-block is computed, the source of the next one is software-prefetched (with small M the packing is
+ *       memory-latency bound and this overlaps it with compute).
+ *   - Micro-kernel (AVX-512): MR x NR = 8 x 48, 24 zmm accumulators; per k: 3 vector loads of B, 8 broadcasts
+ *     of A, 24 FMAs. Column edges use narrower 8x32 / 8x16 variants and masked C loads/stores; row edges use
+ *     zero-padded A panels and a tile buffer. Without AVX-512 a portable vectorisable-C 8x16 kernel is used
+ *     (build with -DNN_GEMM_PORTABLE to force it).
  *   - C update per K block: C = alpha * acc + beta' * C with beta' = beta for the first K block and 1 after;
  *     beta == 0 never reads C (so C may hold NaN). alpha == 0 or K == 0 just scales C by beta (BLAS: A and B
  *     are not referenced).
- * Determinism: every C element is computed by the same sequence of operations (acc over its K block in k
- * order, the same update formula whatever the tile shape or edge path), independent of how tasks are cut and
- * which thread runs them, so results are bitwise identical for any thread count.
- * Packing buffers are thread-local and grown once (no malloc in the hot loops, no page faults per call). */
+ * Determinism: every C element is computed by the same sequence of operations (fma-accumulate over its K block
+ * in k order, then the same update formula whatever the tile shape or edge path), independent of how tasks are
+ * cut and which thread runs them, so results are bitwise identical for any thread count.
+ * Packing buffers are per thread and grown once (no malloc in the hot loops, no page faults per call); a C11
+ * thread-specific key frees them when the thread exits (libgomp's pool threads keep theirs between calls).
+ * Measured (bench/bench_gemm, 2 threads): 65-90 % of the measured FMA peak on the ScoreNet conv shapes except
+ * K = 9 (memory bound). */
 #include "gemm.h"
 #include <math.h>
 #include <omp.h>
@@ -27,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <threads.h>
 
 #if defined(__AVX512F__) && !defined(NN_GEMM_PORTABLE)
 #define GEMM_AVX512 1
@@ -37,10 +47,21 @@
 #define GEMM_NR 16
 #endif
 #define GEMM_MR 8
+#ifndef GEMM_KC
 #define GEMM_KC 256                 /* K block: B micro-panel KC x NR x 4 B = 48 KiB, A micro-panel 8 KiB */
+#endif
+#ifndef GEMM_MC_MAX
 #define GEMM_MC_MAX 512             /* rows per task: A block <= 512 x 256 x 4 B = 512 KiB (L2) */
-#define GEMM_NC_MAX 1536            /* columns per task (only task granularity: B is packed per micro-panel) */
-#define GEMM_PAR_MIN (1L << 19)     /* multiply-adds below which a call stays on one thread */
+#endif
+#ifndef GEMM_NC_MAX
+#define GEMM_NC_MAX 1536            /* columns per task (task granularity; B is packed NBP micro-panels at a time) */
+#endif
+#ifndef GEMM_NBP
+#define GEMM_NBP 8                  /* B micro-panels packed at once (kc x 384 floats = 384 KiB, L2) */
+#endif
+#define GEMM_PACK_COST 16.0         /* grid cost model: packing one float ~ 16 multiply-adds */
+#define GEMM_PAR_MIN (1L << 18)     /* multiply-adds below which a call stays on one thread (measured break-even
+                                     * on 2 cores ~2^17) */
 
 #define GEMM_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define GEMM_INLINE static inline __attribute__((always_inline))
@@ -77,7 +98,34 @@ static void pack_A(float *restrict Ap, const float *restrict A, int lda, int tra
         if (!transA) {   /* op(A)[i, k] = A[i * lda + k]: rows contiguous in k */
             if (mr == GEMM_MR) {
                 const float *s0 = A + (size_t)(i0 + p) * lda + k0;
-                for (int k = 0; k < kc; k++)
+                int k = 0;
+#if GEMM_AVX512
+                for (; k + 8 <= kc; k += 8) {   /* 8 x 8 in-register transposes (AVX) */
+                    const size_t L = (size_t)lda;
+                    __m256 r0 = _mm256_loadu_ps(s0 + k), r1 = _mm256_loadu_ps(s0 + L + k);
+                    __m256 r2 = _mm256_loadu_ps(s0 + 2 * L + k), r3 = _mm256_loadu_ps(s0 + 3 * L + k);
+                    __m256 r4 = _mm256_loadu_ps(s0 + 4 * L + k), r5 = _mm256_loadu_ps(s0 + 5 * L + k);
+                    __m256 r6 = _mm256_loadu_ps(s0 + 6 * L + k), r7 = _mm256_loadu_ps(s0 + 7 * L + k);
+                    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+                    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+                    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+                    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+                    r0 = _mm256_shuffle_ps(t0, t2, 0x44); r1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+                    r2 = _mm256_shuffle_ps(t1, t3, 0x44); r3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+                    r4 = _mm256_shuffle_ps(t4, t6, 0x44); r5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+                    r6 = _mm256_shuffle_ps(t5, t7, 0x44); r7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+                    float *dk = d + (size_t)k * GEMM_MR;
+                    _mm256_storeu_ps(dk, _mm256_permute2f128_ps(r0, r4, 0x20));
+                    _mm256_storeu_ps(dk + 8, _mm256_permute2f128_ps(r1, r5, 0x20));
+                    _mm256_storeu_ps(dk + 16, _mm256_permute2f128_ps(r2, r6, 0x20));
+                    _mm256_storeu_ps(dk + 24, _mm256_permute2f128_ps(r3, r7, 0x20));
+                    _mm256_storeu_ps(dk + 32, _mm256_permute2f128_ps(r0, r4, 0x31));
+                    _mm256_storeu_ps(dk + 40, _mm256_permute2f128_ps(r1, r5, 0x31));
+                    _mm256_storeu_ps(dk + 48, _mm256_permute2f128_ps(r2, r6, 0x31));
+                    _mm256_storeu_ps(dk + 56, _mm256_permute2f128_ps(r3, r7, 0x31));
+                }
+#endif
+                for (; k < kc; k++)
                     for (int r = 0; r < GEMM_MR; r++) d[(size_t)k * GEMM_MR + r] = s0[(size_t)r * lda + k];
             } else {
                 for (int r = 0; r < mr; r++) {
@@ -170,6 +218,50 @@ static void pack_B(float *restrict Bp, const float *restrict B, int ldb, int tra
         for (int c = nr; c < nrp; c++) Bp[(size_t)k * nrp + c] = 0.0f;
 }
 
+/* width of the micro-panel holding nr (<= NR) columns */
+static inline int panel_width(int nr)
+{
+#if GEMM_AVX512
+    return 16 * ((nr + 15) / 16);
+#else
+    (void)nr;
+    return GEMM_NR;
+#endif
+}
+
+/* Up to NBP micro-panels: columns [j0, j0+ncb) of op(B), panel q (columns j0 + q NR ...) at Bp + q NR kc.
+ * Untransposed B is read row by row across all panels (long contiguous runs: friendly to the prefetcher). */
+static void pack_B_block(float *restrict Bp, const float *restrict B, int ldb, int transB, int j0, int ncb, int k0,
+                         int kc)
+{
+    if (transB) {
+        for (int jr = 0; jr < ncb; jr += GEMM_NR) {
+            const int nr = GEMM_MIN(GEMM_NR, ncb - jr);
+            pack_B(Bp + (size_t)jr * kc, B, ldb, 1, j0 + jr, nr, panel_width(nr), k0, kc);
+        }
+        return;
+    }
+    const int nfull = ncb / GEMM_NR, rem = ncb - nfull * GEMM_NR, remw = panel_width(rem);
+    for (int k = 0; k < kc; k++) {
+        const float *s = B + (size_t)(k0 + k) * ldb + j0;
+        for (int q = 0; q < nfull; q++) {
+            float *d = Bp + (size_t)q * GEMM_NR * kc + (size_t)k * GEMM_NR;
+#if GEMM_AVX512
+            _mm512_storeu_ps(d, _mm512_loadu_ps(s + q * GEMM_NR));
+            _mm512_storeu_ps(d + 16, _mm512_loadu_ps(s + q * GEMM_NR + 16));
+            _mm512_storeu_ps(d + 32, _mm512_loadu_ps(s + q * GEMM_NR + 32));
+#else
+            for (int c = 0; c < GEMM_NR; c++) d[c] = s[q * GEMM_NR + c];
+#endif
+        }
+        if (rem) {
+            float *d = Bp + (size_t)nfull * GEMM_NR * kc + (size_t)k * remw;
+            for (int c = 0; c < rem; c++) d[c] = s[nfull * GEMM_NR + c];
+            for (int c = rem; c < remw; c++) d[c] = 0.0f;
+        }
+    }
+}
+
 /* ----------------------------------------------------------------------------------------- micro-kernels */
 
 #if GEMM_AVX512
@@ -217,6 +309,10 @@ GEMM_INLINE void upd16(float *c, __m512 acc, int full, __mmask16 m, __m512 va, _
 GEMM_INLINE void ukr_avx512(const int NV, int kc, const float *restrict a, const float *restrict b, float *c, int ldc,
                             int mr, int nr, float alpha, float beta)
 {
+    /* C is usually far out of cache (N ~ 10^5 columns): start fetching the tile now, so it arrives while the
+     * k loop runs (prefetches never fault, so rows past mr are harmless) */
+    for (int i = 0; i < GEMM_MR; i++)
+        for (int v = 0; v < NV; v++) _mm_prefetch((const char *)(c + (size_t)i * ldc + 16 * v), _MM_HINT_T0);
     GEMM_DECL(0); GEMM_DECL(1); GEMM_DECL(2); GEMM_DECL(3);
     GEMM_DECL(4); GEMM_DECL(5); GEMM_DECL(6); GEMM_DECL(7);
     for (int k = 0; k < kc; k++) {
@@ -298,57 +394,143 @@ typedef struct {
     int kcb, nkb;    /* K block size (balanced) and count */
 } gemm_args;
 
-/* thread-local packing buffers, grown once (64-byte aligned) */
-static _Thread_local float *gemm_tls_buf;
-static _Thread_local size_t gemm_tls_cap;
+static int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
+
+/* Per-thread packing buffers, grown once (64-byte aligned). Held through a C11 thread-specific key whose
+ * destructor frees them when a (pool) thread exits, so nothing leaks. */
+typedef struct {
+    float *p;
+    size_t cap;
+} gemm_buf;
+static once_flag gemm_once = ONCE_FLAG_INIT;
+static tss_t gemm_key;
+
+static void gemm_buf_free(void *v)
+{
+    gemm_buf *b = v;
+    if (b) {
+        free(b->p);
+        free(b);
+    }
+}
+
+static void gemm_key_init(void)
+{
+    if (tss_create(&gemm_key, gemm_buf_free) != thrd_success) {
+        fprintf(stderr, "%s:%d: nn_sgemm: tss_create failed\n", __FILE__, __LINE__);
+        exit(1);
+    }
+}
 
 static float *gemm_buffer(size_t nfloat)
 {
-    if (gemm_tls_cap < nfloat) {
-        free(gemm_tls_buf);
-        size_t bytes = (nfloat * sizeof(float) + 63) & ~(size_t)63;
-        gemm_tls_buf = aligned_alloc(64, bytes);
-        if (!gemm_tls_buf) {
+    call_once(&gemm_once, gemm_key_init);
+    gemm_buf *b = tss_get(gemm_key);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b || tss_set(gemm_key, b) != thrd_success) {
+            fprintf(stderr, "%s:%d: nn_sgemm: out of memory\n", __FILE__, __LINE__);
+            exit(1);
+        }
+    }
+    if (b->cap < nfloat) {
+        free(b->p);
+        const size_t bytes = (nfloat * sizeof(float) + 63) & ~(size_t)63;
+        b->p = aligned_alloc(64, bytes);
+        if (!b->p) {
             fprintf(stderr, "%s:%d: nn_sgemm: out of memory (%zu bytes)\n", __FILE__, __LINE__, bytes);
             exit(1);
         }
-        gemm_tls_cap = nfloat;
+        b->cap = nfloat;
     }
-    return gemm_tls_buf;
+    return b->p;
 }
 
-/* One task: C[i0 : i0+mc, j0 : j0+nc]. Ap holds >= round_up(mc, MR) * kcb floats, Bp >= kcb * NR. */
+/* One task: C[i0 : i0+mc, j0 : j0+nc]. Ap holds >= round_up(mc, MR) * kcb floats, Bp >= kcb * NR * NBP. */
 static void gemm_task(const gemm_args *g, int i0, int mc, int j0, int nc, float *Ap, float *Bp)
 {
+    const int SB = GEMM_NR * GEMM_NBP;
     for (int kb = 0; kb < g->nkb; kb++) {
         const int k0 = kb * g->kcb, kc = GEMM_MIN(g->kcb, g->K - k0);
         const float beta = kb == 0 ? g->beta : 1.0f;
         pack_A(Ap, g->A, g->lda, g->transA, i0, mc, k0, kc);
-        for (int jr = 0; jr < nc; jr += GEMM_NR) {
-            const int nr = GEMM_MIN(GEMM_NR, nc - jr);
+        for (int jb = 0; jb < nc; jb += SB) {
+            const int ncb = GEMM_MIN(SB, nc - jb);
+            pack_B_block(Bp, g->B, g->ldb, g->transB, j0 + jb, ncb, k0, kc);
+            /* Software prefetch of the NEXT sub-block of B (the next columns, or the next K block), spread over
+             * this sub-block's micro-kernel calls: with small M the packing is bound by memory latency, and this
+             * overlaps it with compute. Region = `rows` runs of `len` bytes, stride ldb floats. */
+            int jn = jb + SB, kn = k0;
+            if (jn >= nc) {
+                jn = 0;
+                kn = k0 + kc;
+            }
+            const char *pf = NULL;
+            long rows = 0, lines_per_row = 0, cursor = 0, per_call = 0;
+            if (kn < g->K) {
+                const int ncn = GEMM_MIN(SB, nc - jn), kcn = GEMM_MIN(g->kcb, g->K - kn);
+                const float *start = g->transB ? g->B + (size_t)(j0 + jn) * g->ldb + kn
+                                               : g->B + (size_t)kn * g->ldb + j0 + jn;
+                rows = g->transB ? ncn : kcn;
+                lines_per_row = ((long)(g->transB ? kcn : ncn) * 4 + 63) / 64 + 1;
+                pf = (const char *)start;
+                const long calls = (long)((ncb + GEMM_NR - 1) / GEMM_NR) * ((mc + GEMM_MR - 1) / GEMM_MR);
+                per_call = (rows * lines_per_row + calls - 1) / calls;
+            }
+            for (int jr = 0; jr < ncb; jr += GEMM_NR) {
+                const int nr = GEMM_MIN(GEMM_NR, ncb - jr);
+                const float *bp = Bp + (size_t)jr * kc;
+                for (int ir = 0; ir < mc; ir += GEMM_MR) {
+                    const int mr = GEMM_MIN(GEMM_MR, mc - ir);
+                    float *cp = g->C + (size_t)(i0 + ir) * g->ldc + j0 + jb + jr;
+                    const float *ap = Ap + (size_t)ir * kc;
+                    for (long q = 0; q < per_call && cursor < rows * lines_per_row; q++, cursor++) {
+                        const long r = cursor / lines_per_row, l = cursor - r * lines_per_row;
+                        __builtin_prefetch(pf + (size_t)r * g->ldb * sizeof(float) + 64 * l, 0, 1);
+                    }
 #if GEMM_AVX512
-            const int nv = (nr + 15) / 16, nrp = 16 * nv;
+                    if (nr > 32) ukr_nv3(kc, ap, bp, cp, g->ldc, mr, nr, g->alpha, beta);
+                    else if (nr > 16) ukr_nv2(kc, ap, bp, cp, g->ldc, mr, nr, g->alpha, beta);
+                    else ukr_nv1(kc, ap, bp, cp, g->ldc, mr, nr, g->alpha, beta);
 #else
-            const int nrp = GEMM_NR;
+                    ukr_portable(kc, ap, bp, cp, g->ldc, mr, nr, g->alpha, beta);
 #endif
-            pack_B(Bp, g->B, g->ldb, g->transB, j0 + jr, nr, nrp, k0, kc);
-            for (int ir = 0; ir < mc; ir += GEMM_MR) {
-                const int mr = GEMM_MIN(GEMM_MR, mc - ir);
-                float *cp = g->C + (size_t)(i0 + ir) * g->ldc + j0 + jr;
-                const float *ap = Ap + (size_t)ir * kc;
-#if GEMM_AVX512
-                if (nv == 3) ukr_nv3(kc, ap, Bp, cp, g->ldc, mr, nr, g->alpha, beta);
-                else if (nv == 2) ukr_nv2(kc, ap, Bp, cp, g->ldc, mr, nr, g->alpha, beta);
-                else ukr_nv1(kc, ap, Bp, cp, g->ldc, mr, nr, g->alpha, beta);
-#else
-                ukr_portable(kc, ap, Bp, cp, g->ldc, mr, nr, g->alpha, beta);
-#endif
+                }
             }
         }
     }
 }
 
-static int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
+
+
+/* Task grid. With many blocks of the maximal size (large N) they are used as they are and the dynamic schedule
+ * balances them. Otherwise (small C, e.g. weight gradients with huge K) a tiny search picks the split of M and N
+ * into micro-panel multiples minimising the estimated time: ceil(tasks / threads) x (multiply-adds of one task +
+ * GEMM_PACK_COST x floats it packs). The grid only decides who computes which block, never the arithmetic. */
+static void gemm_grid(int M, int N, int K, int nth, int *mc_out, int *nc_out)
+{
+    const int pm = ceil_div(M, GEMM_MR), pn = ceil_div(N, GEMM_NR);   /* micro-panels */
+    const int mb0 = ceil_div(M, GEMM_MC_MAX), nb0 = ceil_div(N, GEMM_NC_MAX);
+    int best_mcp = ceil_div(pm, mb0), best_ncp = ceil_div(pn, nb0);
+    if (nth > 1 && (long)mb0 * nb0 < 8L * nth) {
+        double best = -1;
+        const int lim = 8 * nth;
+        for (int mb = mb0; mb <= GEMM_MIN(pm, lim); mb++)
+            for (int nb = nb0; nb <= GEMM_MIN(pn, lim); nb++) {
+                const int mcp = ceil_div(pm, mb), ncp = ceil_div(pn, nb);
+                const long T = (long)ceil_div(pm, mcp) * ceil_div(pn, ncp);
+                const double mr = (double)mcp * GEMM_MR, nr = (double)ncp * GEMM_NR;
+                const double cost = (double)ceil_div(T, nth) * (mr * nr + GEMM_PACK_COST * (mr + nr)) * K;
+                if (best < 0 || cost < best) {
+                    best = cost;
+                    best_mcp = mcp;
+                    best_ncp = ncp;
+                }
+            }
+    }
+    *mc_out = best_mcp * GEMM_MR;
+    *nc_out = best_ncp * GEMM_NR;
+}
 
 void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
               int ldb, float beta, float *C, int ldc)
@@ -367,22 +549,14 @@ void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const fl
     g.nkb = ceil_div(K, GEMM_KC);
     g.kcb = ceil_div(K, g.nkb);
 
-    /* task grid: mb x nb blocks of mc x nc (mc multiple of MR, nc multiple of NR, both balanced) */
+    /* task grid: mb x nb blocks of mc x nc (mc multiple of MR, nc multiple of NR) */
     const long macs = (long)M * N * K;
     int nth = (macs >= GEMM_PAR_MIN && !omp_in_parallel()) ? omp_get_max_threads() : 1;
-    int mb = ceil_div(M, GEMM_MC_MAX), nb = ceil_div(N, GEMM_NC_MAX);
-    if (nth > 1) {
-        const int want = 4 * nth;   /* enough tasks to balance the dynamic schedule */
-        if (mb * nb < want) nb = GEMM_MIN(ceil_div(N, GEMM_NR), ceil_div(want, mb));
-        if (mb * nb < want) mb = GEMM_MIN(ceil_div(M, GEMM_MR), ceil_div(want, nb));
-    }
-    const int mc = GEMM_MR * ceil_div(ceil_div(M, mb), GEMM_MR);
-    const int nc = GEMM_NR * ceil_div(ceil_div(N, nb), GEMM_NR);
-    mb = ceil_div(M, mc);
-    nb = ceil_div(N, nc);
-    const int ntask = mb * nb;
+    int mc, nc;
+    gemm_grid(M, N, K, nth, &mc, &nc);
+    const int mb = ceil_div(M, mc), nb = ceil_div(N, nc), ntask = mb * nb;
     if (nth > ntask) nth = ntask;
-    const size_t a_sz = (size_t)mc * g.kcb, b_sz = (size_t)g.kcb * GEMM_NR + 16;
+    const size_t a_sz = (size_t)mc * g.kcb, b_sz = (size_t)g.kcb * GEMM_NR * GEMM_NBP + 16;
 
 #pragma omp parallel num_threads(nth) if (nth > 1)
     {

@@ -1,6 +1,7 @@
 /* test_gemm: nn_sgemm (common/nn/gemm.c, the CPU GEMM behind conv/linear layers) against the double-accumulating
  * reference nn_sgemm_ref: all four transpose combinations; sizes drawn from {1,2,3,7,15,16,17,31,33,64,100,257}
- * (every micro-kernel edge: MR = 8, NR = 16/32/48, K blocks of 256) plus multi-task / multi-K-block shapes;
+ * (every micro-kernel edge: MR = 8, NR = 16/32/48, K blocks of 256), all pairs from {1,8,9,16,32,47,48,49},
+ * plus multi-task / multi-K-block shapes;
  * leading dimensions wider than the matrices with NaN in the padding (never read) and sentinels in C's padding
  * (never written); alpha/beta variants including beta = 0 over a NaN-filled C, alpha = 0 and K = 0 (C = beta C);
  * bitwise thread-count independence (1, 2 and 3 OpenMP threads).
@@ -45,7 +46,8 @@ static int check_case(int tA, int tB, int M, int N, int K, float alpha, float be
     const int ldc = N + (pad ? (int)(rnd() % 5) : 0);
     float *A = mat_new(ar, ac, lda), *B = mat_new(br, bc, ldb);
     float *C = malloc(sizeof(float) * ((size_t)M * ldc + 1)), *R = malloc(sizeof(float) * ((size_t)M * ldc + 1));
-    float *absA = malloc(sizeof(float) * ((size_t)ar * lda + 1)), *absB = malloc(sizeof(float) * ((size_t)br * ldb + 1));
+    float *absA = malloc(sizeof(float) * ((size_t)ar * lda + 1));
+    float *absB = malloc(sizeof(float) * ((size_t)br * ldb + 1));
     float *S = malloc(sizeof(float) * ((size_t)M * N + 1)), *O = malloc(sizeof(float) * ((size_t)M * ldc + 1));
     for (size_t i = 0; i < (size_t)M * ldc; i++) {
         int j = (int)(i % ldc);
@@ -93,8 +95,8 @@ static void test_random_sizes(void)
         for (int tB = 0; tB < 2; tB++) {
             int nok = 0, ntot = 0;
             char msg[512] = "", first[512] = "";
-            /* every M and every N at least once, K varied: 3 passes of NSIZES shuffled triples */
-            for (int pass = 0; pass < 3; pass++)
+            /* every M and every N several times, K varied: 6 passes of NSIZES shuffled triples */
+            for (int pass = 0; pass < 6; pass++)
                 for (int s = 0; s < NSIZES; s++) {
                     int M = sizes[s], N = sizes[(s * 5 + pass * 3 + 1) % NSIZES], K = sizes[rnd() % NSIZES];
                     if ((long)M * N * K > 4000000) K = sizes[rnd() % 6];   /* keep the double reference quick */
@@ -118,11 +120,11 @@ static void test_corners(void)
             char name[128];
             int ok = 1;
             /* every combination of 1 and the micro-kernel edges */
-            const int e[] = {1, 8, 9, 16, 47, 48, 49};
-            for (int a = 0; a < 7 && ok; a++)
-                for (int b = 0; b < 7 && ok; b++)
-                    ok = check_case(tA, tB, e[a], e[b], e[(a + b) % 7], 1.0f, 0.0f, 1, 0, msg, sizeof msg);
-            snprintf(name, sizeof name, "sgemm tA=%d tB=%d: tile-edge sizes {1,8,9,16,47,48,49}^2", tA, tB);
+            const int e[] = {1, 8, 9, 16, 32, 47, 48, 49};
+            for (int a = 0; a < 8 && ok; a++)
+                for (int b = 0; b < 8 && ok; b++)
+                    ok = check_case(tA, tB, e[a], e[b], e[(a + b) % 8], 1.0f, 0.0f, 1, 0, msg, sizeof msg);
+            snprintf(name, sizeof name, "sgemm tA=%d tB=%d: tile-edge sizes {1,8,9,16,32,47,48,49}^2", tA, tB);
             test_report(ok, name, msg);
             ok = check_case(tA, tB, 33, 100, 257, -1.5f, 0.0f, 1, 1, msg, sizeof msg);
             snprintf(name, sizeof name, "sgemm tA=%d tB=%d: beta=0 ignores a NaN-filled C, padded ld", tA, tB);
