@@ -36,7 +36,7 @@ THEORY_BIN := $(patsubst %.c,%,$(wildcard theory/theory_*.c))
 TEST_BIN   := $(patsubst tests/%.c,tests/bin/%,$(wildcard tests/test_*.c))
 BENCH_BIN  := $(patsubst bench/%.c,bench/bin/%,$(wildcard bench/bench_*.c))
 
-.PHONY: all backend test test-cuda reproduce bench bootstrap clean
+.PHONY: all backend test test-cuda reproduce bench bench-torch check-torch bootstrap clean
 all: backend $(LIB) $(EXP_BIN) $(THEORY_BIN) $(TEST_BIN) $(BENCH_BIN)
 
 backend:
@@ -102,6 +102,16 @@ bench:
 	@scripts/bootstrap.sh --test
 	@$(MAKE) --no-print-directory all
 	@for b in bench/bin/bench_*; do [ -x "$$b" ] && "$$b"; done; true
+
+# PyTorch side by side on this CPU (Debian's python3-torch): the same ScoreNet timed in torch eager fp32.
+bench-torch:
+	@/usr/bin/python3 -c "import torch" 2>/dev/null || { echo "bench-torch: needs python3-torch (apt-get install python3-torch)"; exit 2; }
+	@/usr/bin/python3 tests/reference/torch_cpu_bench.py
+
+# ScoreNet cross-check against PyTorch: same safetensors weights and inputs; forward, parameter grads, input grad.
+check-torch:
+	@$(MAKE) --no-print-directory all
+	@tests/reference/run_crosscheck.sh
 
 clean:
 	rm -rf $(BUILD) $(EXP_BIN) $(THEORY_BIN) tests/bin bench/bin

@@ -1,0 +1,732 @@
+/* nn/scorenet: the paper's ScoreNet U-Net (src/model_EMNIST.py; paper §5.1, App. G; REFERENCE.md) on the CPU:
+ * parameters carved from one nn_params buffer under PyTorch state_dict names, forward with activation caches,
+ * backward for the parameter gradients and for the input (VJP), DSM training step (eq. 5), score_model,
+ * safetensors checkpoints. Architecture, names and initialisation are documented in scorenet.h.
+ *
+ * Layout: NCHW, one sample = [C, H, W] contiguous. The seven GroupNorm stages k = 0..6 (conv1..conv4, tconv4,
+ * tconv3, tconv2) each keep a_k = conv + Dense_k(e) (the GN input), y_k = GN(a_k) (the swish input) and
+ * h_k = swish(y_k); the decoder inputs are the concatenations cat[h_4, h_2], cat[h_5, h_1], cat[h_6, h_0]
+ * (decoder first, skip second, as torch.cat([h, h3], 1)). The backward pass walks the stages in reverse; the
+ * gradient of a concatenation's second half is the skip gradient, added to the encoder stage's output gradient.
+ * Layers come from conv.h, norm.h, tensor_ops.h, linear.h, act.h, fourier.h (no twins here). */
+#include "scorenet.h"
+#include "act.h"
+#include "adam.h"
+#include "conv.h"
+#include "dsm.h"
+#include "ema.h"
+#include "fourier.h"
+#include "io.h"
+#include "linear.h"
+#include "log.h"
+#include "mem.h"
+#include "norm.h"
+#include "safetensors.h"
+#include "tensor_ops.h"
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SCORENET_FORMAT "scorefusion-scorenet"
+#define EMB 256          /* embedding width */
+#define NFREQ 128        /* Fourier frequencies */
+#define NSTAGE 7         /* GroupNorm stages */
+#define GN_EPS 1e-5
+
+/* stage k: conv (k < 4) or transposed conv (k >= 4) from (cin, hin) to (c, h); GroupNorm with g groups */
+typedef struct {
+    const char *conv, *dense, *gn;   /* name stems */
+    int transposed, cin, hin, c, h, stride, outpad, groups;
+} stage_desc;
+
+static const stage_desc STAGES[NSTAGE] = {
+    {"conv1", "dense1", "gnorm1", 0, 1, 28, 32, 26, 1, 0, 4},
+    {"conv2", "dense2", "gnorm2", 0, 32, 26, 64, 12, 2, 0, 32},
+    {"conv3", "dense3", "gnorm3", 0, 64, 12, 128, 5, 2, 0, 32},
+    {"conv4", "dense4", "gnorm4", 0, 128, 5, 256, 2, 2, 0, 32},
+    {"tconv4", "dense5", "tgnorm4", 1, 256, 2, 128, 5, 2, 0, 32},
+    {"tconv3", "dense6", "tgnorm3", 1, 256, 5, 64, 12, 2, 1, 32},
+    {"tconv2", "dense7", "tgnorm2", 1, 128, 12, 32, 26, 2, 1, 32},
+};
+/* final layer: tconv1, 64 -> 1, 26 -> 28, stride 1, bias */
+/* skip partner of decoder stage k (4, 5, 6): its output is concatenated with encoder stage SKIP[k - 4] */
+static const int SKIP[3] = {2, 1, 0};
+
+struct scorenet {
+    sde s;
+    nn_params *p;
+    nn_adam adam;
+    nn_ema ema;
+    size_t cap;                       /* max_batch */
+    /* tensor indices */
+    size_t i_fw, i_ew, i_eb, i_t1w, i_t1b;
+    size_t i_cw[NSTAGE], i_dw[NSTAGE], i_db[NSTAGE], i_gw[NSTAGE], i_gb[NSTAGE];
+    float *keep;                      /* snapshot [p->total] */
+    int have_keep;
+    /* workspace (capacity cap samples) */
+    float *ws;
+    float *t, *std, *tdraw;           /* [cap] */
+    float *four, *epre, *temb, *dtemb, *depre;   /* [cap, 256] */
+    float *dk[NSTAGE], *ddk[NSTAGE];  /* Dense_k(e) and its gradient [cap, C_k] */
+    float *a[NSTAGE], *y[NSTAGE], *h[NSTAGE];    /* [cap, C_k, H_k, H_k] */
+    float *mean[NSTAGE], *rstd[NSTAGE];          /* GroupNorm statistics [cap, G_k] */
+    float *cat[3];                    /* decoder inputs: cat[j] feeds stage 5+j (j<2) or tconv1 (j=2) */
+    float *dcat[3];
+    float *dh[NSTAGE];                /* gradient w.r.t. h_k, encoder stages 0..3 (skip part + next layer's) */
+    float *dy, *da;                   /* scratch [cap, max C H W] */
+    float *x, *out, *dout;            /* [cap, 784]: input copy, tconv1 output (before / std), its gradient */
+    float *z, *xt, *sc, *dsc;         /* [cap, 784]: DSM noise, perturbed input, score, dL/dscore */
+    nn_conv_geom geom[NSTAGE], geom_t1;   /* conv / tconv geometries of the stages and of tconv1 */
+    float *colbuf;                    /* im2col scratch shared by every convolution layer [colbuf_n] */
+    size_t colbuf_n;
+};
+
+static size_t pad16(size_t n) { return (n + 15) / 16 * 16; }
+
+static float *falloc(size_t n)
+{
+    size_t bytes = ((n ? n : 1) * sizeof(float) + 63) / 64 * 64;
+    float *b = aligned_alloc(64, bytes);
+    LOG_CHECK(b, "out of memory (%zu bytes)", bytes);
+    memset(b, 0, bytes);
+    return b;
+}
+
+static size_t stage_numel(int k) { return (size_t)STAGES[k].c * STAGES[k].h * STAGES[k].h; }
+static size_t cat_channels(int j) { return (size_t)(j == 0 ? 256 : j == 1 ? 128 : 64); }
+static size_t cat_side(int j) { return (size_t)(j == 0 ? 5 : j == 1 ? 12 : 26); }
+static size_t cat_numel(int j) { return cat_channels(j) * cat_side(j) * cat_side(j); }
+
+static float *take(float *base, size_t *off, size_t n)
+{
+    float *q = base ? base + *off : NULL;
+    *off += pad16(n);
+    return q;
+}
+
+/* Points m's workspace arrays into base (NULL: only counts); returns the floats needed for cap samples. */
+static size_t carve(scorenet *m, float *base, size_t cap)
+{
+    size_t off = 0, maxst = 0;
+    m->t = take(base, &off, cap);
+    m->std = take(base, &off, cap);
+    m->tdraw = take(base, &off, cap);
+    m->four = take(base, &off, cap * EMB);
+    m->epre = take(base, &off, cap * EMB);
+    m->temb = take(base, &off, cap * EMB);
+    m->dtemb = take(base, &off, cap * EMB);
+    m->depre = take(base, &off, cap * EMB);
+    for (int k = 0; k < NSTAGE; k++) {
+        size_t c = (size_t)STAGES[k].c, sz = stage_numel(k), g = (size_t)STAGES[k].groups;
+        m->dk[k] = take(base, &off, cap * c);
+        m->ddk[k] = take(base, &off, cap * c);
+        m->a[k] = take(base, &off, cap * sz);
+        m->y[k] = take(base, &off, cap * sz);
+        m->h[k] = take(base, &off, cap * sz);
+        m->mean[k] = take(base, &off, cap * g);
+        m->rstd[k] = take(base, &off, cap * g);
+        m->dh[k] = k < 4 ? take(base, &off, cap * sz) : NULL;
+        if (sz > maxst) maxst = sz;
+    }
+    for (int j = 0; j < 3; j++) {
+        m->cat[j] = take(base, &off, cap * cat_numel(j));
+        m->dcat[j] = take(base, &off, cap * cat_numel(j));
+    }
+    m->dy = take(base, &off, cap * maxst);
+    m->da = take(base, &off, cap * maxst);
+    m->x = take(base, &off, cap * SCORENET_DIM);
+    m->out = take(base, &off, cap * SCORENET_DIM);
+    m->dout = take(base, &off, cap * SCORENET_DIM);
+    m->z = take(base, &off, cap * SCORENET_DIM);
+    m->xt = take(base, &off, cap * SCORENET_DIM);
+    m->sc = take(base, &off, cap * SCORENET_DIM);
+    m->dsc = take(base, &off, cap * SCORENET_DIM);
+    return off;
+}
+
+
+
+/* ---------------------------------------------------------------- allocation and torch-style initialisation */
+
+static size_t add4(nn_params *p, const char *name, int64_t a, int64_t b, int64_t c, int64_t d, int ndim)
+{
+    int64_t sh[4] = {a, b, c, d};
+    return nn_params_add(p, name, ndim, sh, 1);
+}
+
+static void init_uniform(float *w, size_t n, double bound, rng *r)
+{
+    for (size_t i = 0; i < n; i++) w[i] = (float)(bound * (2.0 * rng_uniform(r) - 1.0));
+}
+
+/* Geometries of the seven stage convolutions and of tconv1; returns the im2col workspace (floats) that the
+ * conv layers recommend for batches of up to cap. */
+static size_t setup_geoms(nn_conv_geom *geom, nn_conv_geom *g1, size_t cap)
+{
+    size_t cn = 0, c;
+    for (int k = 0; k < NSTAGE; k++) {
+        const stage_desc *d = &STAGES[k];
+        if (d->transposed) {
+            geom[k] = nn_conv_transpose2d_geom(d->cin, d->c, d->hin, d->hin, 3, 3, d->stride, 0, d->outpad);
+            c = nn_conv_transpose2d_ws_floats(&geom[k], (int)cap);
+        } else {
+            geom[k] = nn_conv2d_geom(d->cin, d->c, d->hin, d->hin, 3, 3, d->stride, 0);
+            c = nn_conv2d_ws_floats(&geom[k], (int)cap);
+        }
+        LOG_CHECK(geom[k].OH == d->h && geom[k].OW == d->h, "scorenet: stage %d geometry %dx%d, expected %d", k,
+                  geom[k].OH, geom[k].OW, d->h);
+        if (c > cn) cn = c;
+    }
+    *g1 = nn_conv_transpose2d_geom(64, 1, 26, 26, 3, 3, 1, 0, 0);
+    LOG_CHECK(g1->OH == SCORENET_IMG && g1->OW == SCORENET_IMG, "scorenet: tconv1 geometry");
+    c = nn_conv_transpose2d_ws_floats(g1, (int)cap);
+    return c > cn ? c : cn;
+}
+
+/* Builds the layout in state_dict order; zero-initialised buffers. */
+static scorenet *scorenet_new(const sde *s, size_t max_batch)
+{
+    LOG_CHECK(max_batch >= 1, "scorenet: max_batch must be >= 1");
+    scorenet *m = mem_calloc(1, sizeof *m);
+    m->s = *s;
+    nn_params *p = m->p = nn_params_alloc();
+    char nm[NN_PARAMS_NAME_MAX];
+    int64_t sh[1] = {NFREQ};
+    m->i_fw = nn_params_add(p, "embed.0.W", 1, sh, 0);
+    m->i_ew = add4(p, "embed.1.weight", EMB, EMB, 0, 0, 2);
+    m->i_eb = add4(p, "embed.1.bias", EMB, 0, 0, 0, 1);
+    for (int k = 0; k < NSTAGE; k++) {
+        const stage_desc *d = &STAGES[k];
+        snprintf(nm, sizeof nm, "%s.weight", d->conv);
+        /* Conv2d [out, in, 3, 3]; ConvTranspose2d [in, out, 3, 3] */
+        m->i_cw[k] = d->transposed ? add4(p, nm, d->cin, d->c, 3, 3, 4) : add4(p, nm, d->c, d->cin, 3, 3, 4);
+        snprintf(nm, sizeof nm, "%s.dense.weight", d->dense);
+        m->i_dw[k] = add4(p, nm, d->c, EMB, 0, 0, 2);
+        snprintf(nm, sizeof nm, "%s.dense.bias", d->dense);
+        m->i_db[k] = add4(p, nm, d->c, 0, 0, 0, 1);
+        snprintf(nm, sizeof nm, "%s.weight", d->gn);
+        m->i_gw[k] = add4(p, nm, d->c, 0, 0, 0, 1);
+        snprintf(nm, sizeof nm, "%s.bias", d->gn);
+        m->i_gb[k] = add4(p, nm, d->c, 0, 0, 0, 1);
+    }
+    m->i_t1w = add4(p, "tconv1.weight", 64, 1, 3, 3, 4);
+    m->i_t1b = add4(p, "tconv1.bias", 1, 0, 0, 0, 1);
+    nn_params_finalize(p);
+    size_t np = nn_params_count(p);
+    LOG_CHECK(np == SCORENET_NUM_PARAMS, "scorenet: %zu trainable parameters, the paper's ScoreNet has %u", np,
+              SCORENET_NUM_PARAMS);
+    m->adam = nn_adam_default();
+    m->ema = nn_ema_init(0.999);
+    m->keep = falloc(p->total);
+    m->cap = max_batch;
+    scorenet tmp;
+    memset(&tmp, 0, sizeof tmp);
+    m->ws = falloc(carve(&tmp, NULL, max_batch));
+    carve(m, m->ws, max_batch);
+    m->colbuf_n = setup_geoms(m->geom, &m->geom_t1, max_batch);
+    m->colbuf = falloc(m->colbuf_n);
+    return m;
+}
+
+scorenet *scorenet_alloc(const sde *s, size_t max_batch, uint64_t seed)
+{
+    scorenet *m = scorenet_new(s, max_batch);
+    nn_params *p = m->p;
+    float *w = p->data;
+    rng *r = rng_alloc(seed, rng_stream_id(0x73636e74u /* "scnt" */, 0));
+    /* torch: GaussianFourierProjection W = randn(128) * 30 */
+    nn_fourier_init(w + p->t[m->i_fw].offset, NFREQ, 30.0, r);
+    /* nn.Linear: weight kaiming_uniform(a = sqrt 5) = U(+-1/sqrt(fan_in)), bias U(+-1/sqrt(fan_in)) */
+    init_uniform(w + p->t[m->i_ew].offset, (size_t)EMB * EMB, 1.0 / sqrt((double)EMB), r);
+    init_uniform(w + p->t[m->i_eb].offset, EMB, 1.0 / sqrt((double)EMB), r);
+    for (int k = 0; k < NSTAGE; k++) {
+        const nn_params_tensor *cw = &p->t[m->i_cw[k]];
+        /* _calculate_fan_in_and_fan_out: fan_in = weight.size(1) * kh * kw, for Conv2d [out, in, ..] that is
+         * in * 9, for ConvTranspose2d [in, out, ..] it is out * 9 */
+        double fan_in = (double)cw->shape[1] * 9.0;
+        init_uniform(w + cw->offset, cw->numel, 1.0 / sqrt(fan_in), r);
+        init_uniform(w + p->t[m->i_dw[k]].offset, p->t[m->i_dw[k]].numel, 1.0 / sqrt((double)EMB), r);
+        init_uniform(w + p->t[m->i_db[k]].offset, p->t[m->i_db[k]].numel, 1.0 / sqrt((double)EMB), r);
+        float *g = w + p->t[m->i_gw[k]].offset;
+        for (int c = 0; c < STAGES[k].c; c++) g[c] = 1.0f;   /* GroupNorm: weight 1, bias 0 (already 0) */
+    }
+    init_uniform(w + p->t[m->i_t1w].offset, 64 * 9, 1.0 / sqrt(1.0 * 9.0), r);   /* fan_in = out(1) * 9 */
+    init_uniform(w + p->t[m->i_t1b].offset, 1, 1.0 / sqrt(1.0 * 9.0), r);
+    rng_free(r);
+    memcpy(p->ema, p->data, p->total * sizeof(float));
+    return m;
+}
+
+void scorenet_free(scorenet *m)
+{
+    if (!m) return;
+    nn_params_free(m->p);
+    free(m->keep);
+    free(m->ws);
+    free(m->colbuf);
+    free(m);
+}
+
+size_t scorenet_num_params(const scorenet *m) { return nn_params_count(m->p); }
+nn_params *scorenet_params(scorenet *m) { return m->p; }
+size_t scorenet_max_batch(const scorenet *m) { return m->cap; }
+const sde *scorenet_sde(const scorenet *m) { return &m->s; }
+
+size_t scorenet_activation_bytes(size_t max_batch)
+{
+    scorenet tmp;
+    memset(&tmp, 0, sizeof tmp);
+    size_t f = carve(&tmp, NULL, max_batch) + setup_geoms(tmp.geom, &tmp.geom_t1, max_batch);
+    return f * sizeof(float);
+}
+
+#define PW(base, idx) ((base) + m->p->t[(idx)].offset)
+
+/* ---------------------------------------------------------------- chunked entry points
+ * fwd_chunk(m, w, n <= cap, t, ts, x): runs the network, leaves every cache, m->t/std [n] and the score in
+ * m->sc [n, 784]. bwd_chunk(m, w, n, dscore, grads, dx): from dL/dscore [n, 784] after fwd_chunk on the same
+ * chunk; accumulates parameter gradients if grads; writes dL/dx [n, 784] if dx != NULL. */
+static void fwd_chunk(scorenet *m, const float *w, size_t n, const float *t, size_t ts, const float *x);
+static void bwd_chunk(scorenet *m, const float *w, size_t n, const float *dscore, int grads, float *dx);
+
+static const float *weights(const scorenet *m, int use_ema) { return use_ema ? m->p->ema : m->p->data; }
+
+void scorenet_forward(scorenet *m, int use_ema, size_t n, const float *t, size_t t_stride, const float *x,
+                      float *out)
+{
+    const float *w = weights(m, use_ema);
+    for (size_t i0 = 0; i0 < n; i0 += m->cap) {
+        size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
+        fwd_chunk(m, w, nc, t + i0 * t_stride, t_stride, x + i0 * SCORENET_DIM);
+        memcpy(out + i0 * SCORENET_DIM, m->sc, nc * SCORENET_DIM * sizeof(float));
+    }
+}
+
+void scorenet_backward(scorenet *m, int use_ema, size_t n, const float *t, size_t t_stride, const float *x,
+                       const float *dscore, int accumulate_grad, float *dx, float *score)
+{
+    const float *w = weights(m, use_ema);
+    for (size_t i0 = 0; i0 < n; i0 += m->cap) {
+        size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
+        fwd_chunk(m, w, nc, t + i0 * t_stride, t_stride, x + i0 * SCORENET_DIM);
+        if (score) memcpy(score + i0 * SCORENET_DIM, m->sc, nc * SCORENET_DIM * sizeof(float));
+        bwd_chunk(m, w, nc, dscore + i0 * SCORENET_DIM, accumulate_grad, dx ? dx + i0 * SCORENET_DIM : NULL);
+    }
+}
+
+void scorenet_vjp(scorenet *m, int use_ema, size_t n, const float *t, size_t t_stride, const float *x,
+                  const float *e, float *score, float *gx)
+{
+    scorenet_backward(m, use_ema, n, t, t_stride, x, e, 0, gx, score);
+}
+
+/* DSM loss of one chunk of nc samples out of a batch of ntot: times tch[nc], noise and perturbed inputs already
+ * in m->z, m->xt. Returns the chunk's share sum / ntot of the batch mean; dL/dscore is scaled to the batch mean,
+ * so gradients accumulated over the chunks are those of the whole batch. grads: accumulate dL/dparams;
+ * dxt != NULL: write dL/dx_t [nc, 784]. */
+static double dsm_chunk(scorenet *m, const float *w, size_t nc, size_t ntot, const float *tch, int grads,
+                        float *dxt)
+{
+    fwd_chunk(m, w, nc, tch, 1, m->xt);
+    const int need = grads || dxt;
+    double l = dsm_loss(nc, SCORENET_DIM, m->sc, m->std, m->z, need ? m->dsc : NULL);
+    if (need && isfinite(l)) {
+        if (nc != ntot) {
+            const float sc = (float)((double)nc / (double)ntot);
+            for (size_t j = 0; j < nc * SCORENET_DIM; j++) m->dsc[j] *= sc;
+        }
+        bwd_chunk(m, w, nc, m->dsc, grads, dxt);
+    }
+    return l * (double)nc / (double)ntot;
+}
+
+double scorenet_loss_at(scorenet *m, int use_ema, size_t n, const float *x0, const float *t, const float *z,
+                        float *dx0, int accumulate_grad)
+{
+    const float *w = weights(m, use_ema);
+    double loss = 0.0;
+    for (size_t i0 = 0; i0 < n; i0 += m->cap) {
+        size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
+        for (size_t i = 0; i < nc; i++) {
+            double ti = t[i0 + i];
+            float a = (float)sde_alpha(&m->s, ti), sd = (float)sde_std(&m->s, ti);
+            const float *x0i = x0 + (i0 + i) * SCORENET_DIM, *zi = z + (i0 + i) * SCORENET_DIM;
+            float *zz = m->z + i * SCORENET_DIM, *xx = m->xt + i * SCORENET_DIM;
+            for (size_t d = 0; d < SCORENET_DIM; d++) {
+                zz[d] = zi[d];
+                xx[d] = a * x0i[d] + sd * zi[d];
+            }
+        }
+        float *dxc = dx0 ? dx0 + i0 * SCORENET_DIM : NULL;
+        loss += dsm_chunk(m, w, nc, n, t + i0, accumulate_grad, dxc);
+        if (dxc)
+            for (size_t i = 0; i < nc; i++) {
+                float a = (float)sde_alpha(&m->s, (double)t[i0 + i]);
+                for (size_t d = 0; d < SCORENET_DIM; d++) dxc[i * SCORENET_DIM + d] *= a;
+            }
+    }
+    return loss;
+}
+
+/* dsm_perturb per chunk draws exactly what one call on the whole batch would (it walks the samples in order). */
+static double perturbed_loss(scorenet *m, int use_ema, int grads, size_t n, const float *x0, double t_lo,
+                             double t_hi, rng *r)
+{
+    const float *w = weights(m, use_ema);
+    double loss = 0.0;
+    for (size_t i0 = 0; i0 < n; i0 += m->cap) {
+        size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
+        /* times drawn into m->tdraw: fwd_chunk fills m->t from its t argument */
+        dsm_perturb(&m->s, r, nc, SCORENET_DIM, x0 + i0 * SCORENET_DIM, t_lo, t_hi, m->tdraw, m->std, m->z, m->xt);
+        loss += dsm_chunk(m, w, nc, n, m->tdraw, grads, NULL);
+    }
+    return loss;
+}
+
+double scorenet_train_step(scorenet *m, size_t n, const float *x0, double t_lo, double t_hi, double lr, rng *r)
+{
+    nn_params *p = m->p;
+    nn_params_zero_grad(p);
+    double loss = perturbed_loss(m, 0, 1, n, x0, t_lo, t_hi, r);
+    if (!isfinite(loss)) return loss;
+    nn_adam_step(&m->adam, lr, p->data, p->grad, p->m, p->v, p->total);
+    nn_ema_update(&m->ema, p->ema, p->data, p->total);
+    return loss;
+}
+
+double scorenet_eval_loss(scorenet *m, int use_ema, size_t n, const float *x0, double t_lo, double t_hi, rng *r)
+{
+    return perturbed_loss(m, use_ema, 0, n, x0, t_lo, t_hi, r);
+}
+
+/* ---------------------------------------------------------------- score_model */
+
+static void eval_params(void *ctx, size_t n, const float *t, size_t ts, const float *x, float *out)
+{
+    scorenet_forward(ctx, 0, n, t, ts, x, out);
+}
+static void eval_ema(void *ctx, size_t n, const float *t, size_t ts, const float *x, float *out)
+{
+    scorenet_forward(ctx, 1, n, t, ts, x, out);
+}
+
+score_model scorenet_score_model(scorenet *m, int use_ema)
+{
+    score_model s;
+    s.dim = SCORENET_DIM;
+    s.ctx = m;
+    s.eval = use_ema ? eval_ema : eval_params;
+    s.name = use_ema ? "scorenet-ema" : "scorenet";
+    return s;
+}
+
+/* ---------------------------------------------------------------- bookkeeping, train.h vtable */
+
+void scorenet_copy_ema_to_params(scorenet *m) { memcpy(m->p->data, m->p->ema, m->p->total * sizeof(float)); }
+
+void scorenet_snapshot(scorenet *m, int from_ema)
+{
+    memcpy(m->keep, from_ema ? m->p->ema : m->p->data, m->p->total * sizeof(float));
+    m->have_keep = 1;
+}
+
+int scorenet_restore_snapshot(scorenet *m)
+{
+    if (!m->have_keep) return -1;
+    memcpy(m->p->data, m->keep, m->p->total * sizeof(float));
+    memcpy(m->p->ema, m->keep, m->p->total * sizeof(float));
+    return 0;
+}
+
+static double tm_step(void *ctx, size_t n, const float *x0, double lo, double hi, double lr, rng *r)
+{
+    return scorenet_train_step(ctx, n, x0, lo, hi, lr, r);
+}
+static double tm_eval(void *ctx, int use_ema, size_t n, const float *x0, double lo, double hi, rng *r)
+{
+    return scorenet_eval_loss(ctx, use_ema, n, x0, lo, hi, r);
+}
+static void tm_snap(void *ctx, int from_ema) { scorenet_snapshot(ctx, from_ema); }
+static void tm_restore(void *ctx) { scorenet_restore_snapshot(ctx); }
+
+train_model scorenet_train_model(scorenet *m)
+{
+    train_model t = {m, SCORENET_DIM, tm_step, tm_eval, tm_snap, tm_restore};
+    return t;
+}
+
+/* ---------------------------------------------------------------- checkpoints */
+
+int scorenet_save(const scorenet *m, const char *path, char *err, size_t errlen)
+{
+    const nn_params *p = m->p;
+    safetensors_writer *w = safetensors_writer_alloc();
+    char buf[64];
+    safetensors_writer_metadata(w, "format", SCORENET_FORMAT);
+    safetensors_writer_metadata(w, "version", "1");
+    safetensors_writer_metadata(w, "architecture", "ScoreNet(channels=[32,64,128,256], embed_dim=256)");
+    safetensors_writer_metadata(w, "sde", sde_name(&m->s));
+    snprintf(buf, sizeof buf, "%ld", m->adam.step);
+    safetensors_writer_metadata(w, "adam_step", buf);
+    snprintf(buf, sizeof buf, "%ld", m->ema.num_updates);
+    safetensors_writer_metadata(w, "ema_updates", buf);
+    safetensors_writer_metadata(w, "git_commit", io_git_commit());
+    char (*names)[NN_PARAMS_NAME_MAX + 8] = mem_calloc(p->n, sizeof *names);
+    for (size_t i = 0; i < p->n; i++)
+        safetensors_writer_add_f32(w, p->t[i].name, p->t[i].ndim, p->t[i].shape, p->data + p->t[i].offset);
+    for (size_t i = 0; i < p->n; i++) {
+        snprintf(names[i], sizeof names[i], "ema.%s", p->t[i].name);
+        safetensors_writer_add_f32(w, names[i], p->t[i].ndim, p->t[i].shape, p->ema + p->t[i].offset);
+    }
+    int rc = safetensors_writer_write(w, path, err, errlen);
+    safetensors_writer_free(w);
+    free(names);
+    return rc;
+}
+
+static int meta_long(const safetensors *st, const char *key, long lo, long hi, long *out)
+{
+    const char *v = safetensors_metadata_get(st, key);
+    if (!v) return -1;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) return -1;
+    *out = x;
+    return 0;
+}
+
+/* The tensor `name`, or "module.<name>" (nn.DataParallel state_dicts); NULL if neither. */
+static const safetensors_tensor *find_named(const safetensors *st, const char *prefix, const char *name)
+{
+    char full[NN_PARAMS_NAME_MAX + 16];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    const safetensors_tensor *t = safetensors_find(st, full);
+    if (t) return t;
+    snprintf(full, sizeof full, "%smodule.%s", prefix, name);
+    return safetensors_find(st, full);
+}
+
+static int copy_tensor(const safetensors_tensor *t, const char *name, const nn_params_tensor *want, float *dst,
+                       const char *path, char *err, size_t errlen)
+{
+    int same = t->dtype == SAFETENSORS_F32 && t->ndim == want->ndim;
+    for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == want->shape[d];
+    if (!same) {
+        char ws[80] = "", gs[80] = "";
+        for (int d = 0; d < want->ndim; d++)
+            snprintf(ws + strlen(ws), sizeof ws - strlen(ws), d ? ",%lld" : "%lld", (long long)want->shape[d]);
+        for (int d = 0; d < t->ndim; d++)
+            snprintf(gs + strlen(gs), sizeof gs - strlen(gs), d ? ",%lld" : "%lld", (long long)t->shape[d]);
+        snprintf(err, errlen, "%s: tensor '%s' is %s[%s], expected F32[%s]", path, name,
+                 safetensors_dtype_name(t->dtype), gs, ws);
+        return -1;
+    }
+    memcpy(dst, t->data, t->nbytes);   /* memcpy: data need not be aligned in a foreign file */
+    return 0;
+}
+
+scorenet *scorenet_load(const char *path, const sde *s, size_t max_batch, char *err, size_t errlen)
+{
+    safetensors *st = safetensors_open(path, err, errlen);
+    if (!st) return NULL;
+    const char *fmt = safetensors_metadata_get(st, "format");
+    if (fmt && strcmp(fmt, SCORENET_FORMAT) != 0) {
+        snprintf(err, errlen, "%s: not a ScoreNet checkpoint (__metadata__ format is '%s', expected '%s')", path,
+                 fmt, SCORENET_FORMAT);
+        safetensors_close(st);
+        return NULL;
+    }
+    const char *sname = safetensors_metadata_get(st, "sde");
+    if (sname && strcmp(sname, sde_name(s)) != 0) {
+        snprintf(err, errlen, "%s: trained under SDE '%s' but loaded for '%s'", path, sname, sde_name(s));
+        safetensors_close(st);
+        return NULL;
+    }
+    scorenet *m = scorenet_new(s, max_batch);
+    nn_params *p = m->p;
+    for (size_t i = 0; i < p->n; i++) {
+        const char *nm = p->t[i].name;
+        const safetensors_tensor *t = find_named(st, "", nm);
+        if (!t) {
+            snprintf(err, errlen, "%s: tensor '%s' missing", path, nm);
+            goto fail;
+        }
+        if (copy_tensor(t, nm, &p->t[i], p->data + p->t[i].offset, path, err, errlen)) goto fail;
+        const safetensors_tensor *te = find_named(st, "ema.", nm);
+        if (te) {
+            if (copy_tensor(te, te->name, &p->t[i], p->ema + p->t[i].offset, path, err, errlen)) goto fail;
+        } else {
+            memcpy(p->ema + p->t[i].offset, p->data + p->t[i].offset, p->t[i].numel * sizeof(float));
+        }
+    }
+    long v;
+    if (!meta_long(st, "adam_step", 0, __LONG_MAX__, &v)) m->adam.step = v;
+    if (!meta_long(st, "ema_updates", 0, __LONG_MAX__, &v)) m->ema.num_updates = v;
+    safetensors_close(st);
+    return m;
+fail:
+    scorenet_free(m);
+    safetensors_close(st);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- forward / backward core */
+
+/* the convolution layers of stage k (no bias) and tconv1 (bias), on the shared im2col workspace */
+static void conv_fwd(scorenet *m, int k, float *out, const float *in, const float *W, int N)
+{
+    nn_conv2d_forward(out, in, W, NULL, N, &m->geom[k], m->colbuf, m->colbuf_n);
+}
+static void tconv_fwd(scorenet *m, int k, float *out, const float *in, const float *W, int N)
+{
+    nn_conv_transpose2d_forward(out, in, W, NULL, N, &m->geom[k], m->colbuf, m->colbuf_n);
+}
+static void conv_bwd(scorenet *m, int k, float *din, float *dW, const float *dout, const float *in, const float *W,
+                     int N)
+{
+    nn_conv2d_backward(din, dW, NULL, dout, in, W, N, &m->geom[k], m->colbuf, m->colbuf_n);
+}
+static void tconv_bwd(scorenet *m, int k, float *din, float *dW, const float *dout, const float *in, const float *W,
+                      int N)
+{
+    nn_conv_transpose2d_backward(din, dW, NULL, dout, in, W, N, &m->geom[k], m->colbuf, m->colbuf_n);
+}
+/* "+ Dense_k(e)": a[N, C, HW] += d[N, C] */
+static void chan_add_fwd(float *a, const float *d, int N, int C, int HW) { nn_chan_add_forward(a, d, N, C, HW, C); }
+static void chan_add_bwd(float *dd, const float *da, int N, int C, int HW)
+{
+    nn_chan_add_backward(dd, da, N, C, HW, C);
+}
+static void gn_fwd(float *y, float *mean, float *rstd, const float *a, const float *gamma, const float *beta, int N,
+                   int C, int HW, int G)
+{
+    nn_groupnorm_forward(y, mean, rstd, a, gamma, beta, N, C, HW, G, (float)GN_EPS);
+}
+/* da = dL/da (OVERWRITTEN), dgamma / dbeta accumulate (NULL: skipped) */
+static void gn_bwd(float *da, float *dgamma, float *dbeta, const float *dy, const float *a, const float *mean,
+                   const float *rstd, const float *gamma, int N, int C, int HW, int G)
+{
+    memset(da, 0, (size_t)N * C * HW * sizeof(float));
+    nn_groupnorm_backward(da, dgamma, dbeta, dy, a, mean, rstd, gamma, N, C, HW, G);
+}
+/* out[N, C1 + C2, HW] = cat(x1, x2); backward OVERWRITES d1 [N, C1, HW] and d2 [N, C2, HW] */
+static void cat_fwd(float *out, const float *x1, int C1, const float *x2, int C2, int N, int HW)
+{
+    nn_concat_forward(out, x1, x2, N, C1, C2, HW);
+}
+static void cat_bwd(float *d1, float *d2, const float *dout, int C1, int C2, int N, int HW)
+{
+    memset(d1, 0, (size_t)N * C1 * HW * sizeof(float));
+    memset(d2, 0, (size_t)N * C2 * HW * sizeof(float));
+    nn_concat_backward(d1, d2, dout, N, C1, C2, HW);
+}
+static void tconv1_fwd(scorenet *m, float *out, const float *in, const float *W, const float *b, int N)
+{
+    nn_conv_transpose2d_forward(out, in, W, b, N, &m->geom_t1, m->colbuf, m->colbuf_n);
+}
+static void tconv1_bwd(scorenet *m, float *din, float *dW, float *db, const float *dout, const float *in,
+                       const float *W, int N)
+{
+    nn_conv_transpose2d_backward(din, dW, db, dout, in, W, N, &m->geom_t1, m->colbuf, m->colbuf_n);
+}
+
+/* sizes of stage k */
+#define SC(k) (STAGES[k].c)
+#define SHW(k) (STAGES[k].h * STAGES[k].h)
+
+static void fwd_chunk(scorenet *m, const float *w, size_t n, const float *t, size_t ts, const float *x)
+{
+    const int N = (int)n;
+    for (size_t i = 0; i < n; i++) {
+        m->t[i] = t[i * ts];
+        m->std[i] = (float)sde_std(&m->s, (double)m->t[i]);
+    }
+    memcpy(m->x, x, n * SCORENET_DIM * sizeof(float));
+    /* e = swish(Linear(Fourier(t))) [n, 256]; Dense_k(e) [n, C_k] */
+    nn_fourier_forward(m->four, m->t, 1, PW(w, m->i_fw), N, NFREQ);
+    nn_linear_forward(m->epre, m->four, PW(w, m->i_ew), PW(w, m->i_eb), N, EMB, EMB);
+    nn_silu_forward(m->temb, m->epre, n * EMB);
+    for (int k = 0; k < NSTAGE; k++)
+        nn_linear_forward(m->dk[k], m->temb, PW(w, m->i_dw[k]), PW(w, m->i_db[k]), N, EMB, SC(k));
+    for (int k = 0; k < NSTAGE; k++) {
+        const stage_desc *d = &STAGES[k];
+        const float *in = k == 0 ? m->x : k < 4 ? m->h[k - 1] : k == 4 ? m->h[3] : m->cat[k - 5];
+        if (!d->transposed) conv_fwd(m, k, m->a[k], in, PW(w, m->i_cw[k]), N);
+        else tconv_fwd(m, k, m->a[k], in, PW(w, m->i_cw[k]), N);
+        chan_add_fwd(m->a[k], m->dk[k], N, SC(k), SHW(k));
+        gn_fwd(m->y[k], m->mean[k], m->rstd[k], m->a[k], PW(w, m->i_gw[k]), PW(w, m->i_gb[k]), N, SC(k), SHW(k),
+               d->groups);
+        nn_silu_forward(m->h[k], m->y[k], n * stage_numel(k));
+        if (k >= 4) cat_fwd(m->cat[k - 4], m->h[k], SC(k), m->h[SKIP[k - 4]], SC(SKIP[k - 4]), N, SHW(k));
+    }
+    /* tconv1: cat[2] [n, 64, 26, 26] -> out [n, 1, 28, 28] + bias; score = out / std */
+    tconv1_fwd(m, m->out, m->cat[2], PW(w, m->i_t1w), PW(w, m->i_t1b), N);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < SCORENET_DIM; j++) m->sc[i * SCORENET_DIM + j] = m->out[i * SCORENET_DIM + j] / m->std[i];
+    }
+}
+
+static void bwd_chunk(scorenet *m, const float *w, size_t n, const float *dscore, int grads, float *dx)
+{
+    const int N = (int)n;
+    float *g = m->p->grad;
+#define GW(idx) (grads ? PW(g, idx) : NULL)
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < SCORENET_DIM; j++)
+            m->dout[i * SCORENET_DIM + j] = dscore[i * SCORENET_DIM + j] / m->std[i];
+    if (grads) memset(m->dtemb, 0, n * EMB * sizeof(float));
+    /* tconv1 */
+    memset(m->dcat[2], 0, n * cat_numel(2) * sizeof(float));
+    tconv1_bwd(m, m->dcat[2], GW(m->i_t1w), GW(m->i_t1b), m->dout, m->cat[2], PW(w, m->i_t1w), N);
+    /* decoder stages 6, 5, 4, then encoder 3..0. dh_k: gradient w.r.t. h_k. For decoder stage k >= 5 it is the
+     * first half of dcat[k - 4]; the second half is the skip gradient of encoder stage SKIP[k - 4]. */
+    for (int k = NSTAGE - 1; k >= 0; k--) {
+        const stage_desc *d = &STAGES[k];
+        const size_t sz = n * stage_numel(k);
+        float *dh;
+        if (k >= 4) {
+            /* split dcat[k-4] = [dh_k, dskip] ; dskip goes to dh[SKIP] (initialised here) */
+            int sk = SKIP[k - 4];
+            cat_bwd(m->dy, m->dh[sk], m->dcat[k - 4], SC(k), SC(sk), N, SHW(k));
+            dh = m->dy;
+        } else {
+            dh = m->dh[k];   /* skip part (k < 3) or tconv4's input gradient (k == 3), plus conv_{k+1} din */
+        }
+        /* swish, GroupNorm, + Dense_k(e) */
+        memset(m->da, 0, sz * sizeof(float));
+        nn_silu_backward(m->da, dh, m->y[k], sz);          /* m->da = dL/dy_k */
+        float *da = dh;                                     /* dL/dh_k is consumed: reuse it for dL/da_k */
+        gn_bwd(da, GW(m->i_gw[k]), GW(m->i_gb[k]), m->da, m->a[k], m->mean[k], m->rstd[k], PW(w, m->i_gw[k]), N,
+               SC(k), SHW(k), d->groups);
+        if (grads) {
+            memset(m->ddk[k], 0, n * (size_t)SC(k) * sizeof(float));
+            chan_add_bwd(m->ddk[k], da, N, SC(k), SHW(k));
+            nn_linear_backward(m->dtemb, GW(m->i_dw[k]), GW(m->i_db[k]), m->ddk[k], m->temb, PW(w, m->i_dw[k]), N,
+                               EMB, SC(k));
+        }
+        /* into the layer's input */
+        if (k >= 5) {
+            float *dcat = m->dcat[k - 5];
+            memset(dcat, 0, n * cat_numel(k - 5) * sizeof(float));
+            tconv_bwd(m, k, dcat, GW(m->i_cw[k]), da, m->cat[k - 5], PW(w, m->i_cw[k]), N);
+        } else if (k == 4) {
+            /* input is h_3, whose gradient has no skip part */
+            memset(m->dh[3], 0, n * stage_numel(3) * sizeof(float));
+            tconv_bwd(m, k, m->dh[3], GW(m->i_cw[k]), da, m->h[3], PW(w, m->i_cw[k]), N);
+        } else if (k > 0) {
+            conv_bwd(m, k, m->dh[k - 1], GW(m->i_cw[k]), da, m->h[k - 1], PW(w, m->i_cw[k]), N);   /* += skip */
+        } else {
+            if (dx) memset(dx, 0, n * SCORENET_DIM * sizeof(float));
+            if (dx || grads) conv_bwd(m, 0, dx, GW(m->i_cw[0]), da, m->x, PW(w, m->i_cw[0]), N);
+        }
+    }
+    if (grads) {
+        memset(m->depre, 0, n * EMB * sizeof(float));
+        nn_silu_backward(m->depre, m->dtemb, m->epre, n * EMB);
+        nn_linear_backward(NULL, GW(m->i_ew), GW(m->i_eb), m->depre, m->four, PW(w, m->i_ew), N, EMB, EMB);
+    }
+#undef GW
+}

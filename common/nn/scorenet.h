@@ -1,0 +1,106 @@
+/* nn/scorenet: the paper's image score network ("ScoreNet", Song's MNIST tutorial U-Net, as in the authors'
+ * src/model_EMNIST.py; REFERENCE.md "Score network") on the CPU, with explicit forward / backward, the gradient
+ * with respect to the input (vector-Jacobian product, for the Hutchinson trace of the NLL, paper §5.1 / App. G),
+ * the DSM training step (paper eq. 5, the code's form), the score_model interface and safetensors checkpoints.
+ *
+ * Architecture (x [B,1,28,28], t [B]; e = swish(Linear_256(Fourier_128(t))); Dk(e) = Linear(256 -> C) broadcast
+ * over H, W; every "+ Dk(e)" comes BEFORE the GroupNorm; swish(x) = x sigmoid(x); no padding anywhere):
+ *   h1 = swish(GN_4 (conv1  1->32  k3 s1 (x) + D1))                      [B, 32, 26, 26]
+ *   h2 = swish(GN_32(conv2 32->64  k3 s2 (h1) + D2))                     [B, 64, 12, 12]
+ *   h3 = swish(GN_32(conv3 64->128 k3 s2 (h2) + D3))                     [B,128,  5,  5]
+ *   h4 = swish(GN_32(conv4 128->256 k3 s2 (h3) + D4))                    [B,256,  2,  2]
+ *   g4 = swish(GN_32(tconv4 256->128 s2 (h4) + D5))                      [B,128,  5,  5]
+ *   g3 = swish(GN_32(tconv3 256->64 s2 op1 (cat[g4, h3]) + D6))          [B, 64, 12, 12]
+ *   g2 = swish(GN_32(tconv2 128->32 s2 op1 (cat[g3, h2]) + D7))          [B, 32, 26, 26]
+ *   s  = tconv1 64->1 s1 with bias (cat[g2, h1]) / std(t)                [B,  1, 28, 28]
+ * Convolutions have no bias except tconv1; GroupNorm eps 1e-5 with affine weight/bias; 1,115,297 trainable
+ * parameters (asserted at alloc) plus the 128 fixed Fourier frequencies embed.0.W ~ N(0, 30^2).
+ * Tensor names = the PyTorch state_dict keys: embed.0.W, embed.1.weight [256,256], embed.1.bias,
+ * conv1.weight [32,1,3,3], dense1.dense.weight [32,256], dense1.dense.bias, gnorm1.weight, gnorm1.bias, ...,
+ * tconv4.weight [256,128,3,3] (ConvTranspose2d layout [in, out, kh, kw]), dense5, tgnorm4, tconv3, dense6,
+ * tgnorm3, tconv2, dense7, tgnorm2, tconv1.weight [64,1,3,3], tconv1.bias [1].
+ * Initialisation = torch's reset_parameters, from our rng seeded by `seed` (the same distributions, not the same
+ * draws): Linear / Conv2d / ConvTranspose2d weights U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform with
+ * a = sqrt(5)), biases the same bound, where fan_in = weight.size(1) * 9 for convolutions -- so for a
+ * ConvTranspose2d it is OUT_channels * 9 (torch's _calculate_fan_in_and_fan_out quirk) -- and in_features for
+ * Linear; GroupNorm weight 1, bias 0; embed.0.W = 30 N(0, 1). EMA starts as a copy of the parameters.
+ *
+ * Output parameterisation: the network output is divided by the SDE's marginal std(t) (sde_std), as the paper's
+ * code does; the DSM loss is L = mean_b sum_pixels (s std + z)^2 with x_t = alpha(t) x0 + std(t) z (common/dsm.h).
+ *
+ * Batches: activations for backward live in a workspace sized for `max_batch` samples at alloc
+ * (scorenet_activation_bytes() says how much). Every entry point accepts any n: larger batches are processed in
+ * chunks of max_batch (exact: nothing in the network couples samples; training accumulates gradients over chunks).
+ * Not thread-safe (one workspace per model); the layers inside use OpenMP.
+ * Precision: float32 storage and arithmetic (as PyTorch eager fp32), sums in the layers as they choose. */
+#ifndef SF_NN_SCORENET_H
+#define SF_NN_SCORENET_H
+#include "params.h"
+#include "rng.h"
+#include "score.h"
+#include "sde.h"
+#include "train.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#define SCORENET_IMG 28                       /* image side */
+#define SCORENET_DIM (SCORENET_IMG * SCORENET_IMG)   /* floats per sample (1 channel) */
+#define SCORENET_NUM_PARAMS 1115297u          /* trainable scalars of the paper's ScoreNet */
+
+typedef struct scorenet scorenet;
+
+/* The network for SDE s (its std(t) divides the output), workspace for max_batch samples (>= 1), parameters
+ * initialised from seed. */
+scorenet *scorenet_alloc(const sde *s, size_t max_batch, uint64_t seed);
+void scorenet_free(scorenet *m);
+size_t scorenet_num_params(const scorenet *m);        /* trainable scalars (== SCORENET_NUM_PARAMS) */
+nn_params *scorenet_params(scorenet *m);              /* the flat buffers (data, grad, m, v, ema) */
+size_t scorenet_max_batch(const scorenet *m);
+size_t scorenet_activation_bytes(size_t max_batch);   /* workspace bytes (activations + im2col) for max_batch */
+const sde *scorenet_sde(const scorenet *m);
+
+/* out[n, 784] = s(t_i, x_i), t_i = t[i * t_stride] (t_stride 0 shares t[0]); use_ema picks the EMA weights. */
+void scorenet_forward(scorenet *m, int use_ema, size_t n, const float *t, size_t t_stride, const float *x,
+                      float *out);
+
+/* Vector-Jacobian product: score[n, 784] = s(t, x) (may be NULL) and gx[n, 784] = grad_x <s(t, x), e>
+ * (per sample: gx_i = J_i^T e_i, J_i = ds_i/dx_i). Parameter gradients are NOT touched. */
+void scorenet_vjp(scorenet *m, int use_ema, size_t n, const float *t, size_t t_stride, const float *x,
+                  const float *e, float *score, float *gx);
+
+/* General backward: given dL/ds [n, 784] (dscore) at (t, x), recomputes the forward and ACCUMULATES dL/dparams
+ * into scorenet_params(m)->grad if accumulate_grad; writes dL/dx [n, 784] if dx != NULL. score (may be NULL)
+ * receives s(t, x). For calibration-type losses built on top of the network. */
+void scorenet_backward(scorenet *m, int use_ema, size_t n, const float *t, size_t t_stride, const float *x,
+                       const float *dscore, int accumulate_grad, float *dx, float *score);
+
+/* The DSM loss at given t[n], z[n, 784] (x_t = alpha(t) x0 + std(t) z), accumulated in double. If
+ * accumulate_grad, adds dL/dparams to the grad buffer; if dx0 != NULL writes dL/dx0 [n, 784]. For gradient
+ * checks and the cross-check against PyTorch. */
+double scorenet_loss_at(scorenet *m, int use_ema, size_t n, const float *x0, const float *t, const float *z,
+                        float *dx0, int accumulate_grad);
+
+/* One optimiser step on x0[n, 784]: t ~ U[t_lo, t_hi], z ~ N(0, I) (dsm_perturb), DSM loss, backward, Adam (lr,
+ * torch defaults), EMA update (decay 0.999 with warm-up). Returns the minibatch loss (non-finite: no update). */
+double scorenet_train_step(scorenet *m, size_t n, const float *x0, double t_lo, double t_hi, double lr, rng *r);
+/* The DSM loss on x0[n, 784] without updating, same t / z sampling. */
+double scorenet_eval_loss(scorenet *m, int use_ema, size_t n, const float *x0, double t_lo, double t_hi, rng *r);
+
+/* s(t, x) through common/score.h (dim 784, any n, t_stride 0 or 1). */
+score_model scorenet_score_model(scorenet *m, int use_ema);
+
+void scorenet_copy_ema_to_params(scorenet *m);
+void scorenet_snapshot(scorenet *m, int from_ema);    /* remember the EMA (1) or raw (0) weights */
+int scorenet_restore_snapshot(scorenet *m);           /* into params AND EMA; -1 if nothing remembered */
+train_model scorenet_train_model(scorenet *m);        /* the train.h vtable (dim 784) */
+
+/* safetensors checkpoint: every tensor under its state_dict name (params) and "ema.<name>" (EMA); format,
+ * SDE, Adam / EMA step counters and git commit in __metadata__; written atomically. 0, or -1 + one line in err. */
+int scorenet_save(const scorenet *m, const char *path, char *err, size_t errlen);
+/* Loads one of our checkpoints, or a converted PyTorch state_dict (no "format" metadata; a leading "module."
+ * -- nn.DataParallel -- is stripped from every name; without "ema.*" tensors the EMA is a copy of the params).
+ * NULL + one line "<path>: <reason>" on any problem (missing/corrupt file, missing tensor, wrong dtype or shape,
+ * other format, SDE mismatch). max_batch as for scorenet_alloc. */
+scorenet *scorenet_load(const char *path, const sde *s, size_t max_batch, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""torch_cpu_bench.py -- PyTorch eager fp32 CPU throughput of the paper's ScoreNet, to set beside
+bench/bin/bench_scorenet (same network: tests/reference/scorenet_ref.py; same measurements):
+  train   one DSM training step (forward + backward + Adam lr 1e-4), batch 200, images/s
+  forward score evaluation without autograd, batch 500, images/s
+  vjp     score + input gradient grad_x <s, e> (the NLL / Hutchinson cost unit), batch 500, evaluations/s
+Threads: torch.set_num_threads(2) by default (this machine has 2 cores); override with --threads N.
+Each measurement: one warm-up call, then repeats until --seconds (default 8) have passed (at least 2 calls).
+Prints one JSON object on stdout.
+Usage: torch_cpu_bench.py [--threads N] [--seconds S] [--train-batch B] [--eval-batch B]
+"""
+import argparse, json, math, os, sys, time
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scorenet_ref import ScoreNet, marginal_std  # noqa: E402
+
+
+def timed(fn, seconds):
+    fn()
+    n, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        dt = time.perf_counter() - t0
+        if n >= 2 and dt >= seconds:
+            return n, dt
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--train-batch", type=int, default=200)
+    ap.add_argument("--eval-batch", type=int, default=500)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    m = ScoreNet()
+    res = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+           "params_trainable": sum(p.numel() for p in m.parameters() if p.requires_grad)}
+
+    B = a.train_batch
+    opt = torch.optim.Adam(m.parameters(), lr=1e-4)
+    x = torch.rand(B, 1, 28, 28)
+
+    def train_step():
+        t = torch.rand(B) * (1.0 - 1e-5) + 1e-5
+        z = torch.randn_like(x)
+        std = marginal_std(t)[:, None, None, None]
+        s = m(x + z * std, t)
+        loss = torch.mean(torch.sum((s * std + z) ** 2, dim=(1, 2, 3)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    n, dt = timed(train_step, a.seconds)
+    res["train_b%d_img_per_s" % B] = round(n * B / dt, 1)
+
+    E = a.eval_batch
+    xe = torch.randn(E, 1, 28, 28)
+    te = torch.rand(E) * (1.0 - 1e-5) + 1e-5
+    ee = torch.randn_like(xe)
+
+    def fwd():
+        with torch.no_grad():
+            m(xe, te)
+
+    n, dt = timed(fwd, a.seconds)
+    res["forward_b%d_img_per_s" % E] = round(n * E / dt, 1)
+
+    def vjp():
+        xx = xe.clone().requires_grad_(True)
+        s = m(xx, te)
+        torch.autograd.grad(torch.sum(s * ee), xx)
+
+    n, dt = timed(vjp, a.seconds)
+    res["vjp_b%d_evals_per_s" % E] = round(n * E / dt, 1)
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
