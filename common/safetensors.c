@@ -6,6 +6,7 @@
 #include "log.h"
 #include "mem.h"
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -894,4 +895,28 @@ int safetensors_writer_write(const safetensors_writer *w, const char *path, char
     free(tmp);
     free(h.s);
     return bad ? -1 : 0;
+}
+
+int safetensors_metadata_long(const safetensors *st, const char *key, long lo, long hi, long *out)
+{
+    const char *v = safetensors_metadata_get(st, key);
+    if (!v) return -1;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) return -1;
+    *out = x;
+    return 0;
+}
+
+int safetensors_metadata_double(const safetensors *st, const char *key, double *out)
+{
+    const char *v = safetensors_metadata_get(st, key);
+    if (!v) return -1;
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(x)) return -1;
+    *out = x;
+    return 0;
 }

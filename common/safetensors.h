@@ -58,6 +58,9 @@ size_t safetensors_metadata_count(const safetensors *st);
 const char *safetensors_metadata_key(const safetensors *st, size_t i);
 const char *safetensors_metadata_value(const safetensors *st, size_t i);
 const char *safetensors_metadata_get(const safetensors *st, const char *key);   /* NULL if absent */
+/* Typed metadata (values are strings in the format): 0, or -1 if absent, malformed or outside [lo, hi] / not finite */
+int safetensors_metadata_long(const safetensors *st, const char *key, long lo, long hi, long *out);
+int safetensors_metadata_double(const safetensors *st, const char *key, double *out);
 
 const char *safetensors_dtype_name(safetensors_dtype d);
 size_t safetensors_dtype_size(safetensors_dtype d);

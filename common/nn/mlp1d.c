@@ -30,8 +30,6 @@ struct mlp1d {
     nn_ema ema;
     size_t i_fw, i_ew, i_eb, i_ow, i_ob;
     size_t *i_lw, *i_lb, *i_dw, *i_db;  /* [depth] */
-    float *keep;                         /* snapshot [p->total] */
-    int have_keep;
     /* shared-t scratch: four1[2F], epre1[W], temb1[W], dvec[L*W] */
     float *four1, *epre1, *temb1, *dvec;
     /* per-sample workspace, capacity cap samples */
@@ -150,7 +148,6 @@ mlp1d *mlp1d_alloc(const mlp1d_config *c, const sde *s, uint64_t seed)
     memcpy(p->ema, p->data, p->total * sizeof(float));
     m->adam = nn_adam_default();
     m->ema = nn_ema_init(0.999);
-    m->keep = falloc(p->total);
     m->four1 = falloc(2 * (size_t)F);
     m->epre1 = falloc((size_t)W);
     m->temb1 = falloc((size_t)W);
@@ -168,7 +165,6 @@ void mlp1d_free(mlp1d *m)
     free(m->i_db);
     free(m->a);
     free(m->h);
-    free(m->keep);
     free(m->four1);
     free(m->epre1);
     free(m->temb1);
@@ -359,21 +355,11 @@ score_model mlp1d_score_model(mlp1d *m, int use_ema)
 
 /* ---- bookkeeping */
 
-void mlp1d_copy_ema_to_params(mlp1d *m) { memcpy(m->p->data, m->p->ema, m->p->total * sizeof(float)); }
+void mlp1d_copy_ema_to_params(mlp1d *m) { nn_params_copy_ema_to_data(m->p); }
 
-void mlp1d_snapshot(mlp1d *m, int from_ema)
-{
-    memcpy(m->keep, from_ema ? m->p->ema : m->p->data, m->p->total * sizeof(float));
-    m->have_keep = 1;
-}
+void mlp1d_snapshot(mlp1d *m, int from_ema) { nn_params_snapshot(m->p, from_ema); }
 
-int mlp1d_restore_snapshot(mlp1d *m)
-{
-    if (!m->have_keep) return -1;
-    memcpy(m->p->data, m->keep, m->p->total * sizeof(float));
-    memcpy(m->p->ema, m->keep, m->p->total * sizeof(float));
-    return 0;
-}
+int mlp1d_restore_snapshot(mlp1d *m) { return nn_params_restore(m->p); }
 
 static double tm_step(void *ctx, size_t n, const float *x0, double lo, double hi, double lr, rng *r)
 {
@@ -398,7 +384,7 @@ int mlp1d_save(const mlp1d *m, const char *path, char *err, size_t errlen)
 {
     const nn_params *p = m->p;
     safetensors_writer *w = safetensors_writer_alloc();
-    char buf[64], name[NN_PARAMS_NAME_MAX + 8];
+    char buf[64];
     safetensors_writer_metadata(w, "format", MLP1D_FORMAT);
     safetensors_writer_metadata(w, "version", "1");
 #define META_I(k, v)                               \
@@ -420,63 +406,10 @@ int mlp1d_save(const mlp1d *m, const char *path, char *err, size_t errlen)
     safetensors_writer_metadata(w, "git_commit", io_git_commit());
 #undef META_I
 #undef META_D
-    for (size_t i = 0; i < p->n; i++)
-        safetensors_writer_add_f32(w, p->t[i].name, p->t[i].ndim, p->t[i].shape, p->data + p->t[i].offset);
-    for (size_t i = 0; i < p->n; i++) {
-        snprintf(name, sizeof name, "ema.%s", p->t[i].name);
-        safetensors_writer_add_f32(w, name, p->t[i].ndim, p->t[i].shape, p->ema + p->t[i].offset);
-    }
+    nn_params_write(p, w);
     int rc = safetensors_writer_write(w, path, err, errlen);
     safetensors_writer_free(w);
     return rc;
-}
-
-static int meta_long(const safetensors *st, const char *key, long lo, long hi, long *out)
-{
-    const char *v = safetensors_metadata_get(st, key);
-    if (!v) return -1;
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) return -1;
-    *out = x;
-    return 0;
-}
-
-static int meta_double(const safetensors *st, const char *key, double *out)
-{
-    const char *v = safetensors_metadata_get(st, key);
-    if (!v) return -1;
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *end || !isfinite(x)) return -1;
-    *out = x;
-    return 0;
-}
-
-static int copy_tensor(const safetensors *st, const char *name, const nn_params_tensor *want, float *dst,
-                       const char *path, char *err, size_t errlen)
-{
-    const safetensors_tensor *t = safetensors_find(st, name);
-    if (!t) {
-        snprintf(err, errlen, "%s: tensor '%s' missing", path, name);
-        return -1;
-    }
-    int same = t->dtype == SAFETENSORS_F32 && t->ndim == want->ndim;
-    for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == want->shape[d];
-    if (!same) {
-        char ws[64] = "", gs[64] = "";
-        for (int d = 0; d < want->ndim; d++)
-            snprintf(ws + strlen(ws), sizeof ws - strlen(ws), d ? ",%lld" : "%lld", (long long)want->shape[d]);
-        for (int d = 0; d < t->ndim; d++)
-            snprintf(gs + strlen(gs), sizeof gs - strlen(gs), d ? ",%lld" : "%lld", (long long)t->shape[d]);
-        snprintf(err, errlen, "%s: tensor '%s' is %s[%s], expected F32[%s]", path, name,
-                 safetensors_dtype_name(t->dtype), gs, ws);
-        return -1;
-    }
-    memcpy(dst, t->data, t->nbytes);   /* memcpy: data need not be aligned in a foreign file */
-    return 0;
 }
 
 mlp1d *mlp1d_load(const char *path, const sde *s, char *err, size_t errlen)
@@ -492,9 +425,9 @@ mlp1d *mlp1d_load(const char *path, const sde *s, char *err, size_t errlen)
     }
     long width, depth, nf;
     mlp1d_config c;
-    if (meta_long(st, "width", 1, 1 << 16, &width) || meta_long(st, "depth", 1, 1024, &depth) ||
-        meta_long(st, "n_freq", 1, 1 << 16, &nf) || meta_double(st, "fourier_scale", &c.fourier_scale) ||
-        meta_double(st, "data_scale", &c.data_scale) || c.fourier_scale <= 0 || c.data_scale < 0) {
+    if (safetensors_metadata_long(st, "width", 1, 1 << 16, &width) || safetensors_metadata_long(st, "depth", 1, 1024, &depth) ||
+        safetensors_metadata_long(st, "n_freq", 1, 1 << 16, &nf) || safetensors_metadata_double(st, "fourier_scale", &c.fourier_scale) ||
+        safetensors_metadata_double(st, "data_scale", &c.data_scale) || c.fourier_scale <= 0 || c.data_scale < 0) {
         snprintf(err, errlen, "%s: missing or invalid config in __metadata__ (width, depth, n_freq, "
                  "fourier_scale, data_scale)", path);
         safetensors_close(st);
@@ -511,20 +444,14 @@ mlp1d *mlp1d_load(const char *path, const sde *s, char *err, size_t errlen)
         return NULL;
     }
     mlp1d *m = mlp1d_alloc(&c, s, 0);
-    nn_params *p = m->p;
-    char name[NN_PARAMS_NAME_MAX + 8];
-    for (size_t i = 0; i < p->n; i++) {
-        snprintf(name, sizeof name, "ema.%s", p->t[i].name);
-        if (copy_tensor(st, p->t[i].name, &p->t[i], p->data + p->t[i].offset, path, err, errlen) ||
-            copy_tensor(st, name, &p->t[i], p->ema + p->t[i].offset, path, err, errlen)) {
-            mlp1d_free(m);
-            safetensors_close(st);
-            return NULL;
-        }
+    if (nn_params_read(m->p, st, path, 1, err, errlen)) {
+        mlp1d_free(m);
+        safetensors_close(st);
+        return NULL;
     }
     long v;
-    if (!meta_long(st, "adam_step", 0, __LONG_MAX__, &v)) m->adam.step = v;
-    if (!meta_long(st, "ema_updates", 0, __LONG_MAX__, &v)) m->ema.num_updates = v;
+    if (!safetensors_metadata_long(st, "adam_step", 0, __LONG_MAX__, &v)) m->adam.step = v;
+    if (!safetensors_metadata_long(st, "ema_updates", 0, __LONG_MAX__, &v)) m->ema.num_updates = v;
     safetensors_close(st);
     return m;
 }

@@ -1,7 +1,9 @@
 /* nn/params: named tensors carved out of flat buffers (see params.h). */
 #include "params.h"
+#include "safetensors.h"
 #include "log.h"
 #include "mem.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +18,7 @@ void nn_params_free(nn_params *p)
     free(p->m);
     free(p->v);
     free(p->ema);
+    free(p->keep);
     free(p);
 }
 
@@ -64,6 +67,7 @@ void nn_params_finalize(nn_params *p)
     p->m = alloc_buf(p->total);
     p->v = alloc_buf(p->total);
     p->ema = alloc_buf(p->total);
+    p->keep = alloc_buf(p->total);
     p->finalized = 1;
 }
 
@@ -83,3 +87,88 @@ size_t nn_params_count(const nn_params *p)
 }
 
 void nn_params_zero_grad(nn_params *p) { memset(p->grad, 0, p->total * sizeof(float)); }
+
+void nn_params_copy_ema_to_data(nn_params *p) { memcpy(p->data, p->ema, p->total * sizeof(float)); }
+
+void nn_params_snapshot(nn_params *p, int from_ema)
+{
+    memcpy(p->keep, from_ema ? p->ema : p->data, p->total * sizeof(float));
+    p->have_keep = 1;
+}
+
+int nn_params_restore(nn_params *p)
+{
+    if (!p->have_keep) return -1;
+    memcpy(p->data, p->keep, p->total * sizeof(float));
+    memcpy(p->ema, p->keep, p->total * sizeof(float));
+    return 0;
+}
+
+void nn_params_write(const nn_params *p, safetensors_writer *w)
+{
+    char name[NN_PARAMS_NAME_MAX + 8];
+    for (size_t i = 0; i < p->n; i++)
+        safetensors_writer_add_f32(w, p->t[i].name, p->t[i].ndim, p->t[i].shape, p->data + p->t[i].offset);
+    for (size_t i = 0; i < p->n; i++) {   /* the writer copies names, so one buffer serves */
+        snprintf(name, sizeof name, "ema.%s", p->t[i].name);
+        safetensors_writer_add_f32(w, name, p->t[i].ndim, p->t[i].shape, p->ema + p->t[i].offset);
+    }
+}
+
+/* The tensor prefix+name, or prefix+"module."+name; NULL if neither. */
+static const safetensors_tensor *find_named(const safetensors *st, const char *prefix, const char *name)
+{
+    char full[NN_PARAMS_NAME_MAX + 16];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    const safetensors_tensor *t = safetensors_find(st, full);
+    if (t) return t;
+    snprintf(full, sizeof full, "%smodule.%s", prefix, name);
+    return safetensors_find(st, full);
+}
+
+static void shape_str(char *buf, size_t len, int ndim, const int64_t *shape)
+{
+    buf[0] = '\0';
+    for (int d = 0; d < ndim; d++)
+        snprintf(buf + strlen(buf), len - strlen(buf), d ? ",%lld" : "%lld", (long long)shape[d]);
+}
+
+static int copy_tensor(const safetensors_tensor *t, const nn_params_tensor *want, float *dst, const char *path,
+                       char *err, size_t errlen)
+{
+    int same = t->dtype == SAFETENSORS_F32 && t->ndim == want->ndim;
+    for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == want->shape[d];
+    if (!same) {
+        char ws[96], gs[96];
+        shape_str(ws, sizeof ws, want->ndim, want->shape);
+        shape_str(gs, sizeof gs, t->ndim, t->shape);
+        snprintf(err, errlen, "%s: tensor '%s' is %s[%s], expected F32[%s]", path, t->name,
+                 safetensors_dtype_name(t->dtype), gs, ws);
+        return -1;
+    }
+    memcpy(dst, t->data, t->nbytes);   /* memcpy: data need not be aligned in a foreign file */
+    return 0;
+}
+
+int nn_params_read(nn_params *p, const safetensors *st, const char *path, int ema_required, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        const nn_params_tensor *pt = &p->t[i];
+        const safetensors_tensor *t = find_named(st, "", pt->name), *te = find_named(st, "ema.", pt->name);
+        if (!t) {
+            snprintf(err, errlen, "%s: tensor '%s' missing", path, pt->name);
+            return -1;
+        }
+        if (copy_tensor(t, pt, p->data + pt->offset, path, err, errlen)) return -1;
+        if (!te && ema_required) {
+            snprintf(err, errlen, "%s: tensor 'ema.%s' missing", path, pt->name);
+            return -1;
+        }
+        if (te) {
+            if (copy_tensor(te, pt, p->ema + pt->offset, path, err, errlen)) return -1;
+        } else {
+            memcpy(p->ema + pt->offset, p->data + pt->offset, pt->numel * sizeof(float));
+        }
+    }
+    return 0;
+}

@@ -29,6 +29,8 @@ typedef struct {
     size_t total;                    /* floats in each buffer, padding included */
     int finalized;
     float *data, *grad, *m, *v, *ema; /* [total] each, zero-initialised by nn_params_finalize */
+    float *keep;                     /* [total] remembered weights (best/kept checkpoint), see nn_params_snapshot */
+    int have_keep;
 } nn_params;
 
 nn_params *nn_params_alloc(void);
@@ -45,5 +47,21 @@ static inline float *nn_params_get(const nn_params *p, float *buf, size_t i) { r
 size_t nn_params_count(const nn_params *p);
 /* zero the gradient buffer */
 void nn_params_zero_grad(nn_params *p);
+
+/* Kept-checkpoint bookkeeping shared by every model (train.h's snapshot/restore): remember the EMA (from_ema) or
+ * raw weights; restore copies them into BOTH data and ema (-1 if nothing was remembered). */
+void nn_params_copy_ema_to_data(nn_params *p);
+void nn_params_snapshot(nn_params *p, int from_ema);
+int nn_params_restore(nn_params *p);
+
+/* Checkpoint tensors: every tensor under its name (data) and "ema.<name>" (EMA), F32. */
+struct safetensors_writer;
+struct safetensors;
+void nn_params_write(const nn_params *p, struct safetensors_writer *w);
+/* Read every tensor back with a shape check. A name may also appear as "module.<name>" (nn.DataParallel
+ * state_dicts). Missing "ema.*" tensors: an error if ema_required, else EMA = data (a plain PyTorch
+ * state_dict). 0, or -1 with a one-line reason naming path. */
+int nn_params_read(nn_params *p, const struct safetensors *st, const char *path, int ema_required, char *err,
+                   size_t errlen);
 
 #endif

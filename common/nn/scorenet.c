@@ -63,8 +63,6 @@ struct scorenet {
     /* tensor indices */
     size_t i_fw, i_ew, i_eb, i_t1w, i_t1b;
     size_t i_cw[NSTAGE], i_dw[NSTAGE], i_db[NSTAGE], i_gw[NSTAGE], i_gb[NSTAGE];
-    float *keep;                      /* snapshot [p->total] */
-    int have_keep;
     /* workspace (capacity cap samples) */
     float *ws;
     float *t, *std, *tdraw;           /* [cap] */
@@ -219,7 +217,6 @@ static scorenet *scorenet_new(const sde *s, size_t max_batch)
               SCORENET_NUM_PARAMS);
     m->adam = nn_adam_default();
     m->ema = nn_ema_init(0.999);
-    m->keep = falloc(p->total);
     m->cap = max_batch;
     scorenet tmp;
     memset(&tmp, 0, sizeof tmp);
@@ -263,7 +260,6 @@ void scorenet_free(scorenet *m)
 {
     if (!m) return;
     nn_params_free(m->p);
-    free(m->keep);
     free(m->ws);
     free(m->colbuf);
     free(m);
@@ -424,21 +420,11 @@ score_model scorenet_score_model(scorenet *m, int use_ema)
 
 /* ---------------------------------------------------------------- bookkeeping, train.h vtable */
 
-void scorenet_copy_ema_to_params(scorenet *m) { memcpy(m->p->data, m->p->ema, m->p->total * sizeof(float)); }
+void scorenet_copy_ema_to_params(scorenet *m) { nn_params_copy_ema_to_data(m->p); }
 
-void scorenet_snapshot(scorenet *m, int from_ema)
-{
-    memcpy(m->keep, from_ema ? m->p->ema : m->p->data, m->p->total * sizeof(float));
-    m->have_keep = 1;
-}
+void scorenet_snapshot(scorenet *m, int from_ema) { nn_params_snapshot(m->p, from_ema); }
 
-int scorenet_restore_snapshot(scorenet *m)
-{
-    if (!m->have_keep) return -1;
-    memcpy(m->p->data, m->keep, m->p->total * sizeof(float));
-    memcpy(m->p->ema, m->keep, m->p->total * sizeof(float));
-    return 0;
-}
+int scorenet_restore_snapshot(scorenet *m) { return nn_params_restore(m->p); }
 
 static double tm_step(void *ctx, size_t n, const float *x0, double lo, double hi, double lr, rng *r)
 {
@@ -473,59 +459,10 @@ int scorenet_save(const scorenet *m, const char *path, char *err, size_t errlen)
     snprintf(buf, sizeof buf, "%ld", m->ema.num_updates);
     safetensors_writer_metadata(w, "ema_updates", buf);
     safetensors_writer_metadata(w, "git_commit", io_git_commit());
-    char (*names)[NN_PARAMS_NAME_MAX + 8] = mem_calloc(p->n, sizeof *names);
-    for (size_t i = 0; i < p->n; i++)
-        safetensors_writer_add_f32(w, p->t[i].name, p->t[i].ndim, p->t[i].shape, p->data + p->t[i].offset);
-    for (size_t i = 0; i < p->n; i++) {
-        snprintf(names[i], sizeof names[i], "ema.%s", p->t[i].name);
-        safetensors_writer_add_f32(w, names[i], p->t[i].ndim, p->t[i].shape, p->ema + p->t[i].offset);
-    }
+    nn_params_write(p, w);
     int rc = safetensors_writer_write(w, path, err, errlen);
     safetensors_writer_free(w);
-    free(names);
     return rc;
-}
-
-static int meta_long(const safetensors *st, const char *key, long lo, long hi, long *out)
-{
-    const char *v = safetensors_metadata_get(st, key);
-    if (!v) return -1;
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) return -1;
-    *out = x;
-    return 0;
-}
-
-/* The tensor `name`, or "module.<name>" (nn.DataParallel state_dicts); NULL if neither. */
-static const safetensors_tensor *find_named(const safetensors *st, const char *prefix, const char *name)
-{
-    char full[NN_PARAMS_NAME_MAX + 16];
-    snprintf(full, sizeof full, "%s%s", prefix, name);
-    const safetensors_tensor *t = safetensors_find(st, full);
-    if (t) return t;
-    snprintf(full, sizeof full, "%smodule.%s", prefix, name);
-    return safetensors_find(st, full);
-}
-
-static int copy_tensor(const safetensors_tensor *t, const char *name, const nn_params_tensor *want, float *dst,
-                       const char *path, char *err, size_t errlen)
-{
-    int same = t->dtype == SAFETENSORS_F32 && t->ndim == want->ndim;
-    for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == want->shape[d];
-    if (!same) {
-        char ws[80] = "", gs[80] = "";
-        for (int d = 0; d < want->ndim; d++)
-            snprintf(ws + strlen(ws), sizeof ws - strlen(ws), d ? ",%lld" : "%lld", (long long)want->shape[d]);
-        for (int d = 0; d < t->ndim; d++)
-            snprintf(gs + strlen(gs), sizeof gs - strlen(gs), d ? ",%lld" : "%lld", (long long)t->shape[d]);
-        snprintf(err, errlen, "%s: tensor '%s' is %s[%s], expected F32[%s]", path, name,
-                 safetensors_dtype_name(t->dtype), gs, ws);
-        return -1;
-    }
-    memcpy(dst, t->data, t->nbytes);   /* memcpy: data need not be aligned in a foreign file */
-    return 0;
 }
 
 scorenet *scorenet_load(const char *path, const sde *s, size_t max_batch, char *err, size_t errlen)
@@ -546,25 +483,10 @@ scorenet *scorenet_load(const char *path, const sde *s, size_t max_batch, char *
         return NULL;
     }
     scorenet *m = scorenet_new(s, max_batch);
-    nn_params *p = m->p;
-    for (size_t i = 0; i < p->n; i++) {
-        const char *nm = p->t[i].name;
-        const safetensors_tensor *t = find_named(st, "", nm);
-        if (!t) {
-            snprintf(err, errlen, "%s: tensor '%s' missing", path, nm);
-            goto fail;
-        }
-        if (copy_tensor(t, nm, &p->t[i], p->data + p->t[i].offset, path, err, errlen)) goto fail;
-        const safetensors_tensor *te = find_named(st, "ema.", nm);
-        if (te) {
-            if (copy_tensor(te, te->name, &p->t[i], p->ema + p->t[i].offset, path, err, errlen)) goto fail;
-        } else {
-            memcpy(p->ema + p->t[i].offset, p->data + p->t[i].offset, p->t[i].numel * sizeof(float));
-        }
-    }
+    if (nn_params_read(m->p, st, path, 0, err, errlen)) goto fail;
     long v;
-    if (!meta_long(st, "adam_step", 0, __LONG_MAX__, &v)) m->adam.step = v;
-    if (!meta_long(st, "ema_updates", 0, __LONG_MAX__, &v)) m->ema.num_updates = v;
+    if (!safetensors_metadata_long(st, "adam_step", 0, __LONG_MAX__, &v)) m->adam.step = v;
+    if (!safetensors_metadata_long(st, "ema_updates", 0, __LONG_MAX__, &v)) m->ema.num_updates = v;
     safetensors_close(st);
     return m;
 fail:

@@ -1,0 +1,142 @@
+/* nn/nn_cuda: the CUDA twins of the CPU engine in common/nn/ (DESIGN.md §4: "CUDA twin nn_<layer>_forward_cuda
+ * behind a narrow C header"), used to train the paper's image ScoreNet (paper §5.1, App. G; REFERENCE.md "Score
+ * network") on a GPU. Plain C: no CUDA type appears here, so C code includes it freely; the definitions live in
+ * the .cu files of common/cuda/ and exist only in a CUDA build (SF_HAVE_CUDA), so every CALL must sit under
+ * #ifdef SF_HAVE_CUDA.
+ *
+ * Conventions (identical to the CPU twins unless stated):
+ *   - every tensor pointer is a DEVICE pointer (nn_cuda_malloc); sizes / scalars / geometry are host values;
+ *   - same argument order, layouts (row-major, NCHW, PyTorch weight layouts) and semantics as the CPU function
+ *     named in each comment; gradients ACCUMULATE (+=) and may be NULL where the CPU twin allows it;
+ *   - all work is queued on one stream owned by a process-wide context (created on first use or by
+ *     nn_cuda_init, with its cuBLAS handle, in TF32-free fp32 math: results are compared with fp32 PyTorch with
+ *     TF32 off and with the CPU reference). Functions return without waiting for the GPU, except the d2h copy,
+ *     nn_dsm_loss_cuda (which returns a host value), nn_cuda_sync and the timer's stop;
+ *   - every CUDA / cuBLAS error (including kernel launch errors) prints "file:line: error: ..." and exits 1.
+ *     Set SF_CUDA_SYNC=1 in the environment to synchronise after every launch (asynchronous faults are then
+ *     reported at the kernel that caused them);
+ *   - reductions (bias / norm / loss sums) accumulate in double in a fixed order: results are deterministic
+ *     run to run (cuBLAS SGEMM is deterministic for a fixed handle, stream and sizes);
+ *   - nothing is allocated per call, except the context's scratch buffer for nn_dsm_loss_cuda, grown once to
+ *     the largest size asked for (a few KiB).
+ * Workspaces: the conv twins take a device workspace ws[ws_n] with exactly the CPU convention (conv.h): size it
+ * with nn_conv2d_ws_floats / nn_conv_transpose2d_ws_floats (or nn_conv*_ws_min(g) * B for one GEMM over the
+ * whole batch, best on a GPU); images are processed in chunks of floor(ws_n / ws_min) images. */
+#ifndef SF_NN_CUDA_H
+#define SF_NN_CUDA_H
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "adam.h"
+#include "conv.h"
+#include "ema.h"
+
+/* ---------------------------------------------------------------- context */
+
+void nn_cuda_init(void);       /* device 0, one stream, one cuBLAS handle (idempotent; called by every twin) */
+void nn_cuda_shutdown(void);   /* destroys handle, stream and scratch (a later call re-creates them) */
+void nn_cuda_sync(void);       /* waits for the stream; reports any asynchronous error */
+void *nn_cuda_stream(void);    /* the context's cudaStream_t, as void* (for callers that launch their own work) */
+
+/* ---------------------------------------------------------------- memory (die with file:line on error) */
+
+void *nn_cuda_malloc(size_t bytes);             /* cudaMalloc (bytes 0: returns NULL) */
+float *nn_cuda_malloc_floats(size_t n);         /* n floats */
+void nn_cuda_free(void *p);                     /* NULL is fine */
+void nn_cuda_memcpy_h2d(void *dst, const void *src, size_t bytes);  /* host -> device, ordered on the stream */
+void nn_cuda_memcpy_d2h(void *dst, const void *src, size_t bytes);  /* device -> host; waits for the stream */
+void nn_cuda_memcpy_d2d(void *dst, const void *src, size_t bytes);  /* device -> device, on the stream */
+void nn_cuda_memset(void *p, int byte, size_t bytes);               /* cudaMemsetAsync on the stream */
+
+/* ---------------------------------------------------------------- timing (cudaEvent pair on the stream) */
+
+typedef struct nn_cuda_timer nn_cuda_timer;
+nn_cuda_timer *nn_cuda_timer_create(void);
+void nn_cuda_timer_start(nn_cuda_timer *t);
+double nn_cuda_timer_stop_ms(nn_cuda_timer *t);   /* waits for the stop event; milliseconds since start */
+void nn_cuda_timer_free(nn_cuda_timer *t);
+
+/* ---------------------------------------------------------------- GEMM (gemm.h) */
+
+/* C[M, N] = alpha op(A)[M, K] op(B)[K, N] + beta C[M, N], row-major, lda/ldb/ldc = row strides as stored
+ * (exactly nn_sgemm). beta == 0 overwrites C. fp32 FFMA math (no TF32). */
+void nn_sgemm_cuda(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                   int ldb, float beta, float *C, int ldc);
+
+/* ---------------------------------------------------------------- linear.h */
+
+/* out[B, OC] = in[B, IC] W[OC, IC]^T + b[OC] (b may be NULL) */
+void nn_linear_forward_cuda(float *out, const float *in, const float *W, const float *b, int B, int IC, int OC);
+/* out[B, OC] += in[B, IC] W[OC, IC]^T + b[OC] */
+void nn_linear_forward_add_cuda(float *out, const float *in, const float *W, const float *b, int B, int IC, int OC);
+/* din[B, IC] += dout[B, OC] W;  dW[OC, IC] += dout^T in[B, IC];  db[OC] += colsum(dout). din, dW, db may be NULL */
+void nn_linear_backward_cuda(float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
+                             int B, int IC, int OC);
+
+/* ---------------------------------------------------------------- act.h (expf on the GPU, nn_act_expf on the CPU) */
+
+void nn_silu_forward_cuda(float *out, const float *x, size_t n);                    /* out[n] = x sigmoid(x) */
+void nn_silu_backward_cuda(float *din, const float *dout, const float *x, size_t n); /* din[n] += dout silu'(x) */
+void nn_relu_forward_cuda(float *out, const float *x, size_t n);                    /* out[n] = max(x, 0) */
+void nn_relu_backward_cuda(float *din, const float *dout, const float *x, size_t n); /* din[n] += dout [x > 0] */
+
+/* ---------------------------------------------------------------- fourier.h */
+
+/* out[B, 2F] = [sin(2 pi t_b W), cos(2 pi t_b W)], t_b = t[b * t_stride], W[F]; phase and sin/cos in double */
+void nn_fourier_forward_cuda(float *out, const float *t, size_t t_stride, const float *W, int B, int F);
+
+/* ---------------------------------------------------------------- conv.h (geometry from nn_conv*_geom) */
+
+/* out[B, OC, OH, OW] = conv2d(in[B, IC, H, W], W[OC, IC, KH, KW]) + b[OC] (b may be NULL); ws[ws_n] device */
+void nn_conv2d_forward_cuda(float *out, const float *in, const float *W, const float *b, int B, const nn_conv_geom *g,
+                            float *ws, size_t ws_n);
+/* din[B, IC, H, W] += ..; dW[OC, IC, KH, KW] += ..; db[OC] += ..  (each may be NULL) */
+void nn_conv2d_backward_cuda(float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
+                             int B, const nn_conv_geom *g, float *ws, size_t ws_n);
+/* out[B, OC, OH, OW] = conv_transpose2d(in[B, IC, H, W], W[IC, OC, KH, KW]) + b[OC] */
+void nn_conv_transpose2d_forward_cuda(float *out, const float *in, const float *W, const float *b, int B,
+                                      const nn_conv_geom *g, float *ws, size_t ws_n);
+/* din[B, IC, H, W] += ..; dW[IC, OC, KH, KW] += ..; db[OC] += ..  (each may be NULL) */
+void nn_conv_transpose2d_backward_cuda(float *din, float *dW, float *db, const float *dout, const float *in,
+                                       const float *W, int B, const nn_conv_geom *g, float *ws, size_t ws_n);
+
+/* ---------------------------------------------------------------- norm.h */
+
+/* out[B, C, HW] = GroupNorm_G(in) gamma[C] + beta[C]; saves mean[B, G], rstd[B, G]; out may equal in */
+void nn_groupnorm_forward_cuda(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+                               const float *beta, int B, int C, int HW, int G, float eps);
+/* din[B, C, HW] += ..; dgamma[C] += ..; dbeta[C] += ..  (each may be NULL; gamma NULL = 1) */
+void nn_groupnorm_backward_cuda(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                                const float *mean, const float *rstd, const float *gamma, int B, int C, int HW, int G);
+
+/* ---------------------------------------------------------------- tensor_ops.h */
+
+/* x[B, C, HW] += v[b * v_bstride + c] (v_bstride C: per sample, 0: shared) */
+void nn_chan_add_forward_cuda(float *x, const float *v, int B, int C, int HW, int v_bstride);
+/* dv[b * v_bstride + c] += sum_p dout[b, c, p] (v_bstride 0: summed over b too); dv NULL: nothing */
+void nn_chan_add_backward_cuda(float *dv, const float *dout, int B, int C, int HW, int v_bstride);
+/* out[B, C1 + C2, HW] = cat(a[B, C1, HW], b[B, C2, HW]) */
+void nn_concat_forward_cuda(float *out, const float *a, const float *b, int B, int C1, int C2, int HW);
+/* da[B, C1, HW] += dout[:, :C1]; db[B, C2, HW] += dout[:, C1:] (either may be NULL) */
+void nn_concat_backward_cuda(float *da, float *db, const float *dout, int B, int C1, int C2, int HW);
+
+/* ---------------------------------------------------------------- adam.h / ema.h (flat buffers) */
+
+/* nn_adam_step on the GPU: increments a->step (host struct), then p[n] -= ... from g[n], m[n], v[n] */
+void nn_adam_step_cuda(nn_adam *a, double lr, float *p, const float *g, float *m, float *v, size_t n);
+/* nn_ema_update on the GPU: e->num_updates++, shadow[n] -= (1 - decay_n)(shadow - p[n]); returns decay_n */
+double nn_ema_update_cuda(nn_ema *e, float *shadow, const float *p, size_t n);
+
+/* ---------------------------------------------------------------- dsm.h */
+
+/* dsm_loss on the GPU: L = (1/n) sum_i sum_d (score[i, d] std[i] + z[i, d])^2 (double sums), returned to the
+ * host; if dscore != NULL writes dscore[n*dim] = dL/dscore = 2 r std / n. score, std[n], z, dscore: device. */
+double nn_dsm_loss_cuda(size_t n, size_t dim, const float *score, const float *std, const float *z, float *dscore);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
