@@ -7,7 +7,9 @@ ARCH    ?= native
 CFLAGS  ?= -O2
 CFLAGS  += -std=c11 -march=$(ARCH) -fopenmp -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP \
            -I common -I common/nn -DSF_GIT_COMMIT=\"$(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)\"
-LDLIBS  := -lgsl -lgslcblas -lpng -lz -lm
+# GSL linked statically so binaries carried to another machine (e.g. the GPU box) need no libgsl there;
+# libpng/zlib join the link line with the first code that writes PNG or reads .gz
+LDLIBS  := -Wl,-Bstatic -lgsl -lgslcblas -Wl,-Bdynamic -lm
 LDFLAGS += -fopenmp
 
 NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
@@ -25,7 +27,8 @@ ifeq ($(strip $(NVCC)),)
 else
   BACKEND := cuda
   CFLAGS  += -DSF_HAVE_CUDA -I$(CUDA_HOME)/include
-  LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
+  # -lstdc++: nvcc's kernel-launch stubs use C++ runtime guards; we link with the C compiler
+  LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
   CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)
 endif
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_OBJ)
@@ -35,6 +38,9 @@ EG_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard exp_gaussian/*.c))
 THEORY_BIN := $(patsubst %.c,%,$(wildcard theory/theory_*.c))
 TEST_BIN   := $(patsubst tests/%.c,tests/bin/%,$(wildcard tests/test_*.c))
 BENCH_BIN  := $(patsubst bench/%.c,bench/bin/%,$(wildcard bench/bench_*.c))
+
+# keep objects of pattern-rule chains (no "rm build/..." after every build)
+.SECONDARY:
 
 .PHONY: all backend test test-cuda reproduce bench bench-torch check-torch bootstrap clean
 all: backend $(LIB) $(EXP_BIN) $(THEORY_BIN) $(TEST_BIN) $(BENCH_BIN)
@@ -50,7 +56,7 @@ $(BUILD)/%.o: %.c
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	@echo "  NVCC  $<"
-	@$(NVCC) -O2 -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings \
+	@$(NVCC) -O2 -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings -MMD -MP \
 	    -I common -I common/nn -DSF_HAVE_CUDA -c $< -o $@
 
 $(LIB): $(LIB_OBJ)

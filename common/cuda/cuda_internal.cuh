@@ -4,6 +4,9 @@
  * cuBLAS handle), launch-size helpers for grid-stride loops, and a double block reduction. */
 #ifndef SF_CUDA_INTERNAL_CUH
 #define SF_CUDA_INTERNAL_CUH
+
+/* The C++ runtime that nvcc's launch stubs need (__cxa_guard_*, __gxx_personality_v0) is linked by the Makefile
+ * (-lstdc++ in CUDA builds), so host code keeps thread-safe statics. */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <stddef.h>

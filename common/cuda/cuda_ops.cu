@@ -1,0 +1,104 @@
+/* cuda/cuda_ops: GPU twins of tensor_ops.h's ScoreNet glue (paper §5.1, App. G; REFERENCE.md "Score network"):
+ * the per-channel broadcast add "+ Dense(embed)" (added before each GroupNorm) / per-channel bias, with its
+ * gradient (a per-(sample, channel) or per-channel sum), and the U-Net skip concatenation cat([h, skip], dim=1).
+ * Elementwise kernels are grid-stride loops; the channel sums are one block per output, double sums in a fixed
+ * tree (deterministic), also used as the bias gradient of the conv twins (nn_cuda_chan_sum_add_). */
+#include "cuda_internal.cuh"
+
+static __global__ void chan_add_kernel(float *x, const float *v, int B, int C, int HW, int v_bstride)
+{
+    const size_t total = (size_t)B * C * HW;
+    NN_GRID_STRIDE(e, total)
+    {
+        const size_t bc = e / HW, b = bc / C, c = bc - b * C;
+        x[e] += v[b * v_bstride + c];
+    }
+}
+
+/* one block per output o: v_bstride 0 -> o = c, summed over b and p; else o = (b, c), summed over p */
+static __global__ void chan_sum_kernel(float *dv, const float *dout, int B, int C, int HW, int v_bstride)
+{
+    const int nout = v_bstride ? B * C : C;
+    for (int o = blockIdx.x; o < nout; o += gridDim.x) {
+        const int b0 = v_bstride ? o / C : 0, c = v_bstride ? o % C : o, nb = v_bstride ? 1 : B;
+        const size_t n = (size_t)nb * HW;
+        double s = 0.0;
+        for (size_t i = threadIdx.x; i < n; i += blockDim.x) {
+            const size_t bb = i / HW, p = i - bb * HW;
+            s += dout[(((size_t)b0 + bb) * C + c) * HW + p];
+        }
+        s = nn_cuda_block_sum(s);
+        if (threadIdx.x == 0) dv[(size_t)b0 * v_bstride + c] += (float)s;
+    }
+}
+
+void nn_cuda_chan_sum_add_(float *dv, const float *dout, int B, int C, int HW, int v_bstride)
+{
+    const long nout = v_bstride ? (long)B * C : C;
+    if (nout <= 0 || HW <= 0 || B <= 0) return;
+    const unsigned blocks = (unsigned)(nout < NN_CUDA_MAX_BLOCKS ? nout : NN_CUDA_MAX_BLOCKS);
+    chan_sum_kernel<<<blocks, NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(dv, dout, B, C, HW, v_bstride);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void nn_chan_add_forward_cuda(float *x, const float *v, int B, int C, int HW, int v_bstride)
+{
+    LOG_CHECK(B >= 0 && C > 0 && HW > 0 && v_bstride >= 0, "nn_chan_add_forward_cuda: bad sizes");
+    const size_t total = (size_t)B * C * HW;
+    if (total == 0) return;
+    chan_add_kernel<<<nn_cuda_blocks(total), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(x, v, B, C, HW, v_bstride);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void nn_chan_add_backward_cuda(float *dv, const float *dout, int B, int C, int HW, int v_bstride)
+{
+    if (!dv) return;
+    LOG_CHECK(B >= 0 && C > 0 && HW > 0 && v_bstride >= 0, "nn_chan_add_backward_cuda: bad sizes");
+    nn_cuda_chan_sum_add_(dv, dout, B, C, HW, v_bstride);
+}
+
+static __global__ void concat_fwd_kernel(float *out, const float *a, const float *b, int B, int C1, int C2, int HW)
+{
+    const size_t na = (size_t)C1 * HW, nb = (size_t)C2 * HW, row = na + nb, total = (size_t)B * row;
+    NN_GRID_STRIDE(e, total)
+    {
+        const size_t i = e / row, r = e - i * row;
+        out[e] = r < na ? a[i * na + r] : b[i * nb + (r - na)];
+    }
+}
+
+/* d[B, Cd, HW] += dout[:, off : off + Cd] with dout [B, Ctot, HW] (offsets / sizes in floats per sample) */
+static __global__ void concat_bwd_kernel(float *d, const float *dout, size_t nd, size_t off, size_t row, int B)
+{
+    const size_t total = (size_t)B * nd;
+    NN_GRID_STRIDE(e, total)
+    {
+        const size_t i = e / nd, r = e - i * nd;
+        d[e] += dout[i * row + off + r];
+    }
+}
+
+extern "C" void nn_concat_forward_cuda(float *out, const float *a, const float *b, int B, int C1, int C2, int HW)
+{
+    LOG_CHECK(B >= 0 && C1 >= 0 && C2 >= 0 && HW > 0, "nn_concat_forward_cuda: bad sizes");
+    const size_t total = (size_t)B * (C1 + C2) * HW;
+    if (total == 0) return;
+    concat_fwd_kernel<<<nn_cuda_blocks(total), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(out, a, b, B, C1, C2, HW);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void nn_concat_backward_cuda(float *da, float *db, const float *dout, int B, int C1, int C2, int HW)
+{
+    LOG_CHECK(B >= 0 && C1 >= 0 && C2 >= 0 && HW > 0, "nn_concat_backward_cuda: bad sizes");
+    const size_t na = (size_t)C1 * HW, nb = (size_t)C2 * HW, row = na + nb;
+    if (da && na && B) {
+        concat_bwd_kernel<<<nn_cuda_blocks((size_t)B * na), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(da, dout, na, 0,
+                                                                                                     row, B);
+        CUDA_CHECK_LAUNCH();
+    }
+    if (db && nb && B) {
+        concat_bwd_kernel<<<nn_cuda_blocks((size_t)B * nb), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(db, dout, nb, na,
+                                                                                                     row, B);
+        CUDA_CHECK_LAUNCH();
+    }
+}
