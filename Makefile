@@ -16,8 +16,10 @@ NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvc
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_ARCH ?= sm_90
 
-BUILD := build
-LIB   := $(BUILD)/libscorefusion.a
+
+# one object tree per backend, so switching between CPU-only and CUDA builds never mixes objects
+BUILD = build/$(BACKEND)
+LIB   = $(BUILD)/libscorefusion.a
 
 LIB_SRC  := $(wildcard common/*.c common/nn/*.c)
 CU_SRC   := $(wildcard common/cuda/*.cu)
@@ -32,6 +34,9 @@ else
   CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)
 endif
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_OBJ)
+# A stamp recreated whenever the backend changes: the library (and so every binary) relinks after a switch.
+BACKEND_STAMP := build/backend.$(BACKEND)
+$(shell mkdir -p build; [ -f $(BACKEND_STAMP) ] || { rm -f build/backend.*; touch $(BACKEND_STAMP); })
 
 EXP_BIN    := exp_gaussian/exp_gaussian
 EG_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard exp_gaussian/*.c))
@@ -59,10 +64,10 @@ $(BUILD)/%.o: %.cu
 	@$(NVCC) -O2 -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings -MMD -MP \
 	    -I common -I common/nn -DSF_HAVE_CUDA -c $< -o $@
 
-$(LIB): $(LIB_OBJ)
+$(LIB): $(LIB_OBJ) $(BACKEND_STAMP)
 	@rm -f $@
 	@echo "  AR    $@"
-	@ar rcs $@ $^
+	@ar rcs $@ $(LIB_OBJ)
 
 exp_gaussian/exp_gaussian: $(EG_OBJ) $(LIB)
 	@echo "  LD    $@"
@@ -120,6 +125,6 @@ check-torch:
 	@tests/reference/run_crosscheck.sh
 
 clean:
-	rm -rf $(BUILD) $(EXP_BIN) $(THEORY_BIN) tests/bin bench/bin
+	rm -rf build $(EXP_BIN) $(THEORY_BIN) tests/bin bench/bin
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find build/$(BACKEND) -name '*.d' 2>/dev/null)
