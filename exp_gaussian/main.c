@@ -192,9 +192,8 @@ static void stage_one_n(const eg_config *c, long n, const io_meta *meta)
         bary_cross_means(fam, bary_mixture_logpdf, &ty, hex, &negent, &err);   /* only E_nu log nu is used */
         bary_family_free(fam);
         free(yd);
-        int fw_it = eg_vanilla_fw(c, aux_y, hbar, negent, lfw, &gap, fw_csv, n, mname);
+        eg_vanilla_fw(c, aux_y, hbar, negent, lfw, &gap, fw_csv, n, mname);   /* iterations are in fw_csv */
         lambda_row(lam_csv, n, mname, "vanilla-frank-wolfe", lfw, k, NAN, gap);
-        (void)fw_it;
 
         score_bary *bl = score_bary_alloc(k, lp, cl.lambda_sgd), *be = score_bary_alloc(k, ep, ce.lambda_exact);
         score_model sbl = score_bary_model(bl), sbe = score_bary_model(be);
