@@ -504,6 +504,22 @@ static void test_chan_add_case(int B, int C, int HW, int shared)
     nn_cuda_free(d_x), nn_cuda_free(d_v), nn_cuda_free(d_dv), nn_cuda_free(d_dout);
 }
 
+/* per-row scaling: the CPU reference is the loop dst = v_i src + beta dst */
+static void test_rowscale_case(int n, int d, float beta)
+{
+    const size_t len = (size_t)n * d;
+    float *v = hrand((size_t)n, -2, 2), *src = hrand(len, -1, 1), *dst = hrand(len, -1, 1);
+    float *d_v = dev(v, (size_t)n), *d_src = dev(src, len), *d_dst = dev(beta == 0.0f ? NULL : dst, len);
+    if (beta == 0.0f) nn_cuda_memset(d_dst, 0xff, len * sizeof(float));   /* NaN: beta 0 must not read dst */
+    for (size_t e = 0; e < len; e++) dst[e] = v[e / (size_t)d] * src[e] + (beta == 0.0f ? 0.0f : beta * dst[e]);
+    nn_rowscale_cuda(d_dst, d_v, d_src, n, d, beta);
+    char name[128];
+    snprintf(name, sizeof name, "rowscale n %d d %d beta %g", n, d, beta);
+    cmpd(name, d_dst, dst, len, 1e-6, 1e-6);
+    free(v), free(src), free(dst);
+    nn_cuda_free(d_v), nn_cuda_free(d_src), nn_cuda_free(d_dst);
+}
+
 static void test_concat_case(int B, int C1, int C2, int HW, int null_a)
 {
     const size_t na = (size_t)B * C1 * HW, nb = (size_t)B * C2 * HW, no = na + nb;
@@ -538,6 +554,9 @@ static void test_tensor_ops(void)
     test_concat_case(3, 5, 7, 11, 1);
     test_concat_case(8, 128, 128, 25, 0);   /* ScoreNet cat(h, h3) before tconv3 */
     test_concat_case(8, 32, 32, 676, 0);    /* cat(h, h1) before tconv1 */
+    test_rowscale_case(7, 13, 0.0f);
+    test_rowscale_case(300, 784, 0.0f);     /* ScoreNet: score = out / std(t), one factor per image */
+    test_rowscale_case(300, 784, 1.0f);     /* x_t = alpha x0 + std z: the second term accumulates */
 }
 
 /* ---------------------------------------------------------------- Adam, EMA, DSM loss */

@@ -102,3 +102,24 @@ extern "C" void nn_concat_backward_cuda(float *da, float *db, const float *dout,
         CUDA_CHECK_LAUNCH();
     }
 }
+
+/* ---- per-row scale: dst[i, :] = v[i] src[i, :] + beta dst[i, :] (beta == 0 never reads dst) */
+
+static __global__ void rowscale_kernel(float *dst, const float *v, const float *src, int n, int d, float beta)
+{
+    const size_t total = (size_t)n * d;
+    NN_GRID_STRIDE(e, total)
+    {
+        const float y = v[e / (size_t)d] * src[e];
+        dst[e] = beta == 0.0f ? y : y + beta * dst[e];
+    }
+}
+
+extern "C" void nn_rowscale_cuda(float *dst, const float *v, const float *src, int n, int d, float beta)
+{
+    LOG_CHECK(n >= 0 && d > 0, "nn_rowscale_cuda: bad sizes");
+    const size_t total = (size_t)n * d;
+    if (total == 0) return;
+    rowscale_kernel<<<nn_cuda_blocks(total), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(dst, v, src, n, d, beta);
+    CUDA_CHECK_LAUNCH();
+}

@@ -115,6 +115,9 @@ void nn_groupnorm_backward_cuda(float *din, float *dgamma, float *dbeta, const f
 /* ---------------------------------------------------------------- tensor_ops.h */
 
 /* x[B, C, HW] += v[b * v_bstride + c] (v_bstride C: per sample, 0: shared) */
+/* dst[n, d] = v[n] (one scale per row) * src[n, d] + beta dst (beta == 0: dst is not read; dst may be src):
+ * per-sample factors such as 1/std(t) and alpha(t). CPU reference: the obvious loop (tests/test_cuda_layers.c). */
+void nn_rowscale_cuda(float *dst, const float *v, const float *src, int n, int d, float beta);
 void nn_chan_add_forward_cuda(float *x, const float *v, int B, int C, int HW, int v_bstride);
 /* dv[b * v_bstride + c] += sum_p dout[b, c, p] (v_bstride 0: summed over b too); dv NULL: nothing */
 void nn_chan_add_backward_cuda(float *dv, const float *dout, int B, int C, int HW, int v_bstride);

@@ -1,0 +1,199 @@
+/* bench_cuda_scorenet: GPU throughput of the device-resident ScoreNet (common/nn/scorenet_cuda.h; the paper's
+ * image score network, §5.1, App. G), the GPU counterpart of bench_scorenet:
+ *   train    one DSM training step (host draws of t and z in dsm_perturb's order + upload, forward, DSM loss,
+ *            backward, Adam, EMA) at batch 200 (the paper's) and 1024, images/s; the share of the host draws
+ *            (rng_gaussian_fill of batch x 784 normals) is timed separately and printed;
+ *   sampler  Euler-Maruyama-like score evaluations at batch 1024: forward calls at a shared time t_k decreasing
+ *            from 1 to 1e-3 over 1000 steps on a fixed device batch (the EM state update, one axpy, and the noise
+ *            draw are not included); all 1000 calls unless they would take over --max-seconds, in which case the
+ *            number run is printed and the 1000-step time is extrapolated linearly (each step is the same work);
+ *   vjp      score + input gradient grad_x <s, e> (the NLL / Hutchinson cost unit) at batch 500, evaluations/s.
+ * Each measurement: one warm-up call, then repeats until --seconds (default 3) have passed (at least 3 calls);
+ * wall clock, and every entry point ends in a host-visible result or a d2h-free queue, so the clock stops after
+ * nn_cuda_sync(). Weights: scorenet_alloc's initialisation (seed 1), VE(25) SDE.
+ *   bench_cuda_scorenet [--seconds 3] [--max-seconds 60]
+ * Without a GPU (or in a CPU-only build) prints one SKIP line and exits 0. */
+#include "device.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef SF_HAVE_CUDA
+#include "log.h"
+#include "nn_cuda.h"
+#include "rng.h"
+#include "scorenet.h"
+#include "scorenet_cuda.h"
+#include "sde.h"
+
+static float *drand(rng *r, size_t n, double lo, double hi)   /* device buffer of U[lo, hi) */
+{
+    float *h = malloc((n ? n : 1) * sizeof *h);
+    if (!h) {
+        fprintf(stderr, "%s:%d: out of memory\n", __FILE__, __LINE__);
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) h[i] = (float)(lo + (hi - lo) * rng_uniform(r));
+    float *d = nn_cuda_malloc_floats(n ? n : 1);
+    nn_cuda_memcpy_h2d(d, h, n * sizeof *h);
+    free(h);
+    return d;
+}
+
+typedef struct {
+    scorenet_cuda *g;
+    size_t n;
+    float *x, *e, *out, *gx;
+    float *t;   /* host [n] */
+    rng *r;
+    double loss;
+} bctx;
+
+static void f_train(void *p)
+{
+    bctx *c = p;
+    c->loss = scorenet_cuda_train_step(c->g, c->n, c->x, 1e-5, 1.0, 1e-4, c->r);
+}
+static void f_vjp(void *p)
+{
+    bctx *c = p;
+    scorenet_cuda_vjp(c->g, 0, c->n, c->t, 1, c->x, c->e, c->out, c->gx);
+}
+
+/* calls/s of fn (one warm-up call, then until `seconds` and >= 3 calls), synchronised */
+static double timed_rate(double seconds, void (*fn)(void *), void *ctx, long *calls)
+{
+    fn(ctx);
+    nn_cuda_sync();
+    long n = 0;
+    double t0 = log_now(), dt;
+    do {
+        fn(ctx);
+        n++;
+        nn_cuda_sync();
+    } while ((dt = log_now() - t0) < seconds || n < 3);
+    *calls = n;
+    return (double)n / dt;
+}
+
+static void bench_train(const scorenet *cpu, size_t B, double secs, rng *r)
+{
+    scorenet_cuda *g = scorenet_cuda_alloc_from(cpu, B);
+    bctx c = {g, B, drand(r, B * SCORENET_DIM, 0.0, 1.0), NULL, NULL, NULL, NULL, r, 0.0};
+    long calls;
+    double rate = timed_rate(secs, f_train, &c, &calls);
+    /* the host draws inside a step: B uniforms and B x 784 normals */
+    float *z = malloc(B * SCORENET_DIM * sizeof *z);
+    LOG_CHECK(z, "out of memory");
+    double t0 = log_now();
+    int reps = 0;
+    do {
+        for (size_t i = 0; i < B; i++) {
+            (void)rng_uniform(r);
+            rng_gaussian_fill(r, z + i * SCORENET_DIM, SCORENET_DIM);
+        }
+        reps++;
+    } while (log_now() - t0 < 0.5);
+    double draw_ms = 1e3 * (log_now() - t0) / reps;
+    free(z);
+    printf("train    batch %5zu  %10.1f images/s  %8.3f ms/step  (%ld steps, last loss %.4g; host t/z draws %.3f ms "
+           "= %.0f%% of a step)\n",
+           B, rate * (double)B, 1e3 / rate, calls, c.loss, draw_ms, 100.0 * draw_ms * rate / 1e3);
+    fflush(stdout);
+    nn_cuda_free(c.x);
+    scorenet_cuda_free(g);
+}
+
+int main(int argc, char **argv)
+{
+    char why[256] = "";
+    if (device_cuda_count(why, sizeof why) == 0) {
+        printf("SKIP bench_cuda_scorenet: %s\n", why);
+        return 0;
+    }
+    double secs = 3.0, max_secs = 60.0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) secs = atof(argv[++i]);
+        else if (strcmp(argv[i], "--max-seconds") == 0 && i + 1 < argc) max_secs = atof(argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s [--seconds 3] [--max-seconds 60]\n", argv[0]);
+            return 2;
+        }
+    }
+    char desc[300];
+    device_describe(DEVICE_CUDA, desc, sizeof desc);
+    nn_cuda_init();
+    sde s = sde_ve(25.0);
+    scorenet *cpu = scorenet_alloc(&s, 1, 1);
+    rng *r = rng_alloc(2026, 11);
+    printf("bench_cuda_scorenet: %s; ScoreNet %u params, fp32 (TF32 off); device workspace %.0f MB at batch "
+           "1024\n",
+           desc, SCORENET_NUM_PARAMS, (double)scorenet_cuda_activation_bytes(1024) / 1048576.0);
+    fflush(stdout);
+
+    bench_train(cpu, 200, secs, r);
+    bench_train(cpu, 1024, secs, r);
+
+    /* sampler: 1000 forward calls at batch 1024, shared decreasing t */
+    {
+        const size_t B = 1024;
+        const int K = 1000;
+        scorenet_cuda *g = scorenet_cuda_alloc_from(cpu, B);
+        float *x = drand(r, B * SCORENET_DIM, -3.0, 3.0), *out = nn_cuda_malloc_floats(B * SCORENET_DIM);
+        float t0f = 1.0f;
+        scorenet_cuda_forward(g, 1, B, &t0f, 0, x, out);   /* warm-up */
+        nn_cuda_sync();
+        double t0 = log_now(), dt = 0.0;
+        int k;
+        for (k = 0; k < K; k++) {
+            float tk = (float)(1.0 - (1.0 - 1e-3) * k / (K - 1.0));
+            scorenet_cuda_forward(g, 1, B, &tk, 0, x, out);
+            if ((k & 15) == 15) {
+                nn_cuda_sync();
+                if ((dt = log_now() - t0) > max_secs) {
+                    k++;
+                    break;
+                }
+            }
+        }
+        nn_cuda_sync();
+        dt = log_now() - t0;
+        double per = dt / k;
+        printf("sampler  batch %5zu  %10.1f images/s  %8.3f ms/eval  %d-step sampler %.2f s (%s, %d calls run)\n", B,
+               (double)B / per, 1e3 * per, K, per * K, k == K ? "measured" : "EXTRAPOLATED linearly", k);
+        fflush(stdout);
+        nn_cuda_free(x), nn_cuda_free(out);
+        scorenet_cuda_free(g);
+    }
+
+    /* vjp at batch 500 */
+    {
+        const size_t B = 500;
+        scorenet_cuda *g = scorenet_cuda_alloc_from(cpu, B);
+        float *th = malloc(B * sizeof *th);
+        LOG_CHECK(th, "out of memory");
+        for (size_t i = 0; i < B; i++) th[i] = (float)(1e-3 + (1.0 - 1e-3) * rng_uniform(r));
+        bctx c = {g,    B,    drand(r, B * SCORENET_DIM, -3.0, 3.0), drand(r, B * SCORENET_DIM, -1.0, 1.0),
+                  nn_cuda_malloc_floats(B * SCORENET_DIM), nn_cuda_malloc_floats(B * SCORENET_DIM), th, r, 0.0};
+        long calls;
+        double rate = timed_rate(secs, f_vjp, &c, &calls);
+        printf("vjp      batch %5zu  %10.1f evals/s   %8.3f ms/call  (score + input gradient, %ld calls)\n", B,
+               rate * (double)B, 1e3 / rate, calls);
+        fflush(stdout);
+        nn_cuda_free(c.x), nn_cuda_free(c.e), nn_cuda_free(c.out), nn_cuda_free(c.gx);
+        free(th);
+        scorenet_cuda_free(g);
+    }
+
+    rng_free(r);
+    scorenet_free(cpu);
+    nn_cuda_shutdown();
+    return 0;
+}
+#else
+int main(void)
+{
+    printf("SKIP bench_cuda_scorenet: CPU-only build (no nvcc)\n");
+    return 0;
+}
+#endif
