@@ -268,6 +268,14 @@ void scorenet_free(scorenet *m)
 size_t scorenet_num_params(const scorenet *m) { return nn_params_count(m->p); }
 nn_params *scorenet_params(scorenet *m) { return m->p; }
 size_t scorenet_max_batch(const scorenet *m) { return m->cap; }
+const nn_params *scorenet_params_const(const scorenet *m) { return m->p; }
+
+void scorenet_get_counters(const scorenet *m, long *adam_step, long *ema_updates)
+{
+    if (adam_step) *adam_step = m->adam.step;
+    if (ema_updates) *ema_updates = m->ema.num_updates;
+}
+
 const sde *scorenet_sde(const scorenet *m) { return &m->s; }
 
 size_t scorenet_activation_bytes(size_t max_batch)

@@ -58,6 +58,9 @@ nn_params *scorenet_params(scorenet *m);              /* the flat buffers (data,
 size_t scorenet_max_batch(const scorenet *m);
 size_t scorenet_activation_bytes(size_t max_batch);   /* workspace bytes (activations + im2col) for max_batch */
 const sde *scorenet_sde(const scorenet *m);
+const nn_params *scorenet_params_const(const scorenet *m);   /* read-only view, e.g. to copy to a device */
+/* Adam steps and EMA updates done so far (bias correction and EMA warm-up continue from them) */
+void scorenet_get_counters(const scorenet *m, long *adam_step, long *ema_updates);
 
 /* out[n, 784] = s(t_i, x_i), t_i = t[i * t_stride] (t_stride 0 shares t[0]); use_ema picks the EMA weights. */
 void scorenet_forward(scorenet *m, int use_ema, size_t n, const float *t, size_t t_stride, const float *x,

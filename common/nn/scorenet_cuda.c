@@ -180,8 +180,7 @@ scorenet_cuda *scorenet_cuda_alloc_from(const scorenet *cpu_model, size_t max_ba
 {
     LOG_CHECK(cpu_model, "scorenet_cuda: NULL CPU model");
     LOG_CHECK(max_batch >= 1, "scorenet_cuda: max_batch must be >= 1");
-    /* scorenet_params takes a non-const model; the layout and buffers are only read here */
-    const nn_params *p = scorenet_params((scorenet *)cpu_model);
+    const nn_params *p = scorenet_params_const(cpu_model);
     LOG_CHECK(nn_params_count(p) == SCORENET_NUM_PARAMS, "scorenet_cuda: %zu trainable parameters, expected %u",
               nn_params_count(p), SCORENET_NUM_PARAMS);
     nn_cuda_init();
@@ -236,6 +235,8 @@ scorenet_cuda *scorenet_cuda_alloc_from(const scorenet *cpu_model, size_t max_ba
     m->hsvec = mem_calloc(max_batch, sizeof(float));
     m->htime = mem_calloc(max_batch, sizeof(float));
     m->hz = mem_calloc(max_batch * SCORENET_DIM, sizeof(float));
+    /* continue the CPU model's Adam bias correction and EMA warm-up (a resumed checkpoint keeps its counters) */
+    scorenet_get_counters(cpu_model, &m->adam.step, &m->ema.num_updates);
     return m;
 }
 
