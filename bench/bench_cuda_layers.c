@@ -16,6 +16,7 @@
 
 #ifdef SF_HAVE_CUDA
 #include "conv.h"
+#include "mem.h"
 #include "nn_cuda.h"
 #include "rng.h"
 
@@ -23,14 +24,9 @@
 
 static float *drand(rng *r, size_t n)   /* device buffer of U[-1, 1) */
 {
-    float *h = malloc((n ? n : 1) * sizeof *h);
-    if (!h) {
-        fprintf(stderr, "%s:%d: out of memory\n", __FILE__, __LINE__);
-        exit(1);
-    }
+    float *h = mem_new(float, n ? n : 1);
     for (size_t i = 0; i < n; i++) h[i] = (float)(2.0 * rng_uniform(r) - 1.0);
-    float *d = nn_cuda_malloc_floats(n ? n : 1);
-    nn_cuda_memcpy_h2d(d, h, n * sizeof *h);
+    float *d = nn_cuda_upload_floats(h, n);
     free(h);
     return d;
 }

@@ -181,6 +181,25 @@ int bary_log_normaliser(bary_family *f, const double *lambda, double *logZ, doub
     return st;
 }
 
+/* The weighted means E_w[log p_i], i < k, for the weight c->wkind (prepared): D = integral of the weight, then
+ * one ratio integral per member. emax bounds the error of every ratio (the D error propagated). */
+static int log_means(bary_family *f, igr *c, double *out, double *D, double *eD, double *emax)
+{
+    c->gkind = G_ONE;
+    int status = integrate(f, c, D, eD);
+    *emax = *eD / *D;
+    c->gkind = G_LOGP;
+    for (size_t i = 0; i < f->k; i++) {
+        double N, eN;
+        c->idx = i;
+        int st = integrate(f, c, &N, &eN);
+        if (st && !status) status = st;
+        out[i] = N / *D;
+        *emax = fmax(*emax, (eN + fabs(out[i]) * *eD) / *D);
+    }
+    return status;
+}
+
 int bary_tilted_means(bary_family *f, const double *lambda, double *Elogp, double *logZ, double *abserr)
 {
     if (!lambda_ok(f, lambda)) {
@@ -197,18 +216,8 @@ int bary_tilted_means(bary_family *f, const double *lambda, double *Elogp, doubl
         if (abserr) *abserr = INFINITY;
         return GSL_EUNDRFLW;
     }
-    double D, eD;
-    int status = integrate(f, &c, &D, &eD);
-    double emax = eD / D;
-    c.gkind = G_LOGP;
-    for (size_t i = 0; i < f->k; i++) {
-        double N, eN;
-        c.idx = i;
-        int st = integrate(f, &c, &N, &eN);
-        if (st && !status) status = st;
-        Elogp[i] = N / D;
-        emax = fmax(emax, (eN + fabs(Elogp[i]) * eD) / D);
-    }
+    double D, eD, emax;
+    int status = log_means(f, &c, Elogp, &D, &eD, &emax);
     if (logZ) *logZ = c.M + log(D);
     if (abserr) *abserr = emax;
     return status;
@@ -236,18 +245,8 @@ int bary_cross_means(bary_family *f, bary_logpdf_fn target_logp, void *target_ct
         if (abserr) *abserr = INFINITY;
         return GSL_EUNDRFLW;
     }
-    double D, eD;
-    int status = integrate(f, &c, &D, &eD);
-    double emax = eD / D;
-    c.gkind = G_LOGP;
-    for (size_t i = 0; i < f->k; i++) {
-        double N, eN;
-        c.idx = i;
-        int st = integrate(f, &c, &N, &eN);
-        if (st && !status) status = st;
-        hbar[i] = N / D;
-        emax = fmax(emax, (eN + fabs(hbar[i]) * eD) / D);
-    }
+    double D, eD, emax;
+    int status = log_means(f, &c, hbar, &D, &eD, &emax);
     if (negent) {
         double N, eN;
         c.gkind = G_LOGNU;

@@ -36,6 +36,7 @@
 #include "fourier.h"
 #include "gemm.h"
 #include "linear.h"
+#include "mem.h"
 #include "nn_cuda.h"
 #include "norm.h"
 #include "rng.h"
@@ -43,43 +44,18 @@
 
 static rng *R;
 
-static float *hal(size_t n)
-{
-    float *p = calloc(n ? n : 1, sizeof(float));
-    if (!p) {
-        fprintf(stderr, "%s:%d: out of memory\n", __FILE__, __LINE__);
-        exit(1);
-    }
-    return p;
-}
-
 static float *hrand(size_t n, double lo, double hi)
 {
-    float *p = hal(n);
+    float *p = mem_new(float, n);
     for (size_t i = 0; i < n; i++) p[i] = (float)(lo + (hi - lo) * rng_uniform(R));
     return p;
 }
 
 static float *hcopy(const float *h, size_t n)
 {
-    float *p = hal(n);
+    float *p = mem_new(float, n);
     memcpy(p, h, n * sizeof *p);
     return p;
-}
-
-static float *dev(const float *h, size_t n)   /* device copy of host h[n] (h NULL: zeroed) */
-{
-    float *d = nn_cuda_malloc_floats(n ? n : 1);
-    if (h) nn_cuda_memcpy_h2d(d, h, n * sizeof *h);
-    else nn_cuda_memset(d, 0, (n ? n : 1) * sizeof *d);
-    return d;
-}
-
-static float *back(const float *d, size_t n)   /* host copy of device d[n] */
-{
-    float *h = hal(n);
-    nn_cuda_memcpy_d2h(h, d, n * sizeof *h);
-    return h;
 }
 
 /* |gpu - cpu| <= atol + rtol |cpu| for all n; one PASS / FAIL line, worst element on failure */
@@ -109,7 +85,7 @@ static void cmp(const char *name, const float *gpu, const float *cpu, size_t n, 
 /* compare device d[n] with host cpu[n] */
 static void cmpd(const char *name, const float *d, const float *cpu, size_t n, double atol, double rtol)
 {
-    float *g = back(d, n);
+    float *g = nn_cuda_download_floats(d, n);
     cmp(name, g, cpu, n, atol, rtol);
     free(g);
 }
@@ -122,13 +98,13 @@ static double gemm_atol(long inner) { return 1e-5 * sqrt((double)(inner > 1 ? in
 static void test_memory(void)
 {
     const size_t n = 1000;
-    float *h = hrand(n, -1, 1), *d = dev(h, n), *d2 = dev(NULL, n);
+    float *h = hrand(n, -1, 1), *d = nn_cuda_upload_floats(h, n), *d2 = nn_cuda_upload_floats(NULL, n);
     nn_cuda_memcpy_d2d(d2, d, n * sizeof *h);
-    float *g = back(d2, n);
+    float *g = nn_cuda_download_floats(d2, n);
     CHECK(memcmp(g, h, n * sizeof *h) == 0, "memory: h2d -> d2d -> d2h round trip is exact");
     nn_cuda_memset(d2, 0, n * sizeof *h);
     free(g);
-    g = back(d2, n);
+    g = nn_cuda_download_floats(d2, n);
     int zero = 1;
     for (size_t i = 0; i < n; i++) zero &= g[i] == 0.0f;
     CHECK(zero, "memory: memset zeroes");
@@ -152,7 +128,7 @@ static void test_gemm_case(int tA, int tB, int M, int N, int K, float alpha, flo
         for (size_t i = 0; i < nc; i++)
             if ((i % (size_t)ldc) < (size_t)N) C[i] = NAN;   /* beta 0 must overwrite garbage */
     float *Cref = hcopy(C, nc);
-    float *dA = dev(A, na), *dB = dev(B, nb), *dC = dev(C, nc);
+    float *dA = nn_cuda_upload_floats(A, na), *dB = nn_cuda_upload_floats(B, nb), *dC = nn_cuda_upload_floats(C, nc);
     nn_sgemm_ref(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, Cref, ldc);
     nn_sgemm_cuda(tA, tB, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, ldc);
     char name[160];
@@ -187,10 +163,10 @@ static void test_linear_case(int B, int IC, int OC, int bias, int null_grads)
     float *in = hrand((size_t)B * IC, -1, 1), *W = hrand((size_t)OC * IC, -1, 1), *b = hrand(OC, -1, 1);
     float *dout = hrand((size_t)B * OC, -1, 1);
     float *din = hrand((size_t)B * IC, -1, 1), *dW = hrand((size_t)OC * IC, -1, 1), *db = hrand(OC, -1, 1);
-    float *out = hal((size_t)B * OC), *out2 = hrand((size_t)B * OC, -1, 1);
-    float *d_in = dev(in, (size_t)B * IC), *d_W = dev(W, (size_t)OC * IC), *d_b = dev(b, OC);
-    float *d_dout = dev(dout, (size_t)B * OC), *d_out = dev(NULL, (size_t)B * OC), *d_out2 = dev(out2, (size_t)B * OC);
-    float *d_din = dev(din, (size_t)B * IC), *d_dW = dev(dW, (size_t)OC * IC), *d_db = dev(db, OC);
+    float *out = mem_new(float, (size_t)B * OC), *out2 = hrand((size_t)B * OC, -1, 1);
+    float *d_in = nn_cuda_upload_floats(in, (size_t)B * IC), *d_W = nn_cuda_upload_floats(W, (size_t)OC * IC), *d_b = nn_cuda_upload_floats(b, OC);
+    float *d_dout = nn_cuda_upload_floats(dout, (size_t)B * OC), *d_out = nn_cuda_upload_floats(NULL, (size_t)B * OC), *d_out2 = nn_cuda_upload_floats(out2, (size_t)B * OC);
+    float *d_din = nn_cuda_upload_floats(din, (size_t)B * IC), *d_dW = nn_cuda_upload_floats(dW, (size_t)OC * IC), *d_db = nn_cuda_upload_floats(db, OC);
     const float *bb = bias ? b : NULL, *d_bb = bias ? d_b : NULL;
 
     nn_linear_forward(out, in, W, bb, B, IC, OC);
@@ -234,12 +210,12 @@ static void test_linear(void)
 static void test_act(void)
 {
     const size_t n = 100003;
-    float *x = hrand(n, -20, 20), *dout = hrand(n, -1, 1), *din = hrand(n, -1, 1), *out = hal(n);
+    float *x = hrand(n, -20, 20), *dout = hrand(n, -1, 1), *din = hrand(n, -1, 1), *out = mem_new(float, n);
     const float special[] = {0.0f, -0.0f, 100.0f, -100.0f, 88.5f, -88.5f, 1e-30f, -1.2784645f};
     memcpy(x, special, sizeof special);
     float *din_r = hcopy(din, n);
-    float *d_x = dev(x, n), *d_dout = dev(dout, n), *d_din = dev(din, n), *d_out = dev(NULL, n);
-    float *d_din_r = dev(din, n);
+    float *d_x = nn_cuda_upload_floats(x, n), *d_dout = nn_cuda_upload_floats(dout, n), *d_din = nn_cuda_upload_floats(din, n), *d_out = nn_cuda_upload_floats(NULL, n);
+    float *d_din_r = nn_cuda_upload_floats(din, n);
 
     nn_silu_forward(out, x, n);
     nn_silu_forward_cuda(d_out, d_x, n);
@@ -265,9 +241,9 @@ static void test_fourier(void)
     for (int pass = 0; pass < 2; pass++) {
         const int B = pass ? 37 : 8;
         const size_t stride = pass ? 0 : 1;
-        float *W = hal(F), *t = hrand(B, 1e-5, 1.0), *out = hal((size_t)B * 2 * F);
+        float *W = mem_new(float, F), *t = hrand(B, 1e-5, 1.0), *out = mem_new(float, (size_t)B * 2 * F);
         nn_fourier_init(W, F, 30.0, R);   /* the ScoreNet's embed.0: W ~ N(0, 30^2) */
-        float *d_W = dev(W, F), *d_t = dev(t, B), *d_out = dev(NULL, (size_t)B * 2 * F);
+        float *d_W = nn_cuda_upload_floats(W, F), *d_t = nn_cuda_upload_floats(t, B), *d_out = nn_cuda_upload_floats(NULL, (size_t)B * 2 * F);
         nn_fourier_forward(out, t, stride, W, B, F);
         nn_fourier_forward_cuda(d_out, d_t, stride, d_W, B, F);
         char name[120];
@@ -301,10 +277,10 @@ static void test_conv_case(const char *label, const nn_conv_geom *g, int transpo
     const size_t gws = ws_for(g, transposed, B, ws_mode);
     float *in = hrand(nin, -1, 1), *W = hrand(nw, -1, 1), *b = hrand(g->OC, -1, 1), *dout = hrand(nout, -1, 1);
     float *din = hrand(nin, -1, 1), *dW = hrand(nw, -1, 1), *db = hrand(g->OC, -1, 1);
-    float *out = hal(nout), *ws = hal(cws);
-    float *d_in = dev(in, nin), *d_W = dev(W, nw), *d_b = dev(b, g->OC), *d_dout = dev(dout, nout);
-    float *d_din = dev(din, nin), *d_dW = dev(dW, nw), *d_db = dev(db, g->OC), *d_out = dev(NULL, nout);
-    float *d_ws = dev(NULL, gws);
+    float *out = mem_new(float, nout), *ws = mem_new(float, cws);
+    float *d_in = nn_cuda_upload_floats(in, nin), *d_W = nn_cuda_upload_floats(W, nw), *d_b = nn_cuda_upload_floats(b, g->OC), *d_dout = nn_cuda_upload_floats(dout, nout);
+    float *d_din = nn_cuda_upload_floats(din, nin), *d_dW = nn_cuda_upload_floats(dW, nw), *d_db = nn_cuda_upload_floats(db, g->OC), *d_out = nn_cuda_upload_floats(NULL, nout);
+    float *d_ws = nn_cuda_upload_floats(NULL, gws);
     const float *bb = bias ? b : NULL, *d_bb = bias ? d_b : NULL;
     /* inner (summed) dimension of each product, for the tolerance */
     const long kk = (long)g->KH * g->KW;
@@ -346,12 +322,12 @@ static void test_conv_case(const char *label, const nn_conv_geom *g, int transpo
         nn_cuda_memcpy_h2d(d_din, din, nin * sizeof *din);
         if (transposed) nn_conv_transpose2d_backward_cuda(d_din, d_dW, NULL, d_dout, d_in, d_W, B, g, d_ws, gws);
         else nn_conv2d_backward_cuda(d_din, d_dW, NULL, d_dout, d_in, d_W, B, g, d_ws, gws);
-        float *a1 = back(d_dW, nw), *a1i = back(d_din, nin);
+        float *a1 = nn_cuda_download_floats(d_dW, nw), *a1i = nn_cuda_download_floats(d_din, nin);
         nn_cuda_memcpy_h2d(d_dW, dW, nw * sizeof *dW);
         nn_cuda_memcpy_h2d(d_din, din, nin * sizeof *din);
         if (transposed) nn_conv_transpose2d_backward_cuda(d_din, d_dW, NULL, d_dout, d_in, d_W, B, g, d_ws, gws);
         else nn_conv2d_backward_cuda(d_din, d_dW, NULL, d_dout, d_in, d_W, B, g, d_ws, gws);
-        float *a2 = back(d_dW, nw), *a2i = back(d_din, nin);
+        float *a2 = nn_cuda_download_floats(d_dW, nw), *a2i = nn_cuda_download_floats(d_din, nin);
         snprintf(name, sizeof name, "%s %s backward is bitwise repeatable", kind, label);
         CHECK(memcmp(a1, a2, nw * sizeof *a1) == 0 && memcmp(a1i, a2i, nin * sizeof *a1i) == 0, name);
         free(a1), free(a1i), free(a2), free(a2i);
@@ -411,10 +387,10 @@ static void test_gn_case(const char *label, int B, int C, int HW, int G, int aff
     for (size_t i = 0; i < n; i += 7) in[i] *= -1.5f;
     float *gamma = hrand(C, 0.5, 1.5), *beta = hrand(C, -1, 1), *dout = hrand(n, -1, 1);
     float *din = hrand(n, -1, 1), *dg = hrand(C, -1, 1), *dbt = hrand(C, -1, 1);
-    float *out = hal(n), *mean = hal((size_t)B * G), *rstd = hal((size_t)B * G);
-    float *d_in = dev(in, n), *d_gamma = dev(gamma, C), *d_beta = dev(beta, C), *d_dout = dev(dout, n);
-    float *d_din = dev(din, n), *d_dg = dev(dg, C), *d_db = dev(dbt, C), *d_out = inplace ? NULL : dev(NULL, n);
-    float *d_mean = dev(NULL, (size_t)B * G), *d_rstd = dev(NULL, (size_t)B * G);
+    float *out = mem_new(float, n), *mean = mem_new(float, (size_t)B * G), *rstd = mem_new(float, (size_t)B * G);
+    float *d_in = nn_cuda_upload_floats(in, n), *d_gamma = nn_cuda_upload_floats(gamma, C), *d_beta = nn_cuda_upload_floats(beta, C), *d_dout = nn_cuda_upload_floats(dout, n);
+    float *d_din = nn_cuda_upload_floats(din, n), *d_dg = nn_cuda_upload_floats(dg, C), *d_db = nn_cuda_upload_floats(dbt, C), *d_out = inplace ? NULL : nn_cuda_upload_floats(NULL, n);
+    float *d_mean = nn_cuda_upload_floats(NULL, (size_t)B * G), *d_rstd = nn_cuda_upload_floats(NULL, (size_t)B * G);
     const float *gm = affine ? gamma : NULL, *bt = affine ? beta : NULL;
     const float *d_gm = affine ? d_gamma : NULL, *d_bt = affine ? d_beta : NULL;
     char name[200];
@@ -422,7 +398,7 @@ static void test_gn_case(const char *label, int B, int C, int HW, int G, int aff
     nn_groupnorm_forward(out, mean, rstd, in, gm, bt, B, C, HW, G, eps);
     if (inplace) {
         /* out == in on the GPU: the backward then needs the input again, so keep a second copy */
-        float *d_x = dev(in, n);
+        float *d_x = nn_cuda_upload_floats(in, n);
         nn_groupnorm_forward_cuda(d_x, d_mean, d_rstd, d_x, d_gm, d_bt, B, C, HW, G, eps);
         snprintf(name, sizeof name, "groupnorm %s forward IN PLACE", label);
         cmpd(name, d_x, out, n, 1e-5, 1e-5);
@@ -452,13 +428,13 @@ static void test_gn_case(const char *label, int B, int C, int HW, int G, int aff
     cmpd(name, d_db, dbt, C, at, 1e-5);
 
     /* determinism of the reductions */
-    float *r1 = back(d_dg, C);
+    float *r1 = nn_cuda_download_floats(d_dg, C);
     nn_cuda_memcpy_h2d(d_dg, dg, C * sizeof *dg);
     nn_groupnorm_backward_cuda(NULL, d_dg, NULL, d_dout, d_in, d_mean, d_rstd, d_gm, B, C, HW, G);
-    float *r2 = back(d_dg, C);
+    float *r2 = nn_cuda_download_floats(d_dg, C);
     nn_cuda_memcpy_h2d(d_dg, dg, C * sizeof *dg);
     nn_groupnorm_backward_cuda(NULL, d_dg, NULL, d_dout, d_in, d_mean, d_rstd, d_gm, B, C, HW, G);
-    float *r3 = back(d_dg, C);
+    float *r3 = nn_cuda_download_floats(d_dg, C);
     snprintf(name, sizeof name, "groupnorm %s dgamma bitwise repeatable", label);
     CHECK(memcmp(r2, r3, C * sizeof *r2) == 0, name);
     free(r1), free(r2), free(r3);
@@ -489,7 +465,7 @@ static void test_chan_add_case(int B, int C, int HW, int shared)
     const int vs = shared ? 0 : C;
     const size_t n = (size_t)B * C * HW, nv = shared ? (size_t)C : (size_t)B * C;
     float *x = hrand(n, -1, 1), *v = hrand(nv, -1, 1), *dv = hrand(nv, -1, 1), *dout = hrand(n, -1, 1);
-    float *d_x = dev(x, n), *d_v = dev(v, nv), *d_dv = dev(dv, nv), *d_dout = dev(dout, n);
+    float *d_x = nn_cuda_upload_floats(x, n), *d_v = nn_cuda_upload_floats(v, nv), *d_dv = nn_cuda_upload_floats(dv, nv), *d_dout = nn_cuda_upload_floats(dout, n);
     char name[160];
     nn_chan_add_forward(x, v, B, C, HW, vs);
     nn_chan_add_forward_cuda(d_x, d_v, B, C, HW, vs);
@@ -509,7 +485,7 @@ static void test_rowscale_case(int n, int d, float beta)
 {
     const size_t len = (size_t)n * d;
     float *v = hrand((size_t)n, -2, 2), *src = hrand(len, -1, 1), *dst = hrand(len, -1, 1);
-    float *d_v = dev(v, (size_t)n), *d_src = dev(src, len), *d_dst = dev(beta == 0.0f ? NULL : dst, len);
+    float *d_v = nn_cuda_upload_floats(v, (size_t)n), *d_src = nn_cuda_upload_floats(src, len), *d_dst = nn_cuda_upload_floats(beta == 0.0f ? NULL : dst, len);
     if (beta == 0.0f) nn_cuda_memset(d_dst, 0xff, len * sizeof(float));   /* NaN: beta 0 must not read dst */
     for (size_t e = 0; e < len; e++) dst[e] = v[e / (size_t)d] * src[e] + (beta == 0.0f ? 0.0f : beta * dst[e]);
     nn_rowscale_cuda(d_dst, d_v, d_src, n, d, beta);
@@ -523,10 +499,10 @@ static void test_rowscale_case(int n, int d, float beta)
 static void test_concat_case(int B, int C1, int C2, int HW, int null_a)
 {
     const size_t na = (size_t)B * C1 * HW, nb = (size_t)B * C2 * HW, no = na + nb;
-    float *a = hrand(na, -1, 1), *b = hrand(nb, -1, 1), *out = hal(no), *dout = hrand(no, -1, 1);
+    float *a = hrand(na, -1, 1), *b = hrand(nb, -1, 1), *out = mem_new(float, no), *dout = hrand(no, -1, 1);
     float *da = hrand(na, -1, 1), *db = hrand(nb, -1, 1);
-    float *d_a = dev(a, na), *d_b = dev(b, nb), *d_out = dev(NULL, no), *d_dout = dev(dout, no);
-    float *d_da = dev(da, na), *d_db = dev(db, nb);
+    float *d_a = nn_cuda_upload_floats(a, na), *d_b = nn_cuda_upload_floats(b, nb), *d_out = nn_cuda_upload_floats(NULL, no), *d_dout = nn_cuda_upload_floats(dout, no);
+    float *d_da = nn_cuda_upload_floats(da, na), *d_db = nn_cuda_upload_floats(db, nb);
     char name[160];
     nn_concat_forward(out, a, b, B, C1, C2, HW);
     nn_concat_forward_cuda(d_out, d_a, d_b, B, C1, C2, HW);
@@ -564,8 +540,8 @@ static void test_tensor_ops(void)
 static void test_optim(void)
 {
     const size_t n = 100003;
-    float *p = hrand(n, -1, 1), *m = hal(n), *v = hal(n);
-    float *d_p = dev(p, n), *d_m = dev(NULL, n), *d_v = dev(NULL, n), *d_g = dev(NULL, n);
+    float *p = hrand(n, -1, 1), *m = mem_new(float, n), *v = mem_new(float, n);
+    float *d_p = nn_cuda_upload_floats(p, n), *d_m = nn_cuda_upload_floats(NULL, n), *d_v = nn_cuda_upload_floats(NULL, n), *d_g = nn_cuda_upload_floats(NULL, n);
     nn_adam a = nn_adam_default(), ag = nn_adam_default();
     for (int s = 0; s < 3; s++) {
         float *g = hrand(n, -1e-2, 1e-2);
@@ -579,7 +555,7 @@ static void test_optim(void)
     cmpd("adam 3 steps: first moment", d_m, m, n, 1e-10, 1e-6);
     cmpd("adam 3 steps: second moment", d_v, v, n, 1e-14, 1e-6);
 
-    float *sh = hcopy(p, n), *d_sh = dev(p, n);
+    float *sh = hcopy(p, n), *d_sh = nn_cuda_upload_floats(p, n);
     nn_ema e = nn_ema_init(0.999), eg = nn_ema_init(0.999);
     int same_decay = 1;
     for (int s = 0; s < 3; s++) {
@@ -599,9 +575,9 @@ static void test_dsm(void)
     const size_t ns[2] = {37, 8}, dim = 784;
     for (int k = 0; k < 2; k++) {
         const size_t n = ns[k], N = n * dim;
-        float *score = hrand(N, -3, 3), *z = hal(N), *std = hrand(n, 0.01, 5.0), *ds = hal(N);
+        float *score = hrand(N, -3, 3), *z = mem_new(float, N), *std = hrand(n, 0.01, 5.0), *ds = mem_new(float, N);
         rng_gaussian_fill(R, z, N);
-        float *d_score = dev(score, N), *d_z = dev(z, N), *d_std = dev(std, n), *d_ds = dev(NULL, N);
+        float *d_score = nn_cuda_upload_floats(score, N), *d_z = nn_cuda_upload_floats(z, N), *d_std = nn_cuda_upload_floats(std, n), *d_ds = nn_cuda_upload_floats(NULL, N);
         const double L = dsm_loss(n, dim, score, std, z, ds);
         const double Lg = nn_dsm_loss_cuda(n, dim, d_score, d_std, d_z, d_ds);
         const double Lg2 = nn_dsm_loss_cuda(n, dim, d_score, d_std, d_z, NULL);

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #ifdef SF_HAVE_CUDA
+#include "mem.h"
 #include "nn_cuda.h"
 #include "params.h"
 #include "rng.h"
@@ -40,30 +41,6 @@
 #define NB 8
 #define D SCORENET_DIM
 #define LR 1e-4
-
-static float *hal(size_t n)
-{
-    float *p = calloc(n ? n : 1, sizeof(float));
-    if (!p) {
-        fprintf(stderr, "%s:%d: out of memory\n", __FILE__, __LINE__);
-        exit(1);
-    }
-    return p;
-}
-
-static float *dev(const float *h, size_t n)
-{
-    float *d = nn_cuda_malloc_floats(n ? n : 1);
-    nn_cuda_memcpy_h2d(d, h, n * sizeof *h);
-    return d;
-}
-
-static float *back(const float *d, size_t n)
-{
-    float *h = hal(n);
-    nn_cuda_memcpy_d2h(h, d, n * sizeof *h);
-    return h;
-}
 
 static double relmax(const float *got, const float *want, size_t n)
 {
@@ -169,7 +146,7 @@ static void run_case(const sde *s, const char *tag, rng *R)
     scorenet_cuda *gpu3 = scorenet_cuda_alloc_from(cpu, 3);
 
     /* inputs */
-    float *x0 = hal(NB * D), *z = hal(NB * D), *e = hal(NB * D), *x = hal(NB * D), t[NB];
+    float *x0 = mem_new(float, NB * D), *z = mem_new(float, NB * D), *e = mem_new(float, NB * D), *x = mem_new(float, NB * D), t[NB];
     for (size_t i = 0; i < NB * D; i++) x0[i] = (float)rng_uniform(R);
     rng_gaussian_fill(R, z, NB * D);
     rng_gaussian_fill(R, e, NB * D);
@@ -178,31 +155,31 @@ static void run_case(const sde *s, const char *tag, rng *R)
         float a = (float)sde_alpha(s, t[i]), sd = (float)sde_std(s, t[i]);
         for (int d = 0; d < D; d++) x[i * D + d] = a * x0[i * D + d] + sd * z[i * D + d];
     }
-    float *d_x0 = dev(x0, NB * D), *d_z = dev(z, NB * D), *d_e = dev(e, NB * D), *d_x = dev(x, NB * D);
+    float *d_x0 = nn_cuda_upload_floats(x0, NB * D), *d_z = nn_cuda_upload_floats(z, NB * D), *d_e = nn_cuda_upload_floats(e, NB * D), *d_x = nn_cuda_upload_floats(x, NB * D);
     float *d_o = nn_cuda_malloc_floats(NB * D), *d_o2 = nn_cuda_malloc_floats(NB * D);
-    float *oc = hal(NB * D), *oc2 = hal(NB * D), *og;
+    float *oc = mem_new(float, NB * D), *oc2 = mem_new(float, NB * D), *og;
 
     /* forward: per-sample t, chunked, shared t */
     scorenet_forward(cpu, 0, NB, t, 1, x, oc);
     scorenet_cuda_forward(gpu, 0, NB, t, 1, d_x, d_o);
-    og = back(d_o, NB * D);
+    og = nn_cuda_download_floats(d_o, NB * D);
     snprintf(name, sizeof name, "%s forward", tag);
     cmp_relmax(name, og, oc, NB * D, 1e-4);
     free(og);
     scorenet_cuda_forward(gpu3, 0, NB, t, 1, d_x, d_o);
-    og = back(d_o, NB * D);
+    og = nn_cuda_download_floats(d_o, NB * D);
     snprintf(name, sizeof name, "%s forward chunked (max_batch 3)", tag);
     cmp_relmax(name, og, oc, NB * D, 1e-4);
     free(og);
     scorenet_forward(cpu, 0, NB, t + 3, 0, x, oc);
     scorenet_cuda_forward(gpu, 0, NB, t + 3, 0, d_x, d_o);
-    og = back(d_o, NB * D);
+    og = nn_cuda_download_floats(d_o, NB * D);
     snprintf(name, sizeof name, "%s forward shared t", tag);
     cmp_relmax(name, og, oc, NB * D, 1e-4);
     free(og);
 
     /* DSM loss, parameter gradients, dL/dx0 */
-    float *gg = hal(p->total);
+    float *gg = mem_new(float, p->total);
     nn_params_zero_grad(p);
     double lc = scorenet_loss_at(cpu, 0, NB, x0, t, z, oc, 1);
     scorenet_cuda_zero_grad(gpu);
@@ -211,7 +188,7 @@ static void run_case(const sde *s, const char *tag, rng *R)
     cmp_rel(name, lg, lc, 1e-5);
     scorenet_cuda_buffer_to_host(gpu, SCORENET_CUDA_GRAD, gg);
     cmp_grads(tag, "grad", gg, p->grad, p, 1e-4);
-    og = back(d_o, NB * D);
+    og = nn_cuda_download_floats(d_o, NB * D);
     snprintf(name, sizeof name, "%s dL/dx0", tag);
     cmp_relmax(name, og, oc, NB * D, 1e-4);
     free(og);
@@ -223,7 +200,7 @@ static void run_case(const sde *s, const char *tag, rng *R)
     scorenet_cuda_buffer_to_host(gpu3, SCORENET_CUDA_GRAD, gg);
     snprintf(name, sizeof name, "%s chunked", tag);
     cmp_grads(name, "grad", gg, p->grad, p, 1e-4);
-    og = back(d_o, NB * D);
+    og = nn_cuda_download_floats(d_o, NB * D);
     snprintf(name, sizeof name, "%s dL/dx0 chunked", tag);
     cmp_relmax(name, og, oc, NB * D, 1e-4);
     free(og);
@@ -242,16 +219,16 @@ static void run_case(const sde *s, const char *tag, rng *R)
     /* vjp: score and J^T e */
     scorenet_vjp(cpu, 0, NB, t, 1, x, e, oc2, oc);
     scorenet_cuda_vjp(gpu, 0, NB, t, 1, d_x, d_e, d_o2, d_o);
-    og = back(d_o2, NB * D);
+    og = nn_cuda_download_floats(d_o2, NB * D);
     snprintf(name, sizeof name, "%s vjp score", tag);
     cmp_relmax(name, og, oc2, NB * D, 1e-4);
     free(og);
-    og = back(d_o, NB * D);
+    og = nn_cuda_download_floats(d_o, NB * D);
     snprintf(name, sizeof name, "%s vjp input gradient", tag);
     cmp_relmax(name, og, oc, NB * D, 1e-4);
     free(og);
     scorenet_cuda_vjp(gpu3, 0, NB, t, 1, d_x, d_e, NULL, d_o);
-    og = back(d_o, NB * D);
+    og = nn_cuda_download_floats(d_o, NB * D);
     snprintf(name, sizeof name, "%s vjp input gradient chunked", tag);
     cmp_relmax(name, og, oc, NB * D, 1e-4);
     free(og);
@@ -290,7 +267,7 @@ static void run_case(const sde *s, const char *tag, rng *R)
     for (int ue = 0; ue < 2; ue++) {
         scorenet_forward(cpu, ue, NB, t, 1, x, oc);
         scorenet_cuda_forward(gpu, ue, NB, t, 1, d_x, d_o);
-        og = back(d_o, NB * D);
+        og = nn_cuda_download_floats(d_o, NB * D);
         snprintf(name, sizeof name, "%s forward after training (%s)", tag, ue ? "EMA" : "params");
         cmp_relmax(name, og, oc, NB * D, 1e-4);
         free(og);

@@ -4,6 +4,7 @@
  * for SGEMM means plain fp32 FFMA (TF32 tensor cores only with CUBLAS_TF32_TENSOR_OP_MATH, which we never set):
  * the GPU twins are compared with the CPU reference and with fp32 PyTorch run with TF32 off. */
 #include "cuda_internal.cuh"
+#include "mem.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,6 +115,21 @@ extern "C" void *nn_cuda_malloc(size_t bytes)
 }
 
 extern "C" float *nn_cuda_malloc_floats(size_t n) { return (float *)nn_cuda_malloc(n * sizeof(float)); }
+
+extern "C" float *nn_cuda_upload_floats(const float *h, size_t n)
+{
+    float *d = nn_cuda_malloc_floats(n ? n : 1);
+    if (h) nn_cuda_memcpy_h2d(d, h, n * sizeof *h);
+    else nn_cuda_memset(d, 0, (n ? n : 1) * sizeof *d);
+    return d;
+}
+
+extern "C" float *nn_cuda_download_floats(const float *d, size_t n)
+{
+    float *h = (float *)mem_calloc(n ? n : 1, sizeof(float));
+    nn_cuda_memcpy_d2h(h, d, n * sizeof *h);
+    return h;
+}
 
 extern "C" void nn_cuda_free(void *p)
 {
