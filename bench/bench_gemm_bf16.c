@@ -5,9 +5,9 @@
  *   fp32       nn_sgemm on fp32 operands
  *   bf16       nn_gemm_bf16, both operands stored bf16
  *   f32xbf16   nn_gemm_bf16 with op(A) fp32 (activations, rounded while packing) and B bf16 (weights)
- * and each one's share of its peak: fp32 against a register-only FMA loop, bf16 against a register-only
- * vdpbf16ps loop (16 lanes x 2 pairs x 2 flop per instruction), both timed on all threads at once, at the
- * clock the cores actually run. Threads: OMP_NUM_THREADS (default all cores). ~0.35 s per measurement. */
+ * and each one's share of its peak: fp32 against a register-only FMA loop, bf16 against the register-only loop
+ * of the kernel in use (vdpbf16ps: 16 lanes x 2 pairs x 2 flop per instruction; AMX: TDPBF16PS on resident
+ * tiles, 16 x 16 x 32 x 2 flop), all timed on all threads at once, at the clock the cores actually run. Threads: OMP_NUM_THREADS (default all cores). ~0.35 s per measurement. */
 #include "gemm.h"
 #include "gemm_bf16.h"
 #include <immintrin.h>
@@ -47,12 +47,46 @@ __attribute__((target("avx512f,avx512bf16"))) static double dpbf16_loop(long ite
     return 16.0 * 16.0 * 2.0 * 2.0 * (double)iters;
 }
 
+/* AMX-BF16: 4 independent 16 x 16 x 32 tile products per iteration on tiles already loaded (the tile permission
+ * was requested by nn_gemm_bf16_kernel() choosing AMX) */
+__attribute__((target("amx-tile,amx-bf16"))) static double amx_loop(long iters)
+{
+    struct {
+        uint8_t palette, start_row, reserved[14];
+        uint16_t colsb[16];
+        uint8_t rows[16];
+    } cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;
+    static const uint16_t ones[16 * 32] __attribute__((aligned(64)));
+    __asm__ volatile("" : : "r"(&cfg) : "memory");   /* the tile intrinsics are asm without memory operands */
+    _tile_loadconfig(&cfg);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_loadd(4, ones, 64);
+    _tile_loadd(5, ones, 64);
+    _tile_loadd(6, ones, 64);
+    _tile_loadd(7, ones, 64);
+    for (long i = 0; i < iters; i++) {
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_release();
+    return 4.0 * 16 * 16 * 32 * 2 * (double)iters;
+}
+
+/* kind 0: fp32 FMA, 1: vdpbf16ps, 2: AMX */
 static double peak(int bf16, int nth)
 {
     for (long iters = 1000000;; iters *= 2) {
         double t0 = omp_get_wtime(), flop = 0;
 #pragma omp parallel num_threads(nth) reduction(+ : flop)
-        flop += bf16 ? dpbf16_loop(iters) : fma_loop(iters);
+        flop += bf16 == 2 ? amx_loop(iters / 16) : bf16 ? dpbf16_loop(iters) : fma_loop(iters);
         const double t = omp_get_wtime() - t0;
         if (t > 0.3) return flop / t * 1e-9;
     }
@@ -108,11 +142,13 @@ int main(void)
     const int nth = omp_get_max_threads();
     __builtin_cpu_init();
     const int have512 = __builtin_cpu_supports("avx512f"), havebf16 = have512 && __builtin_cpu_supports("avx512bf16");
-    const double pf = have512 ? peak(0, nth) : 0.0, pb = havebf16 ? peak(1, nth) : 0.0;
     printf("bench_gemm_bf16: %d OpenMP threads; kernels: nn_sgemm %s, nn_gemm_bf16 %s (SF_GEMM_KERNEL)\n", nth,
            nn_gemm_kernel(), nn_gemm_bf16_kernel());
-    printf("peak estimates on %d threads (register-only loops): fp32 FMA %.1f GFLOP/s, bf16 vdpbf16ps %.1f GFLOP/s%s\n",
-           nth, pf, pb, havebf16 ? "" : " (no AVX-512 BF16 on this CPU: no bf16 peak)");
+    const int amx = strcmp(nn_gemm_bf16_kernel(), "amx") == 0;
+    const double pf = have512 ? peak(0, nth) : 0.0, pd = havebf16 ? peak(1, nth) : 0.0, pa = amx ? peak(2, nth) : 0.0;
+    const double pb = amx ? pa : pd;   /* the bf16 columns' %pk: against the kernel in use */
+    printf("peak estimates on %d threads (register-only loops): fp32 FMA %.1f GFLOP/s, bf16 vdpbf16ps %.1f GFLOP/s, "
+           "bf16 AMX %.1f GFLOP/s%s\n", nth, pf, pd, pa, amx ? "" : " (AMX not in use: not measured)");
     const int Bt = 256;
     struct {
         const char *name;

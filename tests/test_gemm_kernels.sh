@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Shell test of the run-time GEMM dispatch (issue 8 item 8): the portable kernels must be tested too, not only the
 # AVX-512 ones this CPU picks. Runs tests/bin/test_gemm and tests/bin/test_gemm_bf16 with SF_GEMM_KERNEL=generic
-# (and =avx512 when the CPU has AVX-512 F/BW/DQ/VL, resp. BF16), checks that nn_sgemm returns the same bits from
+# (and =avx512 when the CPU has AVX-512 F/BW/DQ/VL, resp. BF16; =amx for the bf16 GEMM where AMX-BF16 is offered), checks that nn_sgemm returns the same bits from
 # both kernels (test_gemm_bf16 --dump-sgemm), and that a bad SF_GEMM_KERNEL is a one-line error with exit 2.
 # Prints PASS/FAIL lines and "RESULT passed=P failed=F" (tests/run.sh sums these).
 set -u
@@ -30,6 +30,13 @@ run_forced generic test_gemm
 run_forced generic test_gemm_bf16
 if [ $avx512 = 1 ]; then run_forced avx512 test_gemm; else echo "SKIP test_gemm with SF_GEMM_KERNEL=avx512: no AVX-512 on this CPU"; fi
 if [ $bf16 = 1 ]; then run_forced avx512 test_gemm_bf16; else echo "SKIP test_gemm_bf16 with SF_GEMM_KERNEL=avx512: no AVX-512 BF16 on this CPU"; fi
+# AMX needs the CPU flag and the kernel's consent (Linux >= 5.16 grants the tile state); a refusal is a SKIP
+if [ $bf16 = 1 ] && has amx_bf16 && has amx_tile && \
+   ! SF_GEMM_KERNEL=amx tests/bin/test_gemm_bf16 2>&1 | grep -q 'offers no AMX'; then
+  run_forced amx test_gemm_bf16
+else
+  echo "SKIP test_gemm_bf16 with SF_GEMM_KERNEL=amx: no AMX-BF16 on this CPU or kernel"
+fi
 
 if [ $avx512 = 1 ]; then
   SF_GEMM_KERNEL=generic tests/bin/test_gemm_bf16 --dump-sgemm "$tmp/generic.bin" && \

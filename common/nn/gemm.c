@@ -602,11 +602,11 @@ static void gemm_choose(void)
     const char *env = getenv("SF_GEMM_KERNEL");
     if (!env || !*env || strcmp(env, "auto") == 0) gemm_choice = have;
     else if (strcmp(env, "generic") == 0) gemm_choice = 0;
-    else if (strcmp(env, "avx512") == 0) {
-        if (!have) log_die("SF_GEMM_KERNEL=avx512: this CPU lacks AVX-512 (F, BW, DQ, VL)");
+    else if (strcmp(env, "avx512") == 0 || strcmp(env, "amx") == 0) {   /* amx: for nn_gemm_bf16; fp32 runs avx512 */
+        if (!have) log_die("SF_GEMM_KERNEL=%s: this CPU lacks AVX-512 (F, BW, DQ, VL)", env);
         gemm_choice = 1;
     } else {
-        log_die("SF_GEMM_KERNEL=%s: expected generic, avx512 or auto", env);
+        log_die("SF_GEMM_KERNEL=%s: expected generic, avx512, amx or auto", env);
     }
 }
 

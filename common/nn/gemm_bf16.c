@@ -92,21 +92,26 @@ static void gemm_bf16_generic(int transA, int transB, int M, int N, int K, float
 }
 
 static once_flag bf16_once = ONCE_FLAG_INIT;
-static int bf16_avx512;
+static enum { BF16_GENERIC, BF16_AVX512, BF16_AMX } bf16_kernel;
 
 static void bf16_choose(void)
 {
     __builtin_cpu_init();
-    bf16_avx512 = nn_gemm_use_avx512_() && __builtin_cpu_supports("avx512bf16");
+    const int avx = nn_gemm_use_avx512_() && __builtin_cpu_supports("avx512bf16");
     const char *env = getenv("SF_GEMM_KERNEL");
-    if (env && strcmp(env, "avx512") == 0 && !bf16_avx512)
+    const int want_amx = !env || !*env || strcmp(env, "auto") == 0 || strcmp(env, "amx") == 0;
+    const int amx = avx && want_amx && nn_gemm_amx_available_();
+    if (env && strcmp(env, "avx512") == 0 && !avx)
         log_die("SF_GEMM_KERNEL=avx512: this CPU lacks AVX-512 BF16 (nn_gemm_bf16)");
+    if (env && strcmp(env, "amx") == 0 && !amx)
+        log_die("SF_GEMM_KERNEL=amx: this CPU (or kernel) offers no AMX-BF16 (nn_gemm_bf16)");
+    bf16_kernel = amx ? BF16_AMX : avx ? BF16_AVX512 : BF16_GENERIC;
 }
 
 const char *nn_gemm_bf16_kernel(void)
 {
     call_once(&bf16_once, bf16_choose);
-    return bf16_avx512 ? "avx512bf16" : "generic";
+    return bf16_kernel == BF16_AMX ? "amx" : bf16_kernel == BF16_AVX512 ? "avx512bf16" : "generic";
 }
 
 void nn_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const void *A, int a_bf16, int lda,
@@ -123,6 +128,9 @@ void nn_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, cons
         return;
     }
     call_once(&bf16_once, bf16_choose);
-    if (bf16_avx512) nn_gemm_bf16_avx512_(transA, transB, M, N, K, alpha, A, a_bf16, lda, B, b_bf16, ldb, beta, C, ldc);
+    if (bf16_kernel == BF16_AMX)
+        nn_gemm_bf16_amx_(transA, transB, M, N, K, alpha, A, a_bf16, lda, B, b_bf16, ldb, beta, C, ldc);
+    else if (bf16_kernel == BF16_AVX512)
+        nn_gemm_bf16_avx512_(transA, transB, M, N, K, alpha, A, a_bf16, lda, B, b_bf16, ldb, beta, C, ldc);
     else gemm_bf16_generic(transA, transB, M, N, K, alpha, A, a_bf16, lda, B, b_bf16, ldb, beta, C, ldc);
 }

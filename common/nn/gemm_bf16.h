@@ -9,10 +9,15 @@
  * The error against the fp32 GEMM of the UNROUNDED operands is dominated by the input rounding (2^-8 relative
  * per operand): ~2^-8 sqrt(K) relative for random data. beta == 0 overwrites C (C may hold NaN).
  *
- * Kernels: on CPUs with AVX-512 BF16 (vdpbf16ps: two bf16 products per fp32 lane per instruction) a packed,
- * cache-blocked driver in gemm_bf16_avx512.c (the structure of gemm.c: tasks over C, K blocks, packed A/B
- * micro-panels of k pairs, an 8 x 48 register tile). Elsewhere, or with SF_GEMM_KERNEL=generic, the operands
- * are rounded to bf16 in fp32 blocks and multiplied by nn_sgemm (same exact products, fp32 accumulation).
+ * Kernels (gemm_bf16_avx512.c; chosen at run time, SF_GEMM_KERNEL=amx|avx512|generic forces one):
+ *   amx        AMX-BF16 tiles (Sapphire Rapids and later, when Linux grants the tile state): 32 x 32 C blocks of
+ *              four 16 x 16 tiles, TDPBF16PS; measured here ~16x the fp32 FMA peak in a register-only loop;
+ *   avx512bf16 vdpbf16ps (two bf16 products per fp32 lane per instruction), the structure of gemm.c: tasks over
+ *              C, K blocks, packed micro-panels of k pairs, an 8 x 48 register tile. NOTE: on this machine
+ *              vdpbf16ps sustains only ~half the fp32 FMA flop rate, so this path saves memory, not time;
+ *   generic    the operands rounded to bf16 in fp32 blocks and multiplied by nn_sgemm (same exact products,
+ *              fp32 accumulation).
+ * All three meet the error bound above; their sums are ordered differently, so they differ in the last bits.
  * OpenMP inside; results do not depend on the thread count. */
 #ifndef SF_NN_GEMM_BF16_H
 #define SF_NN_GEMM_BF16_H
@@ -33,8 +38,8 @@ void nn_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, cons
 void nn_gemm_bf16_ref(int transA, int transB, int M, int N, int K, float alpha, const void *A, int a_bf16, int lda,
                       const void *B, int b_bf16, int ldb, float beta, float *C, int ldc);
 
-/* The kernel nn_gemm_bf16 runs: "avx512bf16" or "generic" (SF_GEMM_KERNEL as for nn_sgemm; avx512 forced on a
- * CPU without AVX-512 BF16 is a one-line error at the first call). */
+/* The kernel nn_gemm_bf16 runs: "amx", "avx512bf16" or "generic" (SF_GEMM_KERNEL=amx|avx512|generic|auto; a
+ * forced kernel the CPU lacks is a one-line error at the first call). */
 const char *nn_gemm_bf16_kernel(void);
 
 #endif

@@ -1,5 +1,6 @@
-/* nn/gemm_bf16_avx512: the AVX-512 BF16 driver of nn_gemm_bf16 (gemm_bf16.h; issue 8 item 7). Built with
- * AVX512_FLAGS (the Makefile's AVX512_OBJ) and called only after nn_gemm_bf16 has checked the CPU.
+/* nn/gemm_bf16_avx512: the AVX-512 BF16 and AMX-BF16 drivers of nn_gemm_bf16 (gemm_bf16.h; issue 8 item 7).
+ * Built with AVX512_FLAGS (the Makefile's AVX512_OBJ; the AMX functions carry a target attribute) and called
+ * only after nn_gemm_bf16 has checked the CPU.
  *
  * Structure of gemm.c (GotoBLAS / BLIS), in units of k PAIRS, because vdpbf16ps multiplies two bf16 pairs per
  * fp32 lane: acc[j] += a[2j] b[2j] + a[2j+1] b[2j+1]. A 32-bit word holds one pair (even k in the low half).
@@ -152,10 +153,11 @@ static void pack_A(uint32_t *restrict Ap, const operand *a, int i0, int mc, int 
 
 static inline int panel_width(int nr) { return 16 * ((nr + 15) / 16); }
 
-/* one B micro-panel: columns [j0, j0 + nr), k in [k0, k0 + kc) of op(B): Bp[kk * w + c], w = panel_width(nr) */
-static void pack_B(uint32_t *restrict Bp, const operand *b, int j0, int nr, int k0, int kc)
+/* one B micro-panel: columns [j0, j0 + nr), k in [k0, k0 + kc) of op(B): Bp[kk * w + c], w >= panel_width(nr)
+ * (a multiple of 16; columns past nr are 0) */
+static void pack_B(uint32_t *restrict Bp, const operand *b, int j0, int nr, int w, int k0, int kc)
 {
-    const int kp = (kc + 1) / 2, w = panel_width(nr);
+    const int kp = (kc + 1) / 2;
     if (!b->trans) {   /* B stored [K, N]: rows 2kk and 2kk+1, 16 columns, interleaved by a word permute */
         const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
                                              22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
@@ -287,7 +289,8 @@ static void task(const bf_args *g, int i0, int mc, int j0, int nc, uint32_t *Ap,
         for (int jb = 0; jb < nc; jb += SB) {
             const int ncb = BF_MIN(SB, nc - jb);
             for (int jr = 0; jr < ncb; jr += BF_NR)
-                pack_B(Bp + (size_t)jr * kp, &g->b, j0 + jb + jr, BF_MIN(BF_NR, ncb - jr), k0, kc);
+                pack_B(Bp + (size_t)jr * kp, &g->b, j0 + jb + jr, BF_MIN(BF_NR, ncb - jr), panel_width(BF_MIN(BF_NR, ncb - jr)),
+                       k0, kc);
             for (int jr = 0; jr < ncb; jr += BF_NR) {
                 const int nr = BF_MIN(BF_NR, ncb - jr);
                 const uint32_t *bp = Bp + (size_t)jr * kp;
@@ -337,5 +340,178 @@ void nn_gemm_bf16_avx512_(int transA, int transB, int M, int N, int K, float alp
             const int ib = t / nb, jb = t % nb, i0 = ib * mc, j0 = jb * nc;
             task(&g, i0, BF_MIN(mc, M - i0), j0, BF_MIN(nc, N - j0), Ap, Bp);
         }
+    }
+}
+
+/* ================================================================================================ AMX
+ * The AMX-BF16 driver (Sapphire Rapids and later: 8 tile registers of 16 rows x 64 bytes; TDPBF16PS multiplies a
+ * 16 x 32 bf16 tile by a 32 x 16 bf16 tile (stored as 16 rows of k pairs, exactly pack_B's layout) into a
+ * 16 x 16 fp32 tile: 16 K multiply-adds per cycle and lane where vdpbf16ps does 2). Same task / K-block / packing
+ * structure as above, with a 32 x 32 C block per micro-kernel: tiles 0-3 accumulate C, 4-5 hold two A tiles
+ * (rows 0-15, 16-31), 6-7 two B tiles (columns 0-15, 16-31). A is packed row-major, 32 rows x kcp (kc rounded
+ * up to 32, zero-padded); B in 32-column panels of kcp/2 pair rows. C goes out through a 32 x 32 buffer and the
+ * same masked alpha/beta update as the AVX-512 kernel. */
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define AMX_MR 32
+#define AMX_NR 32
+#define AMX_KC 512
+#define AMX_MC_MAX 512
+#define AMX_NC_MAX 1536
+#define AMX_NBP 8
+#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16")))
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_cfg;
+
+int nn_gemm_amx_available_(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    if (!((d >> 22) & 1) || !((d >> 24) & 1)) return 0;   /* AMX-BF16, AMX-TILE */
+    /* the kernel must agree to save the 8 KiB tile state of this process (Linux >= 5.16) */
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+}
+
+/* A block for AMX: rows [i0, i0 + mc) of op(A) (rows past mc up to a multiple of 32 are 0), k in [k0, k0 + kc)
+ * (zero up to kcp): Ap[r * kcp + k] */
+static void pack_A_amx(uint16_t *restrict Ap, const operand *a, int i0, int mc, int k0, int kc, int kcp)
+{
+    const int mrows = (mc + AMX_MR - 1) / AMX_MR * AMX_MR;
+    if (!a->trans) {
+        for (int r = 0; r < mrows; r++)
+            for (int k = 0; k < kcp; k += 32) {
+                const __m512i v = r < mc ? ld32(a, (size_t)(i0 + r) * a->ld + k0 + k, kc - k) : _mm512_setzero_si512();
+                _mm512_storeu_si512(Ap + (size_t)r * kcp + k, v);
+            }
+        return;
+    }
+    /* A stored [K, M]: 32 rows of one k at a time, scattered down the column k */
+    for (int r = 0; r < mrows; r++) memset(Ap + (size_t)r * kcp + kc, 0, (size_t)(kcp - kc) * 2);
+    for (int p = 0; p < mrows; p += 32) {
+        const int n = BF_MIN(32, mc - p);
+        for (int k = 0; k < kc; k++) {
+            uint16_t t[32] __attribute__((aligned(64)));
+            _mm512_store_si512(t, n > 0 ? ld32(a, (size_t)(k0 + k) * a->ld + i0 + p, n) : _mm512_setzero_si512());
+            for (int r = 0; r < 32; r++) Ap[(size_t)(p + r) * kcp + k] = t[r];
+        }
+    }
+}
+
+/* C[0:mr, 0:nr] = alpha * A[32 rows, kcp] B[kcp, 32] + beta * C */
+AMX_TARGET static void ukr_amx(int kcp, const uint16_t *a, const uint32_t *b, float *c, int ldc, int mr, int nr,
+                               float alpha, float beta)
+{
+    float buf[AMX_MR * AMX_NR] __attribute__((aligned(64)));
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    const size_t as = (size_t)kcp * 2;
+    for (int k = 0; k < kcp; k += 32) {
+        _tile_loadd(4, a + k, as);
+        _tile_loadd(5, a + (size_t)16 * kcp + k, as);
+        _tile_loadd(6, b + (size_t)(k / 2) * AMX_NR, AMX_NR * 4);
+        _tile_loadd(7, b + (size_t)(k / 2) * AMX_NR + 16, AMX_NR * 4);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, buf, AMX_NR * 4);
+    _tile_stored(1, buf + 16, AMX_NR * 4);
+    _tile_stored(2, buf + 16 * AMX_NR, AMX_NR * 4);
+    _tile_stored(3, buf + 16 * AMX_NR + 16, AMX_NR * 4);
+    __asm__ volatile("" ::: "memory");   /* GCC's tile intrinsics are asm without memory operands: make the
+                                          * compiler see that buf was written */
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    const int beta0 = beta == 0.0f;
+    for (int i = 0; i < mr; i++)
+        for (int v = 0; v < 2 && 16 * v < nr; v++) {
+            const int cols = BF_MIN(16, nr - 16 * v);
+            upd16(c + (size_t)i * ldc + 16 * v, _mm512_load_ps(buf + i * AMX_NR + 16 * v), cols == 16, mask16(cols),
+                  va, vb, beta0);
+        }
+}
+
+static void task_amx(const bf_args *g, int i0, int mc, int j0, int nc, uint16_t *Ap, uint32_t *Bp)
+{
+    const int SB = AMX_NR * AMX_NBP;
+    for (int kb = 0; kb < g->nkb; kb++) {
+        const int k0 = kb * g->kcb, kc = BF_MIN(g->kcb, g->K - k0), kcp = (kc + 31) / 32 * 32;
+        const float beta = kb == 0 ? g->beta : 1.0f;
+        pack_A_amx(Ap, &g->a, i0, mc, k0, kc, kcp);
+        for (int jb = 0; jb < nc; jb += SB) {
+            const int ncb = BF_MIN(SB, nc - jb);
+            for (int jr = 0; jr < ncb; jr += AMX_NR) {
+                uint32_t *bp = Bp + (size_t)jr * (kcp / 2);
+                pack_B(bp, &g->b, j0 + jb + jr, BF_MIN(AMX_NR, ncb - jr), AMX_NR, k0, kc);
+                const int kp = (kc + 1) / 2;
+                memset(bp + (size_t)kp * AMX_NR, 0, (size_t)(kcp / 2 - kp) * AMX_NR * 4);
+            }
+            for (int jr = 0; jr < ncb; jr += AMX_NR) {
+                const int nr = BF_MIN(AMX_NR, ncb - jr);
+                const uint32_t *bp = Bp + (size_t)jr * (kcp / 2);
+                for (int ir = 0; ir < mc; ir += AMX_MR)
+                    ukr_amx(kcp, Ap + (size_t)ir * kcp, bp, g->C + (size_t)(i0 + ir) * g->ldc + j0 + jb + jr, g->ldc,
+                            BF_MIN(AMX_MR, mc - ir), nr, g->alpha, beta);
+            }
+        }
+    }
+}
+
+AMX_TARGET static void amx_config(void)
+{
+    amx_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    __asm__ volatile("" : : "r"(&cfg) : "memory");   /* keep the stores above (see ukr_amx) */
+    _tile_loadconfig(&cfg);
+}
+
+AMX_TARGET static void amx_release(void) { _tile_release(); }
+
+void nn_gemm_bf16_amx_(int transA, int transB, int M, int N, int K, float alpha, const void *A, int a_bf16, int lda,
+                       const void *B, int b_bf16, int ldb, float beta, float *C, int ldc)
+{
+    bf_args g = {{A, a_bf16, lda, transA}, {B, b_bf16, ldb, transB}, M, N, K, ldc, 0, 0, alpha, beta, C};
+    g.nkb = ceil_div(K, AMX_KC);
+    g.kcb = ceil_div(K, g.nkb);
+    g.kcb = (g.kcb + 31) / 32 * 32;   /* whole tiles: only the last block is zero-padded */
+    g.nkb = ceil_div(K, g.kcb);
+
+    int nth = ((long)M * N * K >= BF_PAR_MIN && !omp_in_parallel()) ? omp_get_max_threads() : 1;
+    int mc = BF_MIN(AMX_MC_MAX, ceil_div(M, AMX_MR) * AMX_MR), nc = BF_MIN(AMX_NC_MAX, ceil_div(N, AMX_NR) * AMX_NR);
+    while ((long)ceil_div(M, mc) * ceil_div(N, nc) < 2L * nth) {
+        if (nc >= 2 * AMX_NR && (nc >= mc || mc < 2 * AMX_MR)) nc = ceil_div(nc / 2, AMX_NR) * AMX_NR;
+        else if (mc >= 2 * AMX_MR) mc = ceil_div(mc / 2, AMX_MR) * AMX_MR;
+        else break;
+    }
+    const int mb = ceil_div(M, mc), nb = ceil_div(N, nc), ntask = mb * nb;
+    if (nth > ntask) nth = ntask;
+    const size_t a_sz = (size_t)ceil_div(mc, AMX_MR) * AMX_MR * g.kcb / 2;   /* in 4-byte units */
+    const size_t b_sz = (size_t)g.kcb / 2 * AMX_NR * AMX_NBP;
+
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        float *buf = nn_gemm_buffer_(a_sz + b_sz + 32);
+        uint16_t *Ap = (uint16_t *)(((uintptr_t)buf + 63) & ~(uintptr_t)63);
+        uint32_t *Bp = (uint32_t *)Ap + ((a_sz + 15) & ~(size_t)15);
+        amx_config();
+#pragma omp for schedule(dynamic, 1)
+        for (int t = 0; t < ntask; t++) {
+            const int ib = t / nb, jb = t % nb, i0 = ib * mc, j0 = jb * nc;
+            task_amx(&g, i0, BF_MIN(mc, M - i0), j0, BF_MIN(nc, N - j0), Ap, Bp);
+        }
+        amx_release();
     }
 }

@@ -22,4 +22,10 @@ void nn_sgemm_avx512_(int transA, int transB, int M, int N, int K, float alpha, 
 void nn_gemm_bf16_avx512_(int transA, int transB, int M, int N, int K, float alpha, const void *A, int a_bf16,
                           int lda, const void *B, int b_bf16, int ldb, float beta, float *C, int ldc);
 
+/* the AMX-BF16 driver (gemm_bf16_avx512.c; same arguments), and whether this CPU and kernel can run it (CPUID
+ * AMX-BF16 + AMX-TILE, and Linux granting the process the tile state; call once) */
+void nn_gemm_bf16_amx_(int transA, int transB, int M, int N, int K, float alpha, const void *A, int a_bf16,
+                       int lda, const void *B, int b_bf16, int ldb, float beta, float *C, int ldc);
+int nn_gemm_amx_available_(void);
+
 #endif
