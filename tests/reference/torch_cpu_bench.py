@@ -9,7 +9,7 @@ Each measurement: one warm-up call, then repeats until --seconds (default 8) hav
 Prints one JSON object on stdout.
 Usage: torch_cpu_bench.py [--threads N] [--seconds S] [--train-batch B] [--eval-batch B]
 """
-import argparse, json, math, os, sys, time
+import argparse, json, math, os, re, sys, time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -32,7 +32,9 @@ def backend_info():
     the process after a matmul (Debian's torch links libblas.so.3, which the alternatives system points at the
     reference BLAS or at OpenBLAS)."""
     cfg = torch.__config__.show()
-    info = {k: v for k, v in (l.strip().split("=", 1) for l in cfg.replace(",", "\n").splitlines() if "=" in l)}
+    info = dict(re.findall(r"\b([A-Z_]+)=([^,\n]*)", cfg))
+    cap = re.search(r"CPU capability usage: (\S+)", cfg)
+    dnn = re.search(r"MKL-DNN (v[0-9.]+)", cfg)
     a = torch.randn(64, 64)
     (a @ a).sum().item()
     loaded = []
@@ -41,7 +43,8 @@ def backend_info():
             p = line.split()[-1]
             if ("blas" in p or "mkl" in p or "dnnl" in p) and p not in loaded:
                 loaded.append(p)
-    return {"blas_info": info.get("BLAS_INFO", "?"), "blas_loaded": " ".join(os.path.realpath(p) for p in loaded) or "?",
+    return {"blas_info": info.get("BLAS_INFO", "?"), "cpu_capability": cap.group(1) if cap else "?",
+            "onednn_version": dnn.group(1) if dnn else "?", "blas_loaded": " ".join(os.path.realpath(p) for p in loaded) or "?",
             "mkldnn_built": info.get("USE_MKLDNN", "?"), "mkldnn_available": torch.backends.mkldnn.is_available()}
 
 
@@ -58,8 +61,9 @@ def main():
     res = {"torch": torch.__version__, "threads": torch.get_num_threads(),
            "params_trainable": sum(p.numel() for p in m.parameters() if p.requires_grad)}
     res.update(backend_info())
-    print("bench-torch: BLAS %s (loaded: %s); oneDNN/MKLDNN built %s, available %s; OPENBLAS_CORETYPE=%s "
-          "OPENBLAS_L2_SIZE=%s" % (res["blas_info"], res["blas_loaded"], res["mkldnn_built"], res["mkldnn_available"],
+    print("bench-torch: BLAS_INFO=%s, loaded: %s; oneDNN (MKL-DNN) %s built %s, available %s; ATen CPU capability %s; "
+          "OPENBLAS_CORETYPE=%s OPENBLAS_L2_SIZE=%s" % (res["blas_info"], res["blas_loaded"], res["onednn_version"],
+                                   res["mkldnn_built"], res["mkldnn_available"], res["cpu_capability"],
                                    os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
                                    os.environ.get("OPENBLAS_L2_SIZE", "(unset)")), file=sys.stderr)
 
