@@ -89,6 +89,10 @@ AVX512_FLAGS := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512bf16 -mfma
 AVX512_OBJ   := $(BUILD)/common/nn/gemm_avx512.o $(BUILD)/common/nn/gemm_bf16_avx512.o
 $(AVX512_OBJ): CFLAGS += $(AVX512_FLAGS)
 
+# philox.c: sqrtf / fmaf without errno, so its fill loops vectorise (arguments are never negative or NaN there;
+# results are the same bits, see common/philox_core.h)
+$(BUILD)/common/philox.o: CFLAGS += -fno-math-errno
+
 # io.o bakes in the commit: recompile it whenever the commit (or dirtiness) changes, so .meta never records a
 # stale one
 COMMIT_STAMP := build/commit.$(GIT_COMMIT)

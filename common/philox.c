@@ -34,15 +34,17 @@ float philox_gaussian_at(uint64_t seed, uint64_t stream, uint64_t e) { return ph
 enum { KIND_UNIFORM, KIND_GAUSSIAN, KIND_RADEMACHER };
 
 /* the four values of block b */
-static inline void block_values(int kind, uint64_t seed, uint64_t stream, uint64_t b, float v[4])
+static inline __attribute__((always_inline)) void block_values(int kind, uint64_t seed, uint64_t stream, uint64_t b, float v[4])
 {
     const phx_u4 o = phx_block(seed, stream, b);
     if (kind == KIND_UNIFORM) {
+#pragma GCC unroll 4
         for (int j = 0; j < 4; j++) v[j] = phx_u01(o.v[j]);
     } else if (kind == KIND_GAUSSIAN) {
         phx_box_muller(o.v[0], o.v[1], &v[0], &v[1]);
         phx_box_muller(o.v[2], o.v[3], &v[2], &v[3]);
     } else {
+#pragma GCC unroll 4
         for (int j = 0; j < 4; j++) v[j] = (o.v[j] >> 31) ? -1.0f : 1.0f;
     }
 }
@@ -50,17 +52,36 @@ static inline void block_values(int kind, uint64_t seed, uint64_t stream, uint64
 static void fill(int kind, float *x, size_t n, uint64_t seed, uint64_t stream, uint64_t offset)
 {
     if (n == 0) return;
-    const uint64_t b0 = offset >> 2, b1 = (offset + n - 1) >> 2;   /* blocks covering the range */
-    const long long nb = (long long)(b1 - b0 + 1);
-#pragma omp parallel for if (n >= PHILOX_PAR_MIN) schedule(static)
-    for (long long q = 0; q < nb; q++) {
-        const uint64_t b = b0 + (uint64_t)q;
-        float v[4];
-        block_values(kind, seed, stream, b, v);
-        for (int j = 0; j < 4; j++) {
-            const uint64_t e = 4 * b + (uint64_t)j;
-            if (e >= offset && e - offset < n) x[e - offset] = v[j];
+    /* whole blocks [bf, bl) write 4 elements each, straight into x (a loop the compiler vectorises); the
+     * partial blocks at either end go element by element */
+    const uint64_t end = offset + n, bf = (offset + 3) >> 2, bl = end >> 2;
+    if (bf >= bl) {
+        for (uint64_t e = offset; e < end; e++) {
+            float v[4];
+            block_values(kind, seed, stream, e >> 2, v);
+            x[e - offset] = v[e & 3];
         }
+        return;
+    }
+    for (uint64_t e = offset; e < 4 * bf; e++) {
+        float v[4];
+        block_values(kind, seed, stream, e >> 2, v);
+        x[e - offset] = v[e & 3];
+    }
+    float *xm = x + (4 * bf - offset);
+    const long long nb = (long long)(bl - bf);
+    /* one loop per kind (a constant kind inside, so no control flow blocks vectorisation) */
+#define PHILOX_FILL_LOOP(K)                                                                                        \
+    _Pragma("omp parallel for simd if (n >= PHILOX_PAR_MIN) schedule(static)")                                    \
+    for (long long q = 0; q < nb; q++) block_values((K), seed, stream, bf + (uint64_t)q, xm + 4 * q)
+    if (kind == KIND_UNIFORM) PHILOX_FILL_LOOP(KIND_UNIFORM);
+    else if (kind == KIND_GAUSSIAN) PHILOX_FILL_LOOP(KIND_GAUSSIAN);
+    else PHILOX_FILL_LOOP(KIND_RADEMACHER);
+#undef PHILOX_FILL_LOOP
+    for (uint64_t e = 4 * bl; e < end; e++) {
+        float v[4];
+        block_values(kind, seed, stream, e >> 2, v);
+        x[e - offset] = v[e & 3];
     }
 }
 

@@ -37,7 +37,7 @@
 #else
 #include <math.h>
 #include <string.h>
-#define PHX_FN static inline
+#define PHX_FN static inline __attribute__((always_inline))
 #define PHX_ADD(a, b) ((a) + (b))
 #define PHX_SUB(a, b) ((a) - (b))
 #define PHX_MUL(a, b) ((a) * (b))
@@ -76,6 +76,11 @@ typedef struct {
 /* Philox4x32 with `rounds` rounds (10 is the generator; 7 only for the known-answer test of the schedule). */
 PHX_FN phx_u4 phx_philox(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, int rounds)
 {
+#if defined(__CUDACC__)
+#pragma unroll
+#else
+#pragma GCC unroll 10
+#endif
     for (int r = 0; r < rounds; r++) {
         if (r > 0) {
             k0 += PHX_W0;
@@ -110,12 +115,12 @@ PHX_FN float phx_u01_pos(uint32_t x) { return (float)((x >> 8) + 1u) * 0x1p-24f;
 PHX_FN float phx_logf(float u)
 {
     const uint32_t b = PHX_AS_UINT(u);
-    int e = (int)(b >> 23) - 127;
-    float m = PHX_AS_FLOAT((b & 0x007FFFFFu) | 0x3F800000u);   /* [1, 2) */
-    if (m > 1.41421356f) {
-        m = PHX_MUL(m, 0.5f);
-        e += 1;
-    }
+    /* m in [1, 2) from the significand; m > sqrt(2) (compared as bits: positive floats order as integers) is
+     * halved by lowering its exponent: exact, and integer-only, so no branch stops the CPU fill loop vectorising */
+    const uint32_t mb = (b & 0x007FFFFFu) | 0x3F800000u;
+    const uint32_t big = mb > 0x3FB504F3u;   /* 1.41421356f */
+    const float m = PHX_AS_FLOAT(mb - (big << 23));
+    const int e = (int)(b >> 23) - 127 + (int)big;
     const float f = PHX_SUB(m, 1.0f);
     const float s = PHX_DIV(f, PHX_ADD(2.0f, f));
     const float z = PHX_MUL(s, s);
@@ -148,12 +153,11 @@ PHX_FN void phx_sincos2pi(float u, float *sn, float *cs)
     pc = PHX_FMA(x2, pc, 4.16666667e-02f);
     pc = PHX_FMA(x2, pc, -0.5f);
     const float c = PHX_FMA(x2, pc, 1.0f);
-    switch (q & 3) {
-    case 0: *sn = s; *cs = c; break;
-    case 1: *sn = c; *cs = -s; break;
-    case 2: *sn = -s; *cs = -c; break;
-    default: *sn = -c; *cs = s; break;
-    }
+    /* rotation by q quarter turns, branch-free (so the CPU fill loop vectorises):
+     * q&3 = 0: (s, c); 1: (c, -s); 2: (-s, -c); 3: (-c, s) */
+    const float s0 = (q & 1) ? c : s, c0 = (q & 1) ? s : c, ns0 = -s0, nc0 = -c0;
+    *sn = (q & 2) ? ns0 : s0;
+    *cs = ((q + 1) & 2) ? nc0 : c0;
 }
 
 /* Box-Muller on one pair of words: N(0,1) pair (r cos, r sin), r = sqrt(-2 ln u1), u1 in (0, 1], u2 in [0, 1).

@@ -357,8 +357,12 @@ void nn_gemm_bf16_avx512_(int transA, int transB, int M, int N, int K, float alp
 
 #define AMX_MR 32
 #define AMX_NR 32
+#ifndef AMX_KC
 #define AMX_KC 512
+#endif
+#ifndef AMX_MC_MAX
 #define AMX_MC_MAX 512
+#endif
 #define AMX_NC_MAX 1536
 #define AMX_NBP 8
 #define AMX_TARGET __attribute__((target("amx-tile,amx-bf16")))
@@ -403,15 +407,30 @@ static void pack_A_amx(uint16_t *restrict Ap, const operand *a, int i0, int mc, 
     }
 }
 
-/* C[0:mr, 0:nr] = alpha * A[32 rows, kcp] B[kcp, 32] + beta * C */
+/* C[0:mr, 0:nr] = alpha * A[32 rows, kcp] B[kcp, 32] + beta * C. `partial`: C holds this GEMM's own partial
+ * sums from earlier K blocks (beta is then 1). A full block with alpha 1 skips the buffer: beta 0 stores the
+ * tiles straight to C (the same bits as the buffer path), and a partial-sum block starts its tiles FROM C and
+ * stores them back (the K block's products are added onto the partial sum one by one instead of summed apart
+ * first: a different rounding order, inside the same error bound since that partial sum is itself bounded by
+ * sum |a b|). Everything else (edges, alpha != 1, a caller's beta != 0) goes through the buffer. */
 AMX_TARGET static void ukr_amx(int kcp, const uint16_t *a, const uint32_t *b, float *c, int ldc, int mr, int nr,
-                               float alpha, float beta)
+                               float alpha, float beta, int partial)
 {
     float buf[AMX_MR * AMX_NR] __attribute__((aligned(64)));
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
+    const int direct = mr == AMX_MR && nr == AMX_NR && alpha == 1.0f && (beta == 0.0f || partial);
+    const size_t cs = (size_t)ldc * 4;
+    __asm__ volatile("" ::: "memory");   /* earlier stores to C are visible to the tile loads below */
+    if (direct && beta != 0.0f) {
+        _tile_loadd(0, c, cs);
+        _tile_loadd(1, c + 16, cs);
+        _tile_loadd(2, c + (size_t)16 * ldc, cs);
+        _tile_loadd(3, c + (size_t)16 * ldc + 16, cs);
+    } else {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    }
     const size_t as = (size_t)kcp * 2;
     for (int k = 0; k < kcp; k += 32) {
         _tile_loadd(4, a + k, as);
@@ -422,6 +441,14 @@ AMX_TARGET static void ukr_amx(int kcp, const uint16_t *a, const uint32_t *b, fl
         _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
+    }
+    if (direct) {
+        _tile_stored(0, c, cs);
+        _tile_stored(1, c + 16, cs);
+        _tile_stored(2, c + (size_t)16 * ldc, cs);
+        _tile_stored(3, c + (size_t)16 * ldc + 16, cs);
+        __asm__ volatile("" ::: "memory");
+        return;
     }
     _tile_stored(0, buf, AMX_NR * 4);
     _tile_stored(1, buf + 16, AMX_NR * 4);
@@ -459,7 +486,7 @@ static void task_amx(const bf_args *g, int i0, int mc, int j0, int nc, uint16_t 
                 const uint32_t *bp = Bp + (size_t)jr * (kcp / 2);
                 for (int ir = 0; ir < mc; ir += AMX_MR)
                     ukr_amx(kcp, Ap + (size_t)ir * kcp, bp, g->C + (size_t)(i0 + ir) * g->ldc + j0 + jb + jr, g->ldc,
-                            BF_MIN(AMX_MR, mc - ir), nr, g->alpha, beta);
+                            BF_MIN(AMX_MR, mc - ir), nr, g->alpha, beta, kb > 0);
             }
         }
     }
