@@ -10,6 +10,7 @@
  * tiles, 16 x 16 x 32 x 2 flop), all timed on all threads at once, at the clock the cores actually run. Threads: OMP_NUM_THREADS (default all cores). ~0.35 s per measurement. */
 #include "gemm.h"
 #include "gemm_bf16.h"
+#include "tensor.h"
 #include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
@@ -118,8 +119,8 @@ static double bench_one(int mode, int tA, int tB, int M, int N, int K)
     const int lda = tA ? M : K, ldb = tB ? K : N;
     float *A = randmat((size_t)M * K, 1), *B = randmat((size_t)K * N, 2), *C = randmat((size_t)M * N, 3);
     uint16_t *Ah = xmalloc((size_t)M * K * 2), *Bh = xmalloc((size_t)K * N * 2);
-    nn_bf16_from_f32_array(Ah, A, (size_t)M * K);
-    nn_bf16_from_f32_array(Bh, B, (size_t)K * N);
+    nn_f32_convert_to(Ah, NN_BF16, A, (size_t)M * K);
+    nn_f32_convert_to(Bh, NN_BF16, B, (size_t)K * N);
     long reps = 0;
     double t0 = 0, t = 0;
     for (int warm = 1;; warm = 0) {

@@ -1,6 +1,4 @@
-/* test_gemm_bf16: bf16 conversion and the bf16 GEMM (common/nn/gemm_bf16.h).
- * Conversion: round-to-nearest-even ties, NaN kept (signalling NaN quieted, never turned into Inf), overflow to
- * Inf, signed zero, exact round trip of every bf16 value.
+/* test_gemm_bf16: the bf16 GEMM (common/nn/gemm_bf16.h; the conversions are tensor.h's, tested by test_tensor).
  * GEMM against the double reference on the bf16-rounded operands, with the stated bound
  *     |C - C_ref| <= (K + 4) 2^-24 sum_k |alpha a_ik b_kj| + 2^-24 |beta c_ij|      (+ 1e-30 for exact zeros)
  * over odd sizes, all four transposes, bf16 and fp32 operands (converted while packing), padded strides,
@@ -10,6 +8,7 @@
  * compares them across SF_GEMM_KERNEL=generic / avx512, which must agree bit for bit). */
 #include "gemm.h"
 #include "gemm_bf16.h"
+#include "tensor.h"
 #include "test.h"
 #include <math.h>
 #include <omp.h>
@@ -26,55 +25,11 @@ static double urand(void)   /* xorshift64*, [0, 1) */
     return (double)((rs * 2685821657736338717ull) >> 11) * 0x1p-53;
 }
 
-static float f_of(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static void test_conversion(void)
-{
-    CHECK(nn_bf16_from_f32(1.0f) == 0x3F80, "bf16: 1.0 -> 0x3F80");
-    CHECK(nn_bf16_from_f32(1.0f + 0x1p-8f) == 0x3F80, "bf16: tie 1 + 2^-8 rounds to even (down)");
-    CHECK(nn_bf16_from_f32(1.0f + 0x1p-7f + 0x1p-8f) == 0x3F82, "bf16: tie 1 + 3 2^-8 rounds to even (up)");
-    CHECK(nn_bf16_from_f32(1.0f + 0x1p-8f + 0x1p-20f) == 0x3F81, "bf16: above the tie rounds up");
-    CHECK(nn_bf16_from_f32(-0.0f) == 0x8000, "bf16: -0 keeps its sign");
-    CHECK(nn_bf16_from_f32(INFINITY) == 0x7F80 && nn_bf16_from_f32(-INFINITY) == 0xFF80, "bf16: +-Inf");
-    CHECK(nn_bf16_from_f32(3.4e38f) == 0x7F80, "bf16: FLT_MAX rounds to Inf");
-    const uint16_t qn = nn_bf16_from_f32(f_of(0x7FC00001u)), sn = nn_bf16_from_f32(f_of(0x7F800001u));
-    const uint16_t nn = nn_bf16_from_f32(f_of(0xFFFFFFFFu));
-    CHECK(isnan(nn_bf16_to_f32(qn)) && isnan(nn_bf16_to_f32(sn)) && isnan(nn_bf16_to_f32(nn)) && (nn & 0x8000),
-          "bf16: quiet, signalling (low payload) and negative NaN stay NaN");
-    int rt = 1;
-    for (uint32_t h = 0; h < 65536; h++) {
-        const float x = nn_bf16_to_f32((uint16_t)h);
-        if (isnan(x)) continue;
-        rt &= nn_bf16_from_f32(x) == h;
-    }
-    CHECK(rt, "bf16: every non-NaN bf16 value round-trips exactly");
-    /* arrays equal the scalar function, and the rounding error is <= 2^-8 relative */
-    enum { N = 10007 };
-    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
-    uint16_t *h = malloc(N * sizeof *h);
-    for (int i = 0; i < N; i++) x[i] = (float)((urand() - 0.5) * pow(2.0, 40.0 * urand() - 20.0));
-    nn_bf16_from_f32_array(h, x, N);
-    nn_bf16_to_f32_array(y, h, N);
-    int same = 1, close = 1;
-    for (int i = 0; i < N; i++) {
-        same &= h[i] == nn_bf16_from_f32(x[i]);
-        close &= fabs((double)y[i] - x[i]) <= 0x1p-8 * fabs((double)x[i]);
-    }
-    CHECK(same, "bf16 arrays: equal to the scalar conversion");
-    CHECK(close, "bf16 arrays: |round(x) - x| <= 2^-8 |x| (unit roundoff of an 8-bit significand)");
-    free(x), free(y), free(h);
-}
-
 /* op(X)[r, c] of a matrix stored with stride ld, rounded to bf16, as double */
 static double el(const void *X, int bf16, int trans, int ld, int r, int c)
 {
     const size_t o = trans ? (size_t)c * ld + r : (size_t)r * ld + c;
-    return bf16 ? nn_bf16_to_f32(((const uint16_t *)X)[o]) : nn_bf16_to_f32(nn_bf16_from_f32(((const float *)X)[o]));
+    return bf16 ? nn_bf16_to_f32(((const uint16_t *)X)[o]) : nn_bf16_to_f32(nn_f32_to_bf16(((const float *)X)[o]));
 }
 
 /* one case: returns the largest |err| / bound */
@@ -86,8 +41,8 @@ static double run_case(int tA, int tB, int M, int N, int K, int abf, int bbf, fl
     uint16_t *Ah = malloc((na + 1) * 2), *Bh = malloc((nb + 1) * 2);
     for (size_t i = 0; i < na; i++) Af[i] = (float)(2.0 * urand() - 1.0);
     for (size_t i = 0; i < nb; i++) Bf[i] = (float)(2.0 * urand() - 1.0);
-    nn_bf16_from_f32_array(Ah, Af, na);
-    nn_bf16_from_f32_array(Bh, Bf, nb);
+    nn_f32_convert_to(Ah, NN_BF16, Af, na);
+    nn_f32_convert_to(Bh, NN_BF16, Bf, nb);
     for (size_t i = 0; i < nc; i++) C[i] = nan_c ? NAN : (float)(2.0 * urand() - 1.0);
     memcpy(R, C, nc * 4);
     memcpy(C0, C, nc * 4);
@@ -199,7 +154,6 @@ int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--dump-sgemm") == 0) return dump_sgemm(argv[2]);
     printf("# kernels: nn_sgemm %s, nn_gemm_bf16 %s\n", nn_gemm_kernel(), nn_gemm_bf16_kernel());
-    test_conversion();
     test_gemm();
     test_threads_and_fp32();
     return test_finish();

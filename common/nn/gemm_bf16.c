@@ -7,6 +7,7 @@
 #include "gemm.h"
 #include "gemm_kernels.h"
 #include "log.h"
+#include "tensor.h"
 #include "mem.h"
 #include <math.h>
 #include <stdlib.h>
@@ -16,40 +17,11 @@
 #define GENERIC_KB 256
 #define CONV_PAR_MIN 65536   /* elements below which a conversion stays on one thread */
 
-uint16_t nn_bf16_from_f32(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x0040u);   /* NaN: force quiet */
-    u += 0x7FFFu + ((u >> 16) & 1u);                                               /* round to nearest even */
-    return (uint16_t)(u >> 16);
-}
-
-float nn_bf16_to_f32(uint16_t h)
-{
-    const uint32_t u = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
-void nn_bf16_from_f32_array(uint16_t *dst, const float *src, size_t n)
-{
-#pragma omp parallel for if (n >= CONV_PAR_MIN) schedule(static)
-    for (size_t i = 0; i < n; i++) dst[i] = nn_bf16_from_f32(src[i]);
-}
-
-void nn_bf16_to_f32_array(float *dst, const uint16_t *src, size_t n)
-{
-#pragma omp parallel for if (n >= CONV_PAR_MIN) schedule(static)
-    for (size_t i = 0; i < n; i++) dst[i] = nn_bf16_to_f32(src[i]);
-}
-
 /* element [r, c] of a matrix stored row-major with row stride ld, as its bf16 value in fp32 */
 static inline float elem(const void *X, int bf16, int ld, int r, int c)
 {
     const size_t o = (size_t)r * ld + c;
-    return bf16 ? nn_bf16_to_f32(((const uint16_t *)X)[o]) : nn_bf16_to_f32(nn_bf16_from_f32(((const float *)X)[o]));
+    return bf16 ? nn_bf16_to_f32(((const uint16_t *)X)[o]) : nn_bf16_to_f32(nn_f32_to_bf16(((const float *)X)[o]));
 }
 
 void nn_gemm_bf16_ref(int transA, int transB, int M, int N, int K, float alpha, const void *A, int a_bf16, int lda,

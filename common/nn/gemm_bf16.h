@@ -2,7 +2,7 @@
  * with the BLAS semantics of nn_sgemm (gemm.h):
  *     C[M, N] = alpha * op(A)[M, K] * op(B)[K, N] + beta * C[M, N]      (row-major; lda/ldb/ldc as stored)
  * Each operand is stored either as bf16 (uint16_t, a_bf16 / b_bf16 = 1) or as fp32 (0), in which case it is
- * rounded to bf16 (round-to-nearest-even) while it is packed: a layer with bf16 weights and fp32 activations
+ * rounded to bf16 (round-to-nearest-even, as tensor.h's nn_f32_to_bf16) while it is packed: a layer with bf16 weights and fp32 activations
  * needs no separate conversion pass. Products of two bf16 values are exact in fp32; they are accumulated in
  * fp32, so the result differs from the double dot product of the bf16-rounded operands by at most about
  * (K + 4) 2^-24 sum_k |alpha a_ik b_kj| + 2^-24 |beta c_ij| (tests/test_gemm_bf16.c checks that bound).
@@ -23,13 +23,6 @@
 #define SF_NN_GEMM_BF16_H
 #include <stddef.h>
 #include <stdint.h>
-
-/* fp32 -> bf16, round to nearest even; NaN stays NaN (quiet, sign and top payload bits kept); +-Inf stay; values
- * that round past the largest bf16 become +-Inf; subnormal fp32 inputs round like any other value. */
-uint16_t nn_bf16_from_f32(float x);
-float nn_bf16_to_f32(uint16_t h);   /* exact */
-void nn_bf16_from_f32_array(uint16_t *dst, const float *src, size_t n);
-void nn_bf16_to_f32_array(float *dst, const uint16_t *src, size_t n);
 
 void nn_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const void *A, int a_bf16, int lda,
                   const void *B, int b_bf16, int ldb, float beta, float *C, int ldc);

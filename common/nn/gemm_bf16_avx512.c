@@ -17,7 +17,7 @@
  *     beta == 0 never reads C), the same formula for every element, so results do not depend on the task
  *     split or the thread count.
  * Denormals: vcvtneps2bf16 and vdpbf16ps treat denormal inputs as zero (|x| < 1.2e-38), unlike the scalar
- * nn_bf16_from_f32; no network value lives there. */
+ * nn_f32_to_bf16 (tensor.h); no network value lives there. */
 #include "gemm_kernels.h"
 #include <immintrin.h>
 #include <omp.h>
