@@ -1,5 +1,5 @@
-/* nn/gemm_bf16: bfloat16 on the CPU (issue 8 item 7): fp32 <-> bf16 conversion and a bf16 x bf16 -> fp32 GEMM
- * with the BLAS semantics of nn_sgemm (gemm.h):
+/* nn/gemm_bf16: bfloat16 on the CPU (issue 8 item 7): a bf16 x bf16 -> fp32 GEMM (conversions: tensor.h) with
+ * the BLAS semantics of nn_sgemm (gemm.h):
  *     C[M, N] = alpha * op(A)[M, K] * op(B)[K, N] + beta * C[M, N]      (row-major; lda/ldb/ldc as stored)
  * Each operand is stored either as bf16 (uint16_t, a_bf16 / b_bf16 = 1) or as fp32 (0), in which case it is
  * rounded to bf16 (round-to-nearest-even, as tensor.h's nn_f32_to_bf16) while it is packed: a layer with bf16 weights and fp32 activations
