@@ -1,6 +1,6 @@
-/* nn/gemm_bf16: the reference bf16 GEMM, the portable path and the run-time dispatch (see
- * gemm_bf16.h). The AVX-512 BF16 and AMX drivers are gemm_bf16_avx512.c (built with AVX-512 flags, reached only after the
- * CPU check). Portable path: for each K block of GENERIC_KB, round op(A)[:, kblock] and op(B)[kblock, :] to
+/* nn/gemm_bf16: the reference bf16 GEMM, the portable path and the run-time dispatch (see gemm_bf16.h). The
+ * AVX-512 BF16 and AMX drivers are gemm_bf16_avx512.c (built with AVX-512 flags, reached only after the CPU
+ * check). Portable path: for each K block of GENERIC_KB, round op(A)[:, kblock] and op(B)[kblock, :] to
  * bf16-valued fp32 buffers and call nn_sgemm (so a CPU with AVX-512 but no BF16 still gets the packed fp32
  * AVX-512 kernel); the products are the same exact bf16 x bf16 products, accumulated in fp32. */
 #include "gemm_bf16.h"
