@@ -1,6 +1,7 @@
 /* test_safetensors: the safetensors reader/writer (common/safetensors.h): a file hand-built byte by byte per
  * the spec, writer -> reader round trips (all dtypes, metadata with escapes, 0-d and empty tensors, 8-byte
  * alignment of the data section), and every corruption path rejected with a one-line message naming the file. */
+#include "io.h"
 #include "log.h"
 #include "safetensors.h"
 #include "test.h"
@@ -106,9 +107,9 @@ static void test_roundtrip(void)
     safetensors_writer_metadata(w, "quote\"key", "line1\nline2\ttab \\ \xc3\xa9");
     CHECK(safetensors_writer_write(w, path, err, sizeof err) == 0, "writer writes");
     safetensors_writer_free(w);
-    char tmpname[300];
-    snprintf(tmpname, sizeof tmpname, "%s.tmp.%ld", path, (long)getpid());
+    char *tmpname = io_tmp_path(path);
     CHECK(access(tmpname, F_OK) != 0, "writer leaves no temp file behind (temp + rename)");
+    free(tmpname);
     safetensors *st = safetensors_open(path, err, sizeof err);
     CHECK(st != NULL, "round trip: file opens");
     if (!st) {
