@@ -217,6 +217,12 @@ int nn_params_read_optim(nn_params *p, const safetensors *st, const char *path, 
     if (read_flat(st, "optim.m", p->total, p->m, path, err, errlen) ||
         read_flat(st, "optim.v", p->total, p->v, path, err, errlen))
         return -1;
+    for (size_t i = 0; i < p->total; i++)
+        if (p->v[i] < 0) {   /* a second moment: Adam takes its square root */
+            snprintf(err, errlen, "%s: tensor 'optim.v' has a negative value (%g) at element %zu", path, (double)p->v[i],
+                     i);
+            return -1;
+        }
     p->have_keep = 0;
     if (safetensors_find(st, "optim.keep")) {
         if (read_flat(st, "optim.keep", p->total, p->keep, path, err, errlen)) return -1;
