@@ -85,7 +85,7 @@ scorenet *ee_model_load(const ee_config *c, ee_kind kind, size_t index_or_n)
     char *path = ee_model_path(c, kind, index_or_n), err[1024];
     sde ve = sde_ve(25.0);
     scorenet *m = scorenet_load(path, &ve, c->max_batch, err, sizeof err);
-    if (!m) log_die("%s", err);
+    if (!m) log_die("%s (delete it to train it again)", err);
     free(path);
     return m;
 }
@@ -280,7 +280,7 @@ digitnet *ee_clf_load(const ee_config *c)
 {
     char *path = ee_clf_path(c), err[1024];
     digitnet *net = digitnet_load(path, c->max_batch, err, sizeof err);
-    if (!net) log_die("%s", err);
+    if (!net) log_die("%s (delete it to train it again)", err);
     free(path);
     return net;
 }
