@@ -123,6 +123,7 @@ rm -f "$tmp/r3/parts/eval_sf_exact_n64.csv.meta"
 one_line_error "report with a part missing its .meta fails naming it" "eval_sf_exact_n64.csv: its .meta file is missing" \
   $bin "${run[@]}" --stage report --out "$tmp/r3"
 head -1 "$tmp/r3/parts/eval_aux3.csv" > "$tmp/x.csv" && mv "$tmp/x.csv" "$tmp/r3/parts/eval_aux3.csv"
+rm -f "$tmp/r3/"table*.csv
 if $bin --profile smoke --out "$tmp/r3" > "$tmp/stdout_r3" 2> "$tmp/stderr_r3"; then ok "run over damaged parts finishes"
 else bad "run over damaged parts finishes" "$(tail -2 "$tmp/stderr_r3")"; fi
 grep -q "eval_aux3.csv: .*computing it again" "$tmp/stderr_r3" && grep -q "lambda_n64.csv: .*computing it again" "$tmp/stderr_r3" \
