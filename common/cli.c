@@ -36,7 +36,8 @@ long cli_long(const char *flag, const char *s, long lo, long hi)
     return v;
 }
 
-/* Split s on commas into a scratch copy; calls item(i, token) for each. */
+/* Split s on commas; calls item(i, token) for each. Every item must be non-empty: "32,,64", ",64" and "64,"
+ * are typing mistakes, not shorter lists. */
 static size_t cli_split(const char *flag, const char *s, size_t max, void (*item)(const char *, const char *, size_t, void *),
                         void *ctx)
 {
@@ -45,16 +46,23 @@ static size_t cli_split(const char *flag, const char *s, size_t max, void (*item
     char *buf = malloc(len + 1);
     if (!buf) LOG_FATAL("out of memory");
     memcpy(buf, s, len + 1);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    char *tok = buf;
+    for (;;) {
+        char *comma = strchr(tok, ',');
+        if (comma) *comma = '\0';
+        if (*tok == '\0') {
+            free(buf);
+            log_die("%s: empty item in the list '%s'", flag, s);
+        }
         if (count == max) {
             free(buf);
             log_die("%s: more than %zu items in '%s'", flag, max, s);
         }
         item(flag, tok, count++, ctx);
+        if (!comma) break;
+        tok = comma + 1;
     }
     free(buf);
-    if (count == 0) log_die("%s: empty list", flag);
     return count;
 }
 
@@ -63,6 +71,8 @@ static void long_item(const char *flag, const char *tok, size_t i, void *ctx)
 {
     struct long_ctx *c = ctx;
     c->out[i] = cli_long(flag, tok, c->lo, c->hi);
+    for (size_t j = 0; j < i; j++)
+        if (c->out[j] == c->out[i]) log_die("%s: %ld given twice", flag, c->out[i]);
 }
 
 size_t cli_long_list(const char *flag, const char *s, long *out, size_t max, long lo, long hi)

@@ -8,7 +8,9 @@
 double cli_double(const char *flag, const char *s);                       /* finite double */
 double cli_double_range(const char *flag, const char *s, double lo, double hi);
 long cli_long(const char *flag, const char *s, long lo, long hi);
-/* comma-separated list, e.g. "32,64,128"; returns count, dies on a bad item or more than max items */
+/* comma-separated list, e.g. "32,64,128"; returns count; dies on an empty list, an empty item ("32,,64",
+ * ",64", "64,"), a bad item or more than max items. The integers of cli_long_list must be distinct (they are
+ * sizes or ids: a repeat would run the same work twice). */
 size_t cli_long_list(const char *flag, const char *s, long *out, size_t max, long lo, long hi);
 size_t cli_double_list(const char *flag, const char *s, double *out, size_t max);
 /* index of s in the NULL-terminated choices, or die listing the valid choices */

@@ -8,6 +8,7 @@
  *   - EMNIST images are stored transposed; idx_read_images(..., transpose = 1, ...) undoes it on load;
  *   - one-line errors "<path>: <reason>" in a caller buffer and no half-filled outputs, as safetensors does. */
 #include "idx.h"
+#include "io.h"
 #include "mem.h"
 #include "log.h"
 #include <errno.h>
@@ -403,14 +404,12 @@ int idx_load_split(const char *dir, const char *kind, int train, idx_images *img
 /* ---------------------------------------------------------------------------------------------------------
  * Writing. */
 
-/* Write header + payload to "<path>.tmp.<pid>" through zlib ("wbT": zlib's transparent, uncompressed mode),
+/* Write header + payload to io_tmp_path(path) through zlib ("wbT": zlib's transparent, uncompressed mode),
  * then rename onto path. The temp file is removed on any failure. */
 static int write_atomic(const char *path, const unsigned char *hdr, size_t hlen, const uint8_t *data, size_t len,
                         int gzip, char *err, size_t errlen)
 {
-    size_t tlen = strlen(path) + 32;
-    char *tmp = mem_alloc(tlen);
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
+    char *tmp = io_tmp_path(path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         log_errf(err, errlen, path, "cannot create '%s': %s", tmp, strerror(errno));
@@ -442,7 +441,15 @@ static int write_atomic(const char *path, const unsigned char *hdr, size_t hlen,
         bad = 1;
         snprintf(why, sizeof why, "%s", rc == Z_ERRNO && errno ? strerror(errno) : "zlib error on close");
     }
-    if (!bad && rename(tmp, path) != 0) {
+    if (!bad) {   /* gzclose_w closed the descriptor: sync through a new one before the rename */
+        int sfd = open(tmp, O_RDONLY | O_CLOEXEC);
+        if (sfd < 0 || fsync(sfd) != 0) {
+            bad = 1;
+            snprintf(why, sizeof why, "cannot sync '%s': %s", tmp, strerror(errno));
+        }
+        if (sfd >= 0) close(sfd);
+    }
+    if (!bad && io_rename_durable(tmp, path) != 0) {
         bad = 1;
         snprintf(why, sizeof why, "cannot rename '%s' into place: %s", tmp, strerror(errno));
     }

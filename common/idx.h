@@ -57,7 +57,7 @@ int idx_resolve(const char *dir, const char *name, char *path, size_t pathlen, c
 int idx_load_split(const char *dir, const char *kind, int train, idx_images *img, idx_labels *lab, char *err,
                    size_t errlen);
 
-/* Write an image / label file atomically (temp file "<path>.tmp.<pid>" then rename; the temp is removed on
+/* Write an image / label file atomically (temp file io_tmp_path(path), synced, then renamed; the temp is removed on
  * any error). gzip != 0 compresses (the file is then read back transparently by the readers above). Pixels are
  * written as stored (no transposition). n must be in [1, 2^32-1], rows and cols in [1, IDX_MAX_SIDE]. */
 int idx_write_images(const char *path, const idx_images *im, int gzip, char *err, size_t errlen);

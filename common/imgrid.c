@@ -5,6 +5,7 @@
  * that calls setjmp; that function only reads its own locals after setjmp. Our error callback records
  * libpng's message and longjmps; warnings are ignored (they do not affect the pixels we write or read). */
 #include "imgrid.h"
+#include "io.h"
 #include "mem.h"
 #include "log.h"
 #include <errno.h>
@@ -125,9 +126,7 @@ int imgrid_write_png(const char *path, size_t n, size_t grid_cols, size_t h, siz
     compose(canvas, H, W, n, grid_cols, h, w, imgs, lo, hi, pad);
 
     /* same directory as path, so the rename cannot cross file systems */
-    size_t tlen = strlen(path) + 32;
-    char *tmp = mem_alloc(tlen);
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
+    char *tmp = io_tmp_path(path);
     FILE *f = fopen(tmp, "wb");
     if (!f) {
         log_errf(err, errlen, path, "cannot create '%s': %s", tmp, strerror(errno));
@@ -140,15 +139,12 @@ int imgrid_write_png(const char *path, size_t n, size_t grid_cols, size_t h, siz
     png_destroy_write_struct(&c.png, &c.info);
     free(canvas);
     errno = 0;
-    if (!bad && (fflush(f) != 0 || ferror(f))) {
+    /* flush + fsync + close: the bytes are on disk before the rename makes them the file */
+    if (io_close_durable(f) != 0 && !bad) {
         bad = 1;
         snprintf(c.msg, sizeof c.msg, "%s", strerror(errno ? errno : EIO));
     }
-    if (fclose(f) != 0 && !bad) {
-        bad = 1;
-        snprintf(c.msg, sizeof c.msg, "%s", strerror(errno));
-    }
-    if (!bad && rename(tmp, path) != 0) {
+    if (!bad && io_rename_durable(tmp, path) != 0) {
         bad = 1;
         snprintf(c.msg, sizeof c.msg, "cannot rename '%s' into place: %s", tmp, strerror(errno));
     }

@@ -18,7 +18,7 @@
  * Tile k sits at grid row k / grid_cols, column k % grid_cols; tiles past n are IMGRID_GREY.
  * A value v becomes round(255 (v - lo) / (hi - lo)) clipped to [0, 255]; NaN becomes 0 (black), +-inf clip.
  * Needs n, grid_cols, h, w >= 1 and finite lo < hi.
- * The file is written atomically: "<path>.tmp.<pid>" in the same directory, renamed onto path; on any error
+ * The file is written atomically: io_tmp_path(path) in the same directory, synced, renamed onto path; on any error
  * the temp file is removed and path is untouched. */
 int imgrid_write_png(const char *path, size_t n, size_t grid_cols, size_t h, size_t w, const float *imgs, float lo,
                      float hi, size_t pad, char *err, size_t errlen);

@@ -3,6 +3,7 @@
 #include "log.h"
 #include "mem.h"
 #include <gsl/gsl_randist.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,9 +47,45 @@ gsl_rng *rng_gsl(rng *r) { return r->g; }
 size_t rng_state_size(const rng *r) { return gsl_rng_size(r->g); }
 const void *rng_state_ptr(const rng *r) { return gsl_rng_state(r->g); }
 
-int rng_state_set(rng *r, const void *state, size_t size)
+/* GSL's MT19937 state (gsl/rng/mt.c): 624 words that each hold 32 bits, and the position of the next word.
+ * gsl_rng_get indexes mt[mti] without a check, so a saved state is validated before it is installed. */
+#define RNG_MT_N 624
+typedef struct {
+    unsigned long mt[RNG_MT_N];
+    int mti;
+} rng_mt_state;
+
+int rng_state_check(const void *state, size_t size, char *why, size_t whylen)
 {
-    if (size != gsl_rng_size(r->g)) return -1;
+    if (size != sizeof(rng_mt_state)) {
+        snprintf(why, whylen, "rng state is %zu bytes, MT19937 needs %zu", size, sizeof(rng_mt_state));
+        return -1;
+    }
+    rng_mt_state s;
+    memcpy(&s, state, sizeof s);   /* the bytes may come unaligned from a file */
+    if (s.mti < 0 || s.mti > RNG_MT_N) {
+        snprintf(why, whylen, "rng state position %d is outside [0, %d]", s.mti, RNG_MT_N);
+        return -1;
+    }
+    int nonzero = 0;
+    for (int i = 0; i < RNG_MT_N; i++) {
+        if (s.mt[i] > 0xFFFFFFFFul) {
+            snprintf(why, whylen, "rng state word %d (0x%lx) exceeds 32 bits", i, s.mt[i]);
+            return -1;
+        }
+        nonzero |= s.mt[i] != 0;
+    }
+    if (!nonzero) {   /* MT19937 stays at zero forever from an all-zero state */
+        snprintf(why, whylen, "rng state is all zero");
+        return -1;
+    }
+    return 0;
+}
+
+int rng_state_set(rng *r, const void *state, size_t size, char *why, size_t whylen)
+{
+    LOG_CHECK(gsl_rng_size(r->g) == sizeof(rng_mt_state), "rng: GSL's MT19937 state layout changed");
+    if (rng_state_check(state, size, why, whylen) != 0) return -1;
     memcpy(gsl_rng_state(r->g), state, size);
     return 0;
 }

@@ -17,7 +17,11 @@ gsl_rng *rng_gsl(rng *r);
 /* The generator's whole state as bytes (to checkpoint a run and resume it bit for bit). */
 size_t rng_state_size(const rng *r);
 const void *rng_state_ptr(const rng *r);
-int rng_state_set(rng *r, const void *state, size_t size);   /* 0, or -1 if size does not match */
+/* Installs saved bytes: 0, or -1 with the reason in why[whylen] when they are not a valid MT19937 state (wrong
+ * size, position out of range, a word over 32 bits, all zero); r is then unchanged. */
+int rng_state_set(rng *r, const void *state, size_t size, char *why, size_t whylen);
+/* The same validation without an rng: for loaders, before anything else is done with a file. */
+int rng_state_check(const void *state, size_t size, char *why, size_t whylen);
 
 double rng_uniform(rng *r);                     /* [0, 1) */
 double rng_uniform_pos(rng *r);                 /* (0, 1) */

@@ -3,6 +3,7 @@
  * \uXXXX surrogate pairs, integers; other JSON values are parsed only to be skipped), written as recursive
  * descent with a depth limit, decoding directly into the tensor table rather than building a tree. */
 #include "safetensors.h"
+#include "io.h"
 #include "log.h"
 #include "mem.h"
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define ST_HEADER_MAX (100u * 1000u * 1000u)   /* the reference implementation's limit */
 #define ST_DEPTH_MAX 64
@@ -48,7 +50,45 @@ struct safetensors {
     size_t nmeta, capmeta;
     char **mkey, **mval;
     int aligned;
+    int checksummed;            /* the file carried SAFETENSORS_CHECKSUM_KEY and it matched */
 };
+
+/* ---------------------------------------------------------------- checksum
+ * CRC-32 (zlib) of a canonical form of the header -- every tensor's name, dtype, shape and offsets in header
+ * order, every metadata pair but the checksum's own -- followed by the data section. The writer and the reader
+ * build it from the same fields, so any change to a tensor's description or bytes, or to a metadata value,
+ * changes it; the JSON's spacing does not. */
+typedef struct {
+    uLong crc;
+} st_crc;
+
+static void crc_put(st_crc *c, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    while (n) {   /* zlib takes uInt lengths */
+        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        c->crc = crc32(c->crc, b, k);
+        b += k;
+        n -= k;
+    }
+}
+
+static void crc_tensor(st_crc *c, const char *name, safetensors_dtype dt, int ndim, const int64_t *shape,
+                       uint64_t begin, uint64_t end)
+{
+    char buf[64];
+    crc_put(c, name, strlen(name) + 1);
+    crc_put(c, dtype_names[dt], strlen(dtype_names[dt]) + 1);
+    for (int d = 0; d < ndim; d++) crc_put(c, buf, (size_t)snprintf(buf, sizeof buf, "%lld,", (long long)shape[d]));
+    crc_put(c, buf, (size_t)snprintf(buf, sizeof buf, "[%llu,%llu]\n", (unsigned long long)begin,
+                                      (unsigned long long)end));
+}
+
+static void crc_meta(st_crc *c, const char *key, const char *val)
+{
+    crc_put(c, key, strlen(key) + 1);
+    crc_put(c, val, strlen(val) + 1);
+}
 
 /* ---------------------------------------------------------------- JSON */
 
@@ -613,6 +653,32 @@ static safetensors *st_parse(safetensors *st, const char *label, char *err, size
                 log_errf(err, errlen, label, "duplicate __metadata__ key '%s'", st->mkey[a]);
                 return NULL;
             }
+    const char *want = safetensors_metadata_get(st, SAFETENSORS_CHECKSUM_KEY);
+    if (want) {
+        char *end;
+        errno = 0;
+        unsigned long w = strtoul(want, &end, 16);
+        if (errno || end == want || *end || strlen(want) != 8) {
+            log_errf(err, errlen, label, "malformed checksum '%s' in __metadata__", want);
+            return NULL;
+        }
+        st_crc c = {crc32(0L, Z_NULL, 0)};
+        for (size_t i = 0; i < st->n; i++) {
+            const safetensors_tensor *t = &st->t[i];
+            uint64_t begin = (uint64_t)((const unsigned char *)t->data - (b + data_off));
+            crc_tensor(&c, t->name, t->dtype, t->ndim, t->shape, begin, begin + t->nbytes);
+        }
+        for (size_t i = 0; i < st->nmeta; i++)
+            if (strcmp(st->mkey[i], SAFETENSORS_CHECKSUM_KEY) != 0) crc_meta(&c, st->mkey[i], st->mval[i]);
+        crc_put(&c, b + data_off, data_len);
+        if ((unsigned long)c.crc != w) {
+            log_errf(err, errlen, label,
+                     "checksum mismatch (crc32 %08lx, the file records %s): the file is damaged (a changed byte or "
+                     "tensor entry)", (unsigned long)c.crc, want);
+            return NULL;
+        }
+        st->checksummed = 1;
+    }
     return st;
 }
 
@@ -667,6 +733,7 @@ safetensors *safetensors_open(const char *path, char *err, size_t errlen)
 size_t safetensors_count(const safetensors *st) { return st->n; }
 const safetensors_tensor *safetensors_at(const safetensors *st, size_t i) { return i < st->n ? &st->t[i] : NULL; }
 int safetensors_aligned(const safetensors *st) { return st->aligned; }
+int safetensors_checksummed(const safetensors *st) { return st->checksummed; }
 
 const safetensors_tensor *safetensors_find(const safetensors *st, const char *name)
 {
@@ -818,60 +885,95 @@ static void sb_json_string(sbuf *b, const char *s)
     sb_puts(b, "\"");
 }
 
+/* Data order: by dtype size, largest first, then in insertion order. Each tensor's size is a multiple of its
+ * dtype size, and every size is a power of two, so every tensor then starts at a multiple of its own dtype size
+ * from the (8-byte aligned) data section: aligned loads for every dtype with no padding, which the format
+ * cannot express (it forbids holes). */
+static int cmp_wsize(const void *a, const void *b, void *ctx)
+{
+    const safetensors_writer *w = ctx;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    size_t si = dtype_sizes[w->t[i].dtype], sj = dtype_sizes[w->t[j].dtype];
+    if (si != sj) return si > sj ? -1 : 1;
+    return i < j ? -1 : i > j;
+}
+
 int safetensors_writer_write(const safetensors_writer *w, const char *path, char *err, size_t errlen)
 {
-    sbuf h = {0};
-    sb_puts(&h, "{");
-    int first = 1;
-    if (w->nmeta) {
-        sb_puts(&h, "\"__metadata__\":{");
-        for (size_t i = 0; i < w->nmeta; i++) {
-            if (i) sb_puts(&h, ",");
-            sb_json_string(&h, w->mkey[i]);
-            sb_puts(&h, ":");
-            sb_json_string(&h, w->mval[i]);
-        }
-        sb_puts(&h, "}");
-        first = 0;
+    size_t *ord = mem_new(size_t, w->n ? w->n : 1);
+    uint64_t *off = mem_new(uint64_t, w->n ? w->n : 1);
+    for (size_t i = 0; i < w->n; i++) ord[i] = i;
+    qsort_r(ord, w->n, sizeof *ord, cmp_wsize, (void *)w);
+    uint64_t pos = 0;
+    for (size_t k = 0; k < w->n; k++) {
+        off[ord[k]] = pos;
+        pos += w->t[ord[k]].nbytes;
     }
-    uint64_t off = 0;
+    st_crc crc = {crc32(0L, Z_NULL, 0)};
     for (size_t i = 0; i < w->n; i++) {
         const st_wtensor *t = &w->t[i];
-        if (!first) sb_puts(&h, ",");
-        first = 0;
+        crc_tensor(&crc, t->name, t->dtype, t->ndim, t->shape, off[i], off[i] + t->nbytes);
+    }
+    for (size_t i = 0; i < w->nmeta; i++)
+        if (strcmp(w->mkey[i], SAFETENSORS_CHECKSUM_KEY) != 0) crc_meta(&crc, w->mkey[i], w->mval[i]);
+    for (size_t k = 0; k < w->n; k++)
+        if (w->t[ord[k]].nbytes) crc_put(&crc, w->t[ord[k]].data, w->t[ord[k]].nbytes);
+    char crc_hex[16];
+    snprintf(crc_hex, sizeof crc_hex, "%08lx", (unsigned long)crc.crc);
+
+    sbuf h = {0};
+    sb_puts(&h, "{\"__metadata__\":{");
+    int firstm = 1;
+    for (size_t i = 0; i < w->nmeta; i++) {
+        if (strcmp(w->mkey[i], SAFETENSORS_CHECKSUM_KEY) == 0) continue;   /* recomputed below */
+        if (!firstm) sb_puts(&h, ",");
+        firstm = 0;
+        sb_json_string(&h, w->mkey[i]);
+        sb_puts(&h, ":");
+        sb_json_string(&h, w->mval[i]);
+    }
+    if (!firstm) sb_puts(&h, ",");
+    sb_json_string(&h, SAFETENSORS_CHECKSUM_KEY);
+    sb_puts(&h, ":");
+    sb_json_string(&h, crc_hex);
+    sb_puts(&h, "}");
+    for (size_t i = 0; i < w->n; i++) {
+        const st_wtensor *t = &w->t[i];
+        sb_puts(&h, ",");
         sb_json_string(&h, t->name);
         sb_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", dtype_names[t->dtype]);
         for (int d = 0; d < t->ndim; d++) sb_printf(&h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
-        sb_printf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
-                  (unsigned long long)(off + t->nbytes));
-        off += t->nbytes;
+        sb_printf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off[i],
+                  (unsigned long long)(off[i] + t->nbytes));
     }
     sb_puts(&h, "}");
     while ((8 + h.n) % 8) sb_puts(&h, " ");   /* align the data section to 8 bytes */
 
-    size_t plen = strlen(path) + 32;
-    char *tmp = mem_alloc(plen);
-    snprintf(tmp, plen, "%s.tmp.%ld", path, (long)getpid());
+    char *tmp = io_tmp_path(path);
     FILE *f = fopen(tmp, "wb");
     if (!f) {
         log_errf(err, errlen, path, "cannot create '%s': %s", tmp, strerror(errno));
         free(tmp);
         free(h.s);
+        free(ord);
+        free(off);
         return -1;
     }
     unsigned char lenb[8];
     uint64_t hl = h.n;
     for (int k = 0; k < 8; k++) lenb[k] = (unsigned char)(hl >> (8 * k));
     int bad = fwrite(lenb, 1, 8, f) != 8 || fwrite(h.s, 1, h.n, f) != h.n;
-    for (size_t i = 0; i < w->n && !bad; i++)
-        if (w->t[i].nbytes && fwrite(w->t[i].data, 1, w->t[i].nbytes, f) != w->t[i].nbytes) bad = 1;
-    if (fflush(f) != 0 || ferror(f)) bad = 1;
-    int e = errno;
-    if (fclose(f) != 0 && !bad) {
+    for (size_t k = 0; k < w->n && !bad; k++) {
+        const st_wtensor *t = &w->t[ord[k]];
+        if (t->nbytes && fwrite(t->data, 1, t->nbytes, f) != t->nbytes) bad = 1;
+    }
+    int e = bad ? (errno ? errno : EIO) : 0;
+    /* data synced before the rename, and the rename synced after: a crash leaves the old file or the new one */
+    if (io_close_durable(f) != 0 && !bad) {
         bad = 1;
         e = errno;
     }
-    if (!bad && rename(tmp, path) != 0) {
+    if (!bad && io_rename_durable(tmp, path) != 0) {
         bad = 1;
         e = errno;
     }
@@ -881,6 +983,8 @@ int safetensors_writer_write(const safetensors_writer *w, const char *path, char
     }
     free(tmp);
     free(h.s);
+    free(ord);
+    free(off);
     return bad ? -1 : 0;
 }
 

@@ -12,9 +12,14 @@
  * integers, data_offsets [begin, end] with begin <= end <= data size and end - begin == numel * dtype size;
  * no duplicate names; tensors neither overlap nor leave holes, and together cover the data section exactly
  * (as the reference implementation requires).
- * Alignment: the writer pads the header with spaces so the data section starts at a multiple of 8 bytes;
- * a file written by another tool may not be aligned, so readers of F32/F64 data from foreign files should
- * check safetensors_aligned() or memcpy. */
+ * Alignment: the writer pads the header with spaces so the data section starts at a multiple of 8 bytes, and
+ * lays the data out by dtype size, largest first (the header keeps the order tensors were added in), so every
+ * tensor starts at a multiple of its own dtype size without holes; a file written by another tool may not be
+ * aligned, so readers of F32/F64 data from foreign files should check safetensors_aligned() or memcpy.
+ * Integrity: the writer records in __metadata__ under SAFETENSORS_CHECKSUM_KEY the CRC-32 of the data section
+ * and of the header's tensor entries and other metadata (8 hex digits; PyTorch's readers ignore it). The
+ * reader verifies it whenever it is present and rejects a mismatch ("checksum mismatch"), so a flipped bit in
+ * one of our checkpoints is an error, not a result. Files without it (other tools) are read as before. */
 #ifndef SF_SAFETENSORS_H
 #define SF_SAFETENSORS_H
 #include <stddef.h>
@@ -53,6 +58,9 @@ size_t safetensors_count(const safetensors *st);                       /* tensor
 const safetensors_tensor *safetensors_at(const safetensors *st, size_t i);
 const safetensors_tensor *safetensors_find(const safetensors *st, const char *name);   /* NULL if absent */
 int safetensors_aligned(const safetensors *st);                        /* data section 8-byte aligned? */
+int safetensors_checksummed(const safetensors *st);   /* 1 if the file carried a checksum (and it matched) */
+
+#define SAFETENSORS_CHECKSUM_KEY "sf_crc32"
 
 size_t safetensors_metadata_count(const safetensors *st);
 const char *safetensors_metadata_key(const safetensors *st, size_t i);
@@ -67,7 +75,8 @@ size_t safetensors_dtype_size(safetensors_dtype d);
 int safetensors_dtype_parse(const char *s, safetensors_dtype *d);      /* 0 ok, -1 unknown */
 
 /* Writer. Tensors are referenced, not copied: their data must stay valid until safetensors_writer_write.
- * The file goes to "<path>.tmp.<pid>" then is renamed onto path (atomic). */
+ * The file goes to io_tmp_path(path), is synced, then renamed onto path (atomic, durable). A metadata entry
+ * under SAFETENSORS_CHECKSUM_KEY is replaced by the file's own checksum. */
 typedef struct safetensors_writer safetensors_writer;
 
 safetensors_writer *safetensors_writer_alloc(void);

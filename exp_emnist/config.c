@@ -243,6 +243,12 @@ void ee_config_parse(ee_config *c, int argc, char **argv)
         log_die("--aux-train/--aux-val: give both (or neither, for the largest the data allow)");
     if (c->aux_train % 10 || c->aux_val % 10)
         log_die("--aux-train/--aux-val: must be multiples of 10 (the 10:90 ... 90:10 ratios are exact)");
+    /* combinations that could only fail hours later, once the networks are trained */
+    if ((size_t)c->nll_batches * c->nll_batch > c->test_size)
+        log_die("--nll-batches x --nll-batch: %d x %zu = %zu test images, but the target test set holds %zu (--test)",
+                c->nll_batches, c->nll_batch, (size_t)c->nll_batches * c->nll_batch, c->test_size);
+    if (c->calib_text_hi <= c->calib_text_lo)
+        log_die("--calib-text-t: %g must exceed the lower end of the range, %g", c->calib_text_hi, c->calib_text_lo);
     if (c->threads > 0) omp_set_num_threads(c->threads);
     device_kind dk = device_select("--device", device);
     c->use_cuda = (dk == DEVICE_CUDA);

@@ -134,7 +134,8 @@ typedef struct {
 } ee_fusion;
 int ee_fusion_done(const ee_config *c, long n);
 void ee_fusion_run(const ee_config *c, const ee_data *d, long n, scorenet_dev *const *aux, const io_meta *meta);
-int ee_fusion_read(const ee_config *c, long n, ee_fusion *f);   /* 0, or -1 if not computed yet */
+/* 0, or -1 with one line "<part>: <reason>" in err (missing, not verifying, or not three rows on the simplex) */
+int ee_fusion_read(const ee_config *c, long n, ee_fusion *f, char *err, size_t errlen);
 
 /* ---- evaluate.c: one evaluated model (a row of Tables 1-3) */
 typedef struct {
@@ -153,7 +154,9 @@ int ee_eval_done(const ee_config *c, const char *model, long n);
  * weights lambda (k = 1: a single network). */
 void ee_eval_run(const ee_config *c, const ee_data *d, digitnet *clf, const char *model, long n,
                  scorenet_dev *const *nets, const double *lambda, size_t k, int with_nll, const io_meta *meta);
-int ee_eval_read(const ee_config *c, const char *model, long n, ee_eval *e);
+/* 0, or -1 with one line "<part>: <reason>" in err when the part is missing, does not verify against its .meta
+ * (io_csv_verify) or does not parse as this model's row. */
+int ee_eval_read(const ee_config *c, const char *model, long n, ee_eval *e, char *err, size_t errlen);
 
 /* ---- report.c */
 void ee_report(const ee_config *c, const io_meta *meta);

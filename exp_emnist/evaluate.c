@@ -24,12 +24,13 @@ static char *eval_path(const ee_config *c, const char *model, long n)
     return n ? ee_path(c, "parts/eval_%s_n%ld.csv", model, n) : ee_path(c, "parts/eval_%s.csv", model);
 }
 
+/* A part counts as done only when it verifies against its .meta and parses (issue 11: a truncated part used to
+ * count as done and then dropped its rows from the tables). */
 int ee_eval_done(const ee_config *c, const char *model, long n)
 {
-    char *p = eval_path(c, model, n);
-    int ok = access(p, F_OK) == 0;
-    free(p);
-    return ok;
+    ee_eval e;
+    char err[1024];
+    return ee_eval_read(c, model, n, &e, err, sizeof err) == 0;
 }
 
 /* Class proportions of the generated samples and their grid. */
@@ -45,7 +46,17 @@ static void sample_and_classify(const ee_config *c, digitnet *clf, const score_m
     rng *r = rng_alloc(c->seed, stream);
     sampler_em(&ve, sm, c->n_gen, x, &so, r);
     rng_free(r);
+    /* nothing is computed from samples that are not finite: an argmax over NaN probabilities is class 0 */
+    for (size_t i = 0; i < c->n_gen * EE_DIM; i++)
+        if (!isfinite(x[i]))
+            log_die("%s: the sampler produced a non-finite value (sample %zu, pixel %zu): the network's weights "
+                    "are damaged or training diverged",
+                    tag, i / EE_DIM, i % EE_DIM);
     digitnet_probs(clf, c->n_gen, x, probs);
+    for (size_t i = 0; i < c->n_gen * 10; i++)
+        if (!isfinite(probs[i]))
+            log_die("%s: the classifier gave a non-finite probability for sample %zu: its checkpoint is damaged",
+                    tag, i / 10);
     for (size_t i = 0; i < c->n_gen; i++) {
         int best = 0;
         for (int k = 0; k < 10; k++) {
@@ -109,6 +120,9 @@ static void nll(const ee_config *c, const ee_data *d, const lik_model *lm, const
             if (!c->quiet) log_progress_step(&prog, 1);
         }
     if (!c->quiet) log_progress_end(&prog);
+    for (size_t i = 0; i < nb; i++)
+        if (!isfinite(bp[i]) || !isfinite(bt[i]))
+            log_die("%s: non-finite NLL on batch %zu: the network's weights are damaged or training diverged", tag, i);
     mean_std(bp, nb, &e->bpd_paper, &e->bpd_paper_std);
     mean_std(bt, nb, &e->bpd_true, &e->bpd_true_std);
     e->nfe = nfe / (double)nb;
@@ -124,7 +138,12 @@ static const char *EVAL_HEADER = "model,n,p0,p1,p2,p3,p4,p5,p6,p7,p8,p9,c0,c1,c2
 void ee_eval_run(const ee_config *c, const ee_data *d, digitnet *clf, const char *model, long n,
                  scorenet_dev *const *nets, const double *lambda, size_t k, int with_nll, const io_meta *meta)
 {
-    if (ee_eval_done(c, model, n)) return;
+    ee_eval old;
+    char why[1024];
+    if (ee_eval_read(c, model, n, &old, why, sizeof why) == 0) return;
+    char *p = eval_path(c, model, n);
+    if (access(p, F_OK) == 0) log_info("%s; computing it again", why);
+    free(p);
     double t0 = log_now();
     ee_eval e;
     memset(&e, 0, sizeof e);
@@ -174,24 +193,52 @@ void ee_eval_run(const ee_config *c, const ee_data *d, digitnet *clf, const char
                  e.bpd_paper, e.bpd_paper_std, e.bpd_true, e.bpd_true_std, e.nfe);
 }
 
-int ee_eval_read(const ee_config *c, const char *model, long n, ee_eval *e)
+/* Reads a part back strictly: it must verify against its .meta, hold EVAL_HEADER and exactly one row of 30
+ * fields for this model and n, with class probabilities that form a distribution and argmax counts that sum to
+ * the number of samples. */
+int ee_eval_read(const ee_config *c, const char *model, long n, ee_eval *e, char *err, size_t errlen)
 {
     char *path = eval_path(c, model, n);
-    FILE *fp = fopen(path, "r");
-    free(path);
-    if (!fp) return -1;
+    int rc = -1;
+    FILE *fp = NULL;
+    if (io_csv_verify(path, err, errlen) != 0) goto out;
+    fp = fopen(path, "r");
+    if (!fp) {
+        log_errf(err, errlen, path, "cannot read");
+        goto out;
+    }
     memset(e, 0, sizeof *e);
-    char line[4096];
-    int ok = fgets(line, sizeof line, fp) && fgets(line, sizeof line, fp);
-    fclose(fp);
-    if (!ok) return -1;
+    char hdr[4096], line[4096], extra[16];
+    if (!fgets(hdr, sizeof hdr, fp) || !fgets(line, sizeof line, fp) || fgets(extra, sizeof extra, fp)) {
+        log_errf(err, errlen, path, "expected a header and exactly one row");
+        goto out;
+    }
+    hdr[strcspn(hdr, "\n")] = 0;
+    if (strcmp(hdr, EVAL_HEADER) != 0) {
+        log_errf(err, errlen, path, "unexpected header (written by another version?)");
+        goto out;
+    }
     char *save = NULL, *tok = strtok_r(line, ",\n", &save);
-    if (!tok) return -1;
+    if (!tok || strcmp(tok, model) != 0) {
+        log_errf(err, errlen, path, "row is not for model '%s'", model);
+        goto out;
+    }
     snprintf(e->model, sizeof e->model, "%s", tok);
     double v[40];
     int k = 0;
-    while (k < 40 && (tok = strtok_r(NULL, ",\n", &save))) v[k++] = strtod(tok, NULL);
-    if (k != 29) return -1;
+    while (k < 40 && (tok = strtok_r(NULL, ",\n", &save))) {
+        char *end;
+        v[k] = strtod(tok, &end);
+        if (end == tok || *end) {
+            log_errf(err, errlen, path, "field %d ('%s') is not a number", k + 2, tok);
+            goto out;
+        }
+        k++;
+    }
+    if (k != 29) {
+        log_errf(err, errlen, path, "row has %d fields, expected 30", k + 1);
+        goto out;
+    }
     e->n = (long)v[0];
     for (int i = 0; i < 10; i++) e->probs[i] = v[1 + i];
     for (int i = 0; i < 10; i++) e->counts[i] = (long)v[11 + i];
@@ -204,5 +251,24 @@ int ee_eval_read(const ee_config *c, const char *model, long n, ee_eval *e)
     e->nll_images = (size_t)v[27];
     e->has_nll = e->nll_images > 0;
     e->seconds = v[28];
-    return 0;
+    double psum = 0;
+    long csum = 0;
+    int ok = v[0] == (double)n && v[21] >= 1 && v[27] >= 0;
+    for (int i = 0; i < 10; i++) {
+        ok &= isfinite(v[1 + i]) && v[1 + i] >= 0 && v[1 + i] <= 1 && v[11 + i] >= 0;
+        psum += v[1 + i];
+        csum += e->counts[i];
+    }
+    ok &= fabs(psum - 1) < 1e-3 && csum == (long)e->n_gen;
+    if (e->has_nll)
+        ok &= isfinite(e->bpd_paper) && isfinite(e->bpd_paper_std) && isfinite(e->bpd_true) && isfinite(e->bpd_true_std);
+    if (!ok) {
+        log_errf(err, errlen, path, "values out of range (n, class proportions, counts or NLL)");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (fp) fclose(fp);
+    free(path);
+    return rc;
 }

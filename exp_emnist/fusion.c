@@ -22,13 +22,14 @@
 const char *ee_cal_name(ee_cal m) { return m == EE_CAL_CODE ? "code" : m == EE_CAL_TEXT ? "text" : "exact"; }
 
 static char *fusion_path(const ee_config *c, long n) { return ee_path(c, "parts/lambda_n%ld.csv", n); }
+static const char *FUSION_HEADER = "n,method,lambda1,lambda2,lambda3,lambda4,loss,qp_gap,draws,seconds";
 
+/* done only when the part verifies and parses (issue 11: a garbage part emptied Table 4's rows) */
 int ee_fusion_done(const ee_config *c, long n)
 {
-    char *p = fusion_path(c, n);
-    int ok = access(p, F_OK) == 0;
-    free(p);
-    return ok;
+    ee_fusion f;
+    char err[1024];
+    return ee_fusion_read(c, n, &f, err, sizeof err) == 0;
 }
 
 /* Workspace for one minibatch through the k auxiliaries. */
@@ -66,7 +67,12 @@ static void batch_quad(calib_ws *w, size_t b, scorenet_dev *const *aux, double l
 
 void ee_fusion_run(const ee_config *c, const ee_data *d, long n, scorenet_dev *const *aux, const io_meta *meta)
 {
-    if (ee_fusion_done(c, n)) return;
+    ee_fusion old;
+    char why[1024];
+    if (ee_fusion_read(c, n, &old, why, sizeof why) == 0) return;
+    char *part = fusion_path(c, n);
+    if (access(part, F_OK) == 0) log_info("%s; computing it again", why);
+    free(part);
     double t0 = log_now();
     float *x = ee_set_normalised(&d->target_train, (size_t)n);
     size_t b = c->calib_batch < (size_t)n ? c->calib_batch : (size_t)n;
@@ -121,7 +127,7 @@ void ee_fusion_run(const ee_config *c, const ee_data *d, long n, scorenet_dev *c
     f.seconds = log_now() - t0;
 
     char *path = fusion_path(c, n);
-    io_csv *csv = io_csv_open(path, "n,method,lambda1,lambda2,lambda3,lambda4,loss,qp_gap,draws,seconds");
+    io_csv *csv = io_csv_open(path, FUSION_HEADER);
     for (int k = 0; k < EE_NCAL; k++) {
         const double *l = f.lambda[k];
         io_csv_row(csv, "%ld,%s,%.9f,%.9f,%.9f,%.9f,%.9g,%.3g,%.0f,%.1f", n, ee_cal_name((ee_cal)k), l[0], l[1], l[2],
@@ -147,32 +153,66 @@ void ee_fusion_run(const ee_config *c, const ee_data *d, long n, scorenet_dev *c
     free(x);
 }
 
-int ee_fusion_read(const ee_config *c, long n, ee_fusion *f)
+/* Strict: verified against its .meta, the header, then exactly one row per calibration for this n, each lambda
+ * finite and on the simplex. */
+int ee_fusion_read(const ee_config *c, long n, ee_fusion *f, char *err, size_t errlen)
 {
     char *path = fusion_path(c, n);
-    FILE *fp = fopen(path, "r");
-    free(path);
-    if (!fp) return -1;
+    int rc = -1, got = 0, rows = 0;
+    FILE *fp = NULL;
+    if (io_csv_verify(path, err, errlen) != 0) goto out;
+    fp = fopen(path, "r");
+    if (!fp) {
+        log_errf(err, errlen, path, "cannot read");
+        goto out;
+    }
     memset(f, 0, sizeof *f);
     char line[1024];
-    int got = 0;
-    if (!fgets(line, sizeof line, fp)) got = -100;   /* header */
-    while (got >= 0 && fgets(line, sizeof line, fp)) {
+    if (!fgets(line, sizeof line, fp) || (line[strcspn(line, "\n")] = 0, strcmp(line, FUSION_HEADER) != 0)) {
+        log_errf(err, errlen, path, "unexpected header (written by another version?)");
+        goto out;
+    }
+    while (fgets(line, sizeof line, fp)) {
         long nn;
         char method[16];
         double l[EE_K], loss, gap, draws, secs;
-        if (sscanf(line, "%ld,%15[^,],%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &nn, method, &l[0], &l[1], &l[2], &l[3], &loss,
-                   &gap, &draws, &secs) != 10)
-            continue;
-        for (int k = 0; k < EE_NCAL; k++)
-            if (strcmp(method, ee_cal_name((ee_cal)k)) == 0) {
-                memcpy(f->lambda[k], l, sizeof l);
-                f->loss[k] = loss;
-                if (k == EE_CAL_EXACT) f->qp_gap = gap;
-                f->seconds = secs;
-                got |= 1 << k;
-            }
+        int used = 0;
+        rows++;
+        if (sscanf(line, "%ld,%15[^,],%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf%n", &nn, method, &l[0], &l[1], &l[2], &l[3], &loss,
+                   &gap, &draws, &secs, &used) != 10 ||
+            (line[used] != '\n' && line[used] != '\0') || nn != n) {
+            log_errf(err, errlen, path, "row %d is not a lambda row for n=%ld", rows, n);
+            goto out;
+        }
+        double sum = 0;
+        int ok = isfinite(loss);
+        for (int i = 0; i < EE_K; i++) {
+            ok &= isfinite(l[i]) && l[i] >= -1e-9 && l[i] <= 1 + 1e-9;
+            sum += l[i];
+        }
+        if (!ok || fabs(sum - 1) > 1e-6) {
+            log_errf(err, errlen, path, "row %d: lambda is not on the simplex or the loss is not finite", rows);
+            goto out;
+        }
+        int k = 0;
+        while (k < EE_NCAL && strcmp(method, ee_cal_name((ee_cal)k)) != 0) k++;
+        if (k == EE_NCAL || (got & (1 << k))) {
+            log_errf(err, errlen, path, "row %d: unknown or repeated method '%s'", rows, method);
+            goto out;
+        }
+        memcpy(f->lambda[k], l, sizeof l);
+        f->loss[k] = loss;
+        if (k == EE_CAL_EXACT) f->qp_gap = gap;
+        f->seconds = secs;
+        got |= 1 << k;
     }
-    fclose(fp);
-    return got == 7 ? 0 : -1;
+    if (got != (1 << EE_NCAL) - 1) {
+        log_errf(err, errlen, path, "expected one row for each of the %d calibrations, found %d rows", EE_NCAL, rows);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (fp) fclose(fp);
+    free(path);
+    return rc;
 }

@@ -103,13 +103,14 @@ static void eval_units(const ee_config *c, const ee_data *d, aux_set *a, const i
             eval_single(c, d, clf, b_models[b], n, b ? EE_B2 : EE_B1, (size_t)n, 1, a, meta);
         }
         ee_fusion f;
-        int have_f = ee_fusion_read(c, n, &f) == 0;
+        char ferr[1024];
+        int have_f = ee_fusion_read(c, n, &f, ferr, sizeof ferr) == 0;
         for (int m = 0; m < EE_NCAL; m++) {
             if (m == EE_CAL_TEXT && !c->eval_text) continue;
             char model[16];
             snprintf(model, sizeof model, "sf_%s", ee_cal_name((ee_cal)m));
             if (ee_eval_done(c, model, n)) continue;
-            if (!have_f) log_die("n=%ld: lambda not calibrated yet (run --stage n first)", n);
+            if (!have_f) log_die("n=%ld: no usable lambda: %s (run --stage n first)", n, ferr);
             if (!clf) clf = ee_clf_load(c);
             ee_eval_run(c, d, clf, model, n, aux_get(c, a), f.lambda[m], EE_K, 1, meta);
             budget_check(c);
@@ -131,6 +132,10 @@ int main(int argc, char **argv)
     char *ckpt = ee_path(&c, "ckpt"), *parts = ee_path(&c, "parts");
     cli_output_dir("--out", ckpt);
     cli_output_dir("--out", parts);
+    /* temp files of runs that were killed mid-write (a .partial's is the size of a checkpoint) */
+    io_remove_stale_tmp(c.out);
+    io_remove_stale_tmp(ckpt);
+    io_remove_stale_tmp(parts);
     free(ckpt);
     free(parts);
 

@@ -85,7 +85,7 @@ scorenet *ee_model_load(const ee_config *c, ee_kind kind, size_t index_or_n)
     char *path = ee_model_path(c, kind, index_or_n), err[1024];
     sde ve = sde_ve(25.0);
     scorenet *m = scorenet_load(path, &ve, c->max_batch, err, sizeof err);
-    if (!m) log_die("%s", err);
+    if (!m) log_die("%s (delete it to train it again)", err);
     free(path);
     return m;
 }
@@ -260,12 +260,13 @@ void ee_clf_train(const ee_config *c, const ee_data *d, const io_meta *meta)
     double acc = digitnet_accuracy(net, d->clf_test.n, xs, d->clf_test.label);
     log_info("classifier: %d epochs on %zu images in %.1f s, test accuracy %.2f%% (%zu test images)", o.epochs,
              d->clf_train.n, secs, 100 * acc, d->clf_test.n);
+    /* the checkpoint first: classifier.csv describes a classifier that exists (issue 11) */
+    if (digitnet_save(net, path, err, sizeof err) != 0) log_die("%s", err);
     char *csv_path = ee_path(c, "classifier.csv");
     io_csv *csv = io_csv_open(csv_path, "train_images,test_images,epochs,final_train_loss,test_accuracy,seconds");
     io_csv_row(csv, "%zu,%zu,%d,%.6g,%.6f,%.1f", d->clf_train.n, d->clf_test.n, o.epochs, loss[o.epochs - 1], acc,
                secs);
     io_csv_commit(csv, meta);
-    if (digitnet_save(net, path, err, sizeof err) != 0) log_die("%s", err);
     free(csv_path);
     free(loss);
     free(xt);
@@ -279,7 +280,7 @@ digitnet *ee_clf_load(const ee_config *c)
 {
     char *path = ee_clf_path(c), err[1024];
     digitnet *net = digitnet_load(path, c->max_batch, err, sizeof err);
-    if (!net) log_die("%s", err);
+    if (!net) log_die("%s (delete it to train it again)", err);
     free(path);
     return net;
 }

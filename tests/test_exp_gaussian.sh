@@ -28,6 +28,15 @@ expect_error "single auxiliary" "at least two" --aux "1:0:1" --out "$tmp/a"
 expect_error "bad profile" "--profile" --profile fast --out "$tmp/a"
 expect_error "bad n list" "--n" --n 32,abc --out "$tmp/a"
 expect_error "n too small" "--n" --n 2 --out "$tmp/a"
+# issue 11: list items and flag combinations are checked before any work
+expect_error "empty item inside --n" "empty item" --n 32,,64 --out "$tmp/a"
+expect_error "empty first item of --n" "empty item" --n ,64 --out "$tmp/a"
+expect_error "empty last item of --n" "empty item" --n 64, --out "$tmp/a"
+expect_error "repeated --n value" "32 given twice" --n 32,32 --out "$tmp/a"
+expect_error "target too far for quadrature, before training" "--target: KL" --target "1:1e6:1" --out "$tmp/a"
+expect_error "target too narrow for quadrature, before training" "--target: KL" --target "1:0:1e-6" --out "$tmp/a"
+expect_error "target with a huge mean, before training" "--target" --target "1:1e300:1" --out "$tmp/a"
+expect_error "target with a vanishing sd, before training" "sd 0" --target "1:0:1e-300" --out "$tmp/a"
 expect_error "unknown flag" "bad option" --frobnicate --out "$tmp/a"
 expect_error "bad device" "--device" --device tpu --out "$tmp/a"
 expect_error "cuda asked for a CPU-only experiment" "CPU only" --device cuda --out "$tmp/a"
@@ -57,5 +66,17 @@ grep -q 'Table 6' "$tmp/stdout" && ok "prints the comparison with the paper" || 
 # the lambda of every calibration is on the simplex
 if awk -F, 'NR>1 { s=$4+$5; if (s<0.999999 || s>1.000001 || $4<0 || $5<0) bad=1 } END {exit bad}' "$tmp/run/lambda.csv"; then
   ok "every lambda is on the simplex"; else bad "lambda on simplex" "$(cat "$tmp/run/lambda.csv")"; fi
+
+# issue 11: a damaged part stops the merge with one line naming it; stale temp files of dead processes go
+part=$(ls "$tmp/run/parts/"lambda_n*.csv 2>/dev/null | head -1)
+if [ -n "$part" ]; then
+  head -1 "$part" > "$tmp/x" && mv "$tmp/x" "$part"
+  expect_error "truncated part: merge fails naming it" "$(basename "$part")" --profile smoke --stage merge --out "$tmp/run" --quiet
+else bad "truncated part" "no lambda part written"; fi
+sh -c 'exit 0' & deadpid=$!; wait $deadpid
+touch "$tmp/run/parts/table6_n00032.csv.tmp.$(hostname | tr ./ __).$deadpid" "$tmp/run/ckpt/aux1.safetensors.tmp.$deadpid"
+"$bin" --profile smoke --stage merge --out "$tmp/run" --n 32 > /dev/null 2>&1
+ls "$tmp/run/parts" "$tmp/run/ckpt" | grep -q "\.tmp\." && bad "stale temp files removed at start" "$(ls "$tmp/run/parts" "$tmp/run/ckpt")" \
+  || ok "stale temp files removed at start"
 
 echo "RESULT passed=$pass failed=$fail"

@@ -5,6 +5,7 @@
  * corrupt and truncated gzip), each checked for a one-line message naming the file and zeroed outputs.
  * When run from the repository root with data/mnist present, the real MNIST files are checked too. */
 #include "idx.h"
+#include "io.h"
 #include "log.h"
 #include "test.h"
 #include <stdio.h>
@@ -177,9 +178,11 @@ static void test_roundtrip(void)
     idx_labels_free(&lg);
 
     /* no temp files are left by the writer */
-    char tmp[300];
-    snprintf(tmp, sizeof tmp, "%s/rt-images-idx3-ubyte.tmp.%ld", dir, (long)getpid());
+    char path_rt[300];
+    snprintf(path_rt, sizeof path_rt, "%s/rt-images-idx3-ubyte", dir);
+    char *tmp = io_tmp_path(path_rt);
     CHECK(access(tmp, F_OK) != 0, "writer leaves no temp file after success");
+    free(tmp);
 }
 
 /* a larger payload through the growing buffer (several doublings from 1 MiB) */

@@ -447,6 +447,38 @@ static void test_mlp1d_io(void)
     err[0] = 0;
     CHECK(mlp1d_load(bad, &s, err, sizeof err) == NULL && strstr(err, "not an mlp1d checkpoint"),
           "mlp1d_load: a foreign safetensors file rejected");
+    /* a NaN weight in a file whose checksum is consistent (re-saved by a tool): refused, naming the tensor
+     * (issue 11: a NaN weight became "100% digit 0" in a table) */
+    st = safetensors_open(path, err, sizeof err);
+    w = safetensors_writer_alloc();
+    float *nanbuf = NULL;
+    const char *victim = NULL;
+    for (size_t i = 0; st && i < safetensors_metadata_count(st); i++)
+        safetensors_writer_metadata(w, safetensors_metadata_key(st, i), safetensors_metadata_value(st, i));
+    for (size_t i = 0; st && i < safetensors_count(st); i++) {
+        const safetensors_tensor *tt = safetensors_at(st, i);
+        const void *data = tt->data;
+        if (!victim && tt->dtype == SAFETENSORS_F32 && tt->numel > 3 && strncmp(tt->name, "ema.", 4) != 0) {
+            victim = tt->name;
+            nanbuf = malloc(tt->nbytes);
+            memcpy(nanbuf, tt->data, tt->nbytes);
+            nanbuf[3] = NAN;
+            data = nanbuf;
+        }
+        safetensors_writer_add(w, tt->name, tt->dtype, tt->ndim, tt->shape, data);
+    }
+    snprintf(bad, sizeof bad, "%s/nan.safetensors", dir);
+    safetensors_writer_write(w, bad, err, sizeof err);
+    safetensors_writer_free(w);
+    char want[160];
+    snprintf(want, sizeof want, "tensor '%s' has a non-finite value", victim ? victim : "?");
+    err[0] = 0;
+    CHECK(victim && mlp1d_load(bad, &s, err, sizeof err) == NULL && strstr(err, want) && strstr(err, "nan.safetensors") &&
+              strstr(err, "element 3"),
+          "mlp1d_load: a NaN weight is refused, naming the tensor and the file");
+    printf("    (message: %s)\n", err);
+    safetensors_close(st);
+    free(nanbuf);
     mlp1d_free(m4);
     mlp1d_free(m);
     rng_free(r);
@@ -658,6 +690,105 @@ static void test_end_to_end(void)
     mlp1d_free(m);
 }
 
+/* ---------------------------------------------------------------- saved training state is validated */
+
+/* Writes p to path and reads it back for config c; returns train_progress_read's result, message in err. */
+static int progress_roundtrip(const train_progress *p, const train_config *c, const char *path, char *err,
+                              size_t errlen)
+{
+    safetensors_writer *w = safetensors_writer_alloc();
+    train_progress_write(p, w);
+    if (safetensors_writer_write(w, path, err, errlen) != 0) LOG_FATAL("%s", err);
+    safetensors_writer_free(w);
+    safetensors *st = safetensors_open(path, err, errlen);
+    if (!st) return -2;
+    train_progress q;
+    int rc = train_progress_read(&q, st, c, p->n_train, p->n_val, path, err, errlen);
+    if (rc == 0) train_progress_free(&q);
+    safetensors_close(st);
+    return rc;
+}
+
+static void test_progress_validation(void)
+{
+    enum { NT = 6, NV = 4, DONE = 3 };
+    train_config c = train_config_default();
+    c.max_epochs = 10;
+    rng *r = rng_alloc(5, 5);
+    int64_t tidx[NT] = {3, 1, 4, 0, 5, 2}, vidx[NV] = {2, 0, 3, 1};
+    double tl[DONE] = {5, 4, 3.5}, tll[DONE] = {5.1, 4.1, 3.6}, vl[DONE] = {3.2, 2.1, 2.6}, evl[DONE] = {3, 2, 2.5};
+    unsigned char rs[8192];
+    size_t rb = rng_state_size(r);
+    memcpy(rs, rng_state_ptr(r), rb);
+    train_progress p;
+    memset(&p, 0, sizeof p);
+    p.epochs_done = DONE;
+    p.max_epochs = c.max_epochs;
+    train_stopper_init(&p.stopper, c.patience, c.max_fraction, c.countdown, NULL, 0);
+    p.stopper.best = 2;
+    p.stopper.counter = 0;
+    p.n_train = NT;
+    p.n_val = NV;
+    p.vpos = 3;
+    p.tidx = tidx;
+    p.vidx = vidx;
+    p.have_kept = 1;
+    p.res.train_loss = tl;
+    p.res.train_loss_last = tll;
+    p.res.val_loss = vl;
+    p.res.ema_val_loss = evl;
+    p.res.best_epoch = 1;
+    p.res.best_val = 2;
+    p.res.kept_epoch = 2;
+    p.res.trigger_epoch = -1;
+    p.rng_state = rs;
+    p.rng_bytes = rb;
+    char path[128], err[512];
+    snprintf(path, sizeof path, "/tmp/test_nn_progress_%d.safetensors", (int)getpid());
+    CHECK(progress_roundtrip(&p, &c, path, err, sizeof err) == 0, "train_progress: a consistent state reads back");
+
+    /* issue 11 reproducer 1: the MT19937 position (int32 at byte 4992 of train.rng) set to -100000000 or -3 */
+    static const int bad_pos[2] = {-100000000, -3};
+    for (int k = 0; k < 2; k++) {
+        memcpy(rs + 624 * sizeof(unsigned long), &bad_pos[k], sizeof(int));
+        char name[96];
+        snprintf(name, sizeof name, "train_progress: rng position %d refused, naming the file and tensor", bad_pos[k]);
+        err[0] = 0;
+        CHECK(progress_roundtrip(&p, &c, path, err, sizeof err) == -1 && strstr(err, path) &&
+                  strstr(err, "train.rng") && strstr(err, "position") && !strchr(err, '\n'),
+              name);
+    }
+    memcpy(rs, rng_state_ptr(r), rb);
+    tidx[4] = 1;   /* 1 twice, 5 never */
+    CHECK(progress_roundtrip(&p, &c, path, err, sizeof err) == -1 && strstr(err, "train.tidx") &&
+              strstr(err, "not a permutation"),
+          "train_progress: a shuffle order with a repeated index refused");
+    tidx[4] = 5;
+    vidx[1] = 7;
+    CHECK(progress_roundtrip(&p, &c, path, err, sizeof err) == -1 && strstr(err, "train.vidx") && strstr(err, "outside"),
+          "train_progress: a shuffle order indexing outside the data refused");
+    vidx[1] = 0;
+    p.res.best_epoch = 2;
+    CHECK(progress_roundtrip(&p, &c, path, err, sizeof err) == -1 && strstr(err, "best epoch"),
+          "train_progress: a best epoch that disagrees with the losses refused");
+    p.res.best_epoch = 1;
+    p.res.kept_epoch = 7;
+    CHECK(progress_roundtrip(&p, &c, path, err, sizeof err) == -1 && strstr(err, "kept epoch"),
+          "train_progress: a kept epoch past the epochs done refused");
+    p.res.kept_epoch = 2;
+    p.stopper.countdown = c.countdown + 5;
+    CHECK(progress_roundtrip(&p, &c, path, err, sizeof err) == -1 && strstr(err, "counters"),
+          "train_progress: an early-stopping countdown out of range refused");
+    p.stopper.countdown = c.countdown;
+    evl[1] = NAN;
+    CHECK(progress_roundtrip(&p, &c, path, err, sizeof err) == -1 && strstr(err, "not finite"),
+          "train_progress: a non-finite recorded loss refused");
+    evl[1] = 2;
+    CHECK(progress_roundtrip(&p, &c, path, err, sizeof err) == 0, "train_progress: the repaired state reads back");
+    unlink(path);
+    rng_free(r);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -680,6 +811,7 @@ int main(int argc, char **argv)
     test_mlp1d_io();
     test_stopper();
     test_train_loop();
+    test_progress_validation();
     test_end_to_end();
     rng_free(r);
     return test_finish();

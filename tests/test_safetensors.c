@@ -1,9 +1,11 @@
 /* test_safetensors: the safetensors reader/writer (common/safetensors.h): a file hand-built byte by byte per
  * the spec, writer -> reader round trips (all dtypes, metadata with escapes, 0-d and empty tensors, 8-byte
  * alignment of the data section), and every corruption path rejected with a one-line message naming the file. */
+#include "io.h"
 #include "log.h"
 #include "safetensors.h"
 #include "test.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,9 +108,9 @@ static void test_roundtrip(void)
     safetensors_writer_metadata(w, "quote\"key", "line1\nline2\ttab \\ \xc3\xa9");
     CHECK(safetensors_writer_write(w, path, err, sizeof err) == 0, "writer writes");
     safetensors_writer_free(w);
-    char tmpname[300];
-    snprintf(tmpname, sizeof tmpname, "%s.tmp.%ld", path, (long)getpid());
+    char *tmpname = io_tmp_path(path);
     CHECK(access(tmpname, F_OK) != 0, "writer leaves no temp file behind (temp + rename)");
+    free(tmpname);
     safetensors *st = safetensors_open(path, err, sizeof err);
     CHECK(st != NULL, "round trip: file opens");
     if (!st) {
@@ -134,6 +136,76 @@ static void test_roundtrip(void)
     CHECK(v && strcmp(v, "line1\nline2\ttab \\ \xc3\xa9") == 0 && strcmp(safetensors_metadata_get(st, "format"), "pt") == 0,
           "round trip: __metadata__ with escapes and UTF-8");
     CHECK(safetensors_aligned(st), "writer pads the header: data section 8-byte aligned");
+    /* every tensor at a multiple of its own dtype size (issue 11: UBSan flagged the 0-d F32 load above, which
+     * followed the odd-sized F16 tensor), with the header still in the order the tensors were added */
+    int aligned = 1;
+    for (size_t i = 0; i < safetensors_count(st); i++) {
+        const safetensors_tensor *ti = safetensors_at(st, i);
+        aligned &= ((uintptr_t)ti->data % safetensors_dtype_size(ti->dtype)) == 0;
+    }
+    CHECK(aligned, "writer: every tensor's data aligned to its dtype size");
+    CHECK(strcmp(safetensors_at(st, 0)->name, "layer.weight") == 0 && strcmp(safetensors_at(st, 1)->name, "f64") == 0,
+          "writer: header keeps the insertion order");
+    CHECK(safetensors_checksummed(st) && safetensors_metadata_get(st, SAFETENSORS_CHECKSUM_KEY),
+          "writer records a checksum; the reader verified it");
+    safetensors_close(st);
+}
+
+/* A bit flip anywhere in a checkpoint we wrote is caught by the checksum in __metadata__ (issue 11). */
+static void test_checksum(void)
+{
+    char path[256], err[512] = "";
+    snprintf(path, sizeof path, "%s/ck.safetensors", dir);
+    float w[64];
+    for (int i = 0; i < 64; i++) w[i] = 0.01f * (float)i;
+    int64_t s64[1] = {64};
+    safetensors_writer *wr = safetensors_writer_alloc();
+    safetensors_writer_add_f32(wr, "w", 1, s64, w);
+    safetensors_writer_add_f32(wr, "ema.w", 1, s64, w);
+    safetensors_writer_metadata(wr, "format", "pt");
+    safetensors_writer_metadata(wr, SAFETENSORS_CHECKSUM_KEY, "00000000");   /* replaced by the real one */
+    CHECK(safetensors_writer_write(wr, path, err, sizeof err) == 0, "checksum: writer writes");
+    safetensors_writer_free(wr);
+    FILE *f = fopen(path, "rb");
+    static unsigned char buf[4096];
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    if (f) fclose(f);
+    safetensors *st = safetensors_open_memory(buf, n, "mem", err, sizeof err);
+    CHECK(st && safetensors_checksummed(st), "checksum: a stale checksum entry is replaced by the file's own");
+    safetensors_close(st);
+    uint64_t hl = 0;
+    for (int k = 7; k >= 0; k--) hl = (hl << 8) | buf[k];
+    /* one bit of one float in the data section */
+    static unsigned char b2[4096];
+    memcpy(b2, buf, n);
+    b2[8 + hl + 4 * 37 + 1] ^= 0x10;
+    snprintf(path, sizeof path, "%s/flip.safetensors", dir);
+    write_file(path, b2, n);
+    err[0] = 0;
+    st = safetensors_open(path, err, sizeof err);
+    CHECK(!st && strstr(err, path) && strstr(err, "checksum mismatch") && !strchr(err, '\n'),
+          "checksum: a flipped data bit is rejected, naming the file");
+    safetensors_close(st);
+    /* the value NaN, as the issue's reproducer wrote it */
+    memcpy(b2, buf, n);
+    float nan_ = NAN;
+    memcpy(b2 + 8 + hl + 4 * 3, &nan_, 4);
+    st = safetensors_open_memory(b2, n, "mem", err, sizeof err);
+    CHECK(!st && strstr(err, "checksum mismatch"), "checksum: a float set to NaN is rejected");
+    safetensors_close(st);
+    /* a tensor renamed in the header (still valid JSON): "ema.w" -> "ema.v" */
+    memcpy(b2, buf, n);
+    unsigned char *p = memmem(b2 + 8, hl, "\"ema.w\"", 7);
+    if (p) p[5] = 'v';
+    st = safetensors_open_memory(b2, n, "mem", err, sizeof err);
+    CHECK(p && !st && strstr(err, "checksum mismatch"), "checksum: a changed tensor name is rejected");
+    safetensors_close(st);
+    /* a malformed checksum value */
+    memcpy(b2, buf, n);
+    p = memmem(b2 + 8, hl, SAFETENSORS_CHECKSUM_KEY "\":\"", strlen(SAFETENSORS_CHECKSUM_KEY) + 3);
+    if (p) p[strlen(SAFETENSORS_CHECKSUM_KEY) + 3] = 'z';
+    st = safetensors_open_memory(b2, n, "mem", err, sizeof err);
+    CHECK(p && !st && strstr(err, "malformed checksum"), "checksum: a malformed checksum is rejected");
     safetensors_close(st);
 }
 
@@ -219,6 +291,7 @@ int main(int argc, char **argv)
     if (!mkdtemp(dir)) LOG_FATAL("mkdtemp failed");
     test_handbuilt();
     test_roundtrip();
+    test_checksum();
     test_unicode();
     test_corrupt();
     char cmd[300];

@@ -3,6 +3,7 @@
 #include "safetensors.h"
 #include "log.h"
 #include "mem.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +134,19 @@ static void shape_str(char *buf, size_t len, int ndim, const int64_t *shape)
         snprintf(buf + strlen(buf), len - strlen(buf), d ? ",%lld" : "%lld", (long long)shape[d]);
 }
 
+/* A loaded weight must be finite: one NaN makes every output NaN, and downstream argmaxes turn that into a
+ * plausible-looking class (issue 11). */
+static int check_finite(const float *x, size_t n, const char *name, const char *path, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) {
+            snprintf(err, errlen, "%s: tensor '%s' has a non-finite value (%g) at element %zu", path, name, (double)x[i],
+                     i);
+            return -1;
+        }
+    return 0;
+}
+
 static int copy_tensor(const safetensors_tensor *t, const nn_params_tensor *want, float *dst, const char *path,
                        char *err, size_t errlen)
 {
@@ -147,7 +161,7 @@ static int copy_tensor(const safetensors_tensor *t, const nn_params_tensor *want
         return -1;
     }
     memcpy(dst, t->data, t->nbytes);   /* memcpy: data need not be aligned in a foreign file */
-    return 0;
+    return check_finite(dst, t->numel, t->name, path, err, errlen);
 }
 
 int nn_params_read(nn_params *p, const safetensors *st, const char *path, int ema_required, char *err, size_t errlen)
@@ -195,7 +209,7 @@ static int read_flat(const safetensors *st, const char *name, size_t total, floa
         return -1;
     }
     memcpy(dst, t->data, total * sizeof(float));
-    return 0;
+    return check_finite(dst, total, name, path, err, errlen);
 }
 
 int nn_params_read_optim(nn_params *p, const safetensors *st, const char *path, char *err, size_t errlen)
@@ -203,6 +217,12 @@ int nn_params_read_optim(nn_params *p, const safetensors *st, const char *path, 
     if (read_flat(st, "optim.m", p->total, p->m, path, err, errlen) ||
         read_flat(st, "optim.v", p->total, p->v, path, err, errlen))
         return -1;
+    for (size_t i = 0; i < p->total; i++)
+        if (p->v[i] < 0) {   /* a second moment: Adam takes its square root */
+            snprintf(err, errlen, "%s: tensor 'optim.v' has a negative value (%g) at element %zu", path, (double)p->v[i],
+                     i);
+            return -1;
+        }
     p->have_keep = 0;
     if (safetensors_find(st, "optim.keep")) {
         if (read_flat(st, "optim.keep", p->total, p->keep, path, err, errlen)) return -1;

@@ -5,6 +5,7 @@
 #include "mem.h"
 #include "safetensors.h"
 #include <stdio.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,7 +135,9 @@ static int progress_restore(const train_progress *p, const train_config *c, trai
     for (size_t i = 0; i < p->n_train; i++) tidx[i] = (size_t)p->tidx[i];
     for (size_t i = 0; i < p->n_val; i++) vidx[i] = (size_t)p->vidx[i];
     *have_kept = p->have_kept;
-    LOG_CHECK(rng_state_set(r, p->rng_state, p->rng_bytes) == 0, "train_run: resume state has a foreign rng");
+    char why[160];
+    if (rng_state_set(r, p->rng_state, p->rng_bytes, why, sizeof why) != 0)
+        LOG_FATAL("train_run: resume state: %s (train_progress_read validates it first)", why);
     return p->epochs_done;
 }
 
@@ -329,6 +332,78 @@ static int read_meta_double(const safetensors *st, const char *key, double *out)
     return *end ? -1 : 0;
 }
 
+/* A saved shuffle order must be a permutation of 0..n-1: a repeated index would silently train on some rows
+ * twice and never on others. */
+static int check_permutation(const int64_t *idx, size_t n, const char *name, char *why, size_t whylen)
+{
+    unsigned char *seen = mem_calloc(n ? n : 1, 1);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (idx[i] < 0 || (uint64_t)idx[i] >= n) {
+            snprintf(why, whylen, "tensor '%s': entry %zu is %lld, outside [0, %zu)", name, i, (long long)idx[i], n);
+            rc = -1;
+            break;
+        }
+        if (seen[idx[i]]++) {
+            snprintf(why, whylen, "tensor '%s' is not a permutation: %lld appears twice", name, (long long)idx[i]);
+            rc = -1;
+            break;
+        }
+    }
+    free(seen);
+    return rc;
+}
+
+/* The counters and records against each other and against the run's config: what the loop itself would
+ * have written after p->epochs_done epochs. */
+static int check_counters(const train_progress *p, const train_config *c, char *why, size_t whylen)
+{
+    const int k = p->epochs_done;
+    for (int e = 0; e < k; e++)
+        if (!isfinite(p->res.train_loss[e]) || !isfinite(p->res.train_loss_last[e]) || !isfinite(p->res.val_loss[e]) ||
+            !isfinite(p->res.ema_val_loss[e])) {
+            snprintf(why, whylen, "a loss of epoch %d is not finite", e);
+            return -1;
+        }
+    int best = -1;
+    for (int e = 0; e < k; e++)
+        if (best < 0 || p->res.ema_val_loss[e] < p->res.ema_val_loss[best]) best = e;
+    if (p->res.best_epoch != best || (best >= 0 && (p->res.best_val != p->res.ema_val_loss[best] ||
+                                                    p->stopper.best != p->res.best_val))) {
+        snprintf(why, whylen, "best epoch %d (val %.17g) does not match the recorded losses (epoch %d)",
+                 p->res.best_epoch, p->res.best_val, best);
+        return -1;
+    }
+    if (p->have_kept != 0 && p->have_kept != 1) {
+        snprintf(why, whylen, "have_kept is %d", p->have_kept);
+        return -1;
+    }
+    if (p->res.kept_epoch < -1 || p->res.kept_epoch >= k || (p->res.kept_epoch >= 0) != p->have_kept) {
+        snprintf(why, whylen, "kept epoch %d is not consistent with %d epochs done", p->res.kept_epoch, k);
+        return -1;
+    }
+    if (p->res.trigger_epoch < -1 || p->res.trigger_epoch >= k || (p->stopper.triggered != 0 && p->stopper.triggered != 1) ||
+        (p->res.trigger_epoch >= 0) != p->stopper.triggered) {
+        snprintf(why, whylen, "early-stopping trigger (epoch %d, flag %d) is not consistent with %d epochs done",
+                 p->res.trigger_epoch, p->stopper.triggered, k);
+        return -1;
+    }
+    if (p->stopper.patience != c->patience || p->stopper.counter < 0 || p->stopper.counter > k ||
+        p->stopper.countdown < 0 || p->stopper.countdown > c->countdown ||
+        (!p->stopper.triggered && p->stopper.countdown != c->countdown)) {
+        snprintf(why, whylen, "early-stopping counters (patience %d, counter %d, countdown %d) are out of range "
+                 "for this run (patience %d, countdown %d)", p->stopper.patience, p->stopper.counter,
+                 p->stopper.countdown, c->patience, c->countdown);
+        return -1;
+    }
+    if (!(p->stopper.max_fraction >= 0 && p->stopper.max_fraction <= c->max_fraction)) {
+        snprintf(why, whylen, "early-stopping max_fraction %g is outside [0, %g]", p->stopper.max_fraction,
+                 c->max_fraction);
+        return -1;
+    }
+    return 0;
+}
+
 int train_progress_read(train_progress *p, const safetensors *st, const train_config *c, size_t n_train,
                         size_t n_val, const char *path, char *err, size_t errlen)
 {
@@ -339,7 +414,7 @@ int train_progress_read(train_progress *p, const safetensors *st, const train_co
                                           "train.stop_patience", "train.stop_counter", "train.stop_triggered",
                                           "train.stop_countdown", NULL};
     for (int i = 0; lkeys[i]; i++)
-        if (safetensors_metadata_long(st, lkeys[i], -1, 1L << 40, &v[i]) != 0) {
+        if (safetensors_metadata_long(st, lkeys[i], -1, INT_MAX, &v[i]) != 0) {
             snprintf(err, errlen, "%s: training state: metadata '%s' missing or malformed", path, lkeys[i]);
             return -1;
         }
@@ -391,13 +466,19 @@ int train_progress_read(train_progress *p, const safetensors *st, const train_co
         train_progress_free(p);
         return -1;
     }
-    for (size_t i = 0; i < n_train; i++)
-        if (p->tidx[i] < 0 || (size_t)p->tidx[i] >= n_train) goto bad_order;
-    for (size_t i = 0; i < n_val; i++)
-        if (p->vidx[i] < 0 || (size_t)p->vidx[i] >= n_val) goto bad_order;
+    char why[160];
+    if (rng_state_check(p->rng_state, p->rng_bytes, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s: training state: tensor 'train.rng': %s", path, why);
+        goto fail;
+    }
+    if (check_permutation(p->tidx, n_train, "train.tidx", why, sizeof why) ||
+        check_permutation(p->vidx, n_val, "train.vidx", why, sizeof why) ||
+        check_counters(p, c, why, sizeof why)) {
+        snprintf(err, errlen, "%s: training state: %s", path, why);
+        goto fail;
+    }
     return 0;
-bad_order:
-    snprintf(err, errlen, "%s: training state: a shuffle order indexes outside the data", path);
+fail:
     train_progress_free(p);
     return -1;
 }
