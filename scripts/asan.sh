@@ -29,8 +29,6 @@ else
     | sed -z 's|^\./||' > build/asan/files
 fi
 tar -cf - --null -T build/asan/files | tar -xf - -C "$tree"
-mkdir -p "$tree/results"
-cp -p results/paper/*.csv "$tree/results/paper/" 2>/dev/null || true
 # fetched data (MNIST) is shared, not copied
 if [ -e data ] && [ ! -e "$tree/data" ]; then ln -s "$root/data" "$tree/data"; fi
 
