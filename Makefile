@@ -1,5 +1,5 @@
 # ScoreFusion-C build. `make` builds libscorefusion.a and every binary; `make test`, `make reproduce`,
-# `make bench`, `make test-cuda` are the entry points named in the README.
+# `make bench`, `make test-cuda`, `make asan`, `make fuzz` are the entry points named in the README.
 # CUDA is used when nvcc is found (PATH or /usr/local/cuda); otherwise the build is CPU-only.
 
 # the commit every .meta file records: "-dirty" when the tree has uncommitted changes. Without a repository (a
@@ -67,7 +67,7 @@ BENCH_BIN  := $(patsubst bench/%.c,bench/bin/%,$(wildcard bench/bench_*.c))
 # keep objects of pattern-rule chains (no "rm build/..." after every build)
 .SECONDARY:
 
-.PHONY: all backend test test-cuda gpu-check reproduce bench bench-torch check-torch bootstrap clean data
+.PHONY: all backend test test-cuda gpu-check asan fuzz reproduce bench bench-torch check-torch bootstrap clean data
 all: backend $(LIB) $(EXP_BIN) $(if $(EE_OBJ),$(EE_BIN)) $(THEORY_BIN) $(TEST_BIN) $(BENCH_BIN)
 
 backend:
@@ -145,7 +145,21 @@ test-cuda:
 	@scripts/bootstrap.sh --test
 	@$(MAKE) --no-print-directory all
 	@found=0; for t in tests/bin/test_cuda_*; do [ -x "$$t" ] || continue; found=1; "$$t" || exit 1; done; \
-	 [ $$found = 1 ] || echo "test-cuda: no CUDA kernel tests in this tree yet (the device probe is all the CUDA code)"
+	 [ $$found = 1 ] || echo "test-cuda: no tests/bin/test_cuda_* programs were built"
+
+# The whole suite (tests/run.sh) on an AddressSanitizer + UndefinedBehaviorSanitizer build of the CPU backend,
+# built in an instrumented copy of the tree under build/asan/tree (the ordinary binaries are left alone).
+asan:
+	@scripts/bootstrap.sh --test
+	@scripts/fetch_mnist.sh || echo "make asan: MNIST could not be fetched; the tests that need it will say SKIP"
+	@scripts/asan.sh
+
+# libFuzzer harnesses (tests/fuzz/) for every reader of outside files, each run for FUZZ_SECONDS (default 600)
+# from its seed corpus; needs clang with libFuzzer (Debian: clang, libclang-rt-dev). Reports executions and
+# coverage per harness; a crash fails the target and leaves the input under build/fuzz/<harness>/.
+FUZZ_SECONDS ?= 600
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
 
 # The GPU checks on a machine with a GPU, from binaries ALREADY BUILT (here, then carried there): never builds or
 # relinks; every test_cuda_* / bench_cuda_* runs with SF_REQUIRE_CUDA=1 (no GPU = FAIL); one report file.
@@ -181,4 +195,4 @@ check-torch:
 clean:
 	rm -rf build $(EXP_BIN) $(EE_BIN) $(THEORY_BIN) tests/bin bench/bin
 
--include $(shell find build/$(BACKEND) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

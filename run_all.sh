@@ -8,9 +8,14 @@
 #   --device D    cpu | cuda | auto (default auto)
 #   --only LIST   comma-separated subset of: gaussian,emnist,theory (default all)
 #   --emnist-profile P  auto | paper | mnist | cpu | smoke for exp_emnist (auto: smoke with --profile smoke,
-#                 mnist when a GPU answers (nvidia-smi), else cpu). paper needs data/emnist (EMNIST IDX files)
-#   --slurm       submit the same configurations as Slurm jobs (aux -> array over n -> merge) instead of running
-#   --slurm-args "ARGS"  extra sbatch arguments (partition, account, time)
+#                 mnist when a GPU answers (nvidia-smi; under --slurm: with --device cuda), else cpu). paper
+#                 needs data/emnist (EMNIST IDX files)
+#   --slurm       submit the same work as dependent Slurm jobs instead of running it: exp_gaussian aux -> array
+#                 over n -> merge; exp_emnist classifier and aux -> array over n (B1, B2, calibration) ->
+#                 evaluation (the auxiliaries with the first n, then an array over the other n) -> report;
+#                 theory. The n lists come from the binaries (--print-n-list). Every exp_emnist unit is cached,
+#                 so a job killed at its time limit is resubmitted with the same command and resumes.
+#   --slurm-args "ARGS"  extra sbatch arguments (partition, account, time; --gres=gpu:1 for exp_emnist on a GPU)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -25,7 +30,7 @@ while [ $# -gt 0 ]; do
     --emnist-profile) ee_profile=${2:?--emnist-profile needs a value}; shift 2 ;;
     --slurm) slurm=1; shift ;;
     --slurm-args) slurm_args=${2:?--slurm-args needs a value}; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_all.sh: error: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -44,17 +49,69 @@ want() { case ",$only," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
 # exp_gaussian is CPU-only (1-D networks); --device applies to the GPU experiments
 eg=(./exp_gaussian/exp_gaussian --profile "$cpu_profile" --out "$out/gaussian")
-ns=$("${eg[@]}" --help >/dev/null && case "$cpu_profile" in smoke) echo "32 64" ;; *) echo "32 64 128 256 512 1024" ;; esac)
+# the n lists are the binaries' own (profile defaults), never repeated here
+ns=""; if want gaussian; then ns=$("${eg[@]}" --print-n-list); fi
+
+# exp_emnist's profile: auto = smoke with --profile smoke; else mnist with a GPU (here: one answers nvidia-smi;
+# under --slurm: --device cuda, as the jobs run elsewhere), else cpu
+if [ "$ee_profile" = auto ]; then
+  ee_profile=cpu
+  if [ "$profile" = smoke ]; then ee_profile=smoke
+  elif [ "$slurm" = 1 ]; then [ "$device" = cuda ] && ee_profile=mnist
+  elif [ "$device" != cpu ] && nvidia-smi -L > /dev/null 2>&1; then ee_profile=mnist; fi
+fi
+ee_data=(); [ "$ee_profile" = paper ] && ee_data=(--emnist data/emnist)
+ee=(./exp_emnist/exp_emnist --profile "$ee_profile" --out "$out/emnist" --device "$device" "${ee_data[@]}")
+ee_ns=""; if want emnist; then ee_ns=$("${ee[@]}" --print-n-list); fi
 
 if [ "$slurm" = 1 ]; then
   command -v sbatch >/dev/null || { echo "run_all.sh: error: --slurm: sbatch not found" >&2; exit 2; }
-  nlist=($ns)
-  aux=$(sbatch --parsable $slurm_args --job-name sf-aux --wrap "${eg[*]} --stage aux")
-  arr=$(sbatch --parsable $slurm_args --job-name sf-n --dependency=afterok:$aux --array=0-$(( ${#nlist[@]} - 1 )) \
-        --wrap "nl=(${nlist[*]}); ${eg[*]} --stage n --n \${nl[\$SLURM_ARRAY_TASK_ID]}")
-  mrg=$(sbatch --parsable $slurm_args --job-name sf-merge --dependency=afterok:$arr --wrap "${eg[*]} --stage merge && gnuplot -e \"dir='$out/gaussian'\" results/gaussian/*.gp")
-  th=$(sbatch --parsable $slurm_args --job-name sf-theory --wrap "theory/run_theory.sh --profile $cpu_profile --out $out/theory")
-  echo "submitted: aux $aux, n-array $arr, merge $mrg, theory $th"
+  # submit NAME [sbatch options...] -- COMMAND: prints the job id
+  submit() {
+    local name=$1; shift
+    local opts=()
+    while [ "$1" != -- ]; do opts+=("$1"); shift; done
+    shift
+    # shellcheck disable=SC2086
+    sbatch --parsable $slurm_args --job-name "$name" "${opts[@]}" --wrap "$*"
+  }
+  q() { printf '%q ' "$@"; }
+  jobs_done=()
+  if want gaussian; then
+    nlist=($ns)
+    aux=$(submit sf-eg-aux -- "$(q "${eg[@]}") --stage aux")
+    arr=$(submit sf-eg-n --dependency=afterok:"$aux" --array=0-$(( ${#nlist[@]} - 1 )) -- \
+          "nl=(${nlist[*]}); $(q "${eg[@]}") --stage n --n \${nl[\$SLURM_ARRAY_TASK_ID]}")
+    mrg=$(submit sf-eg-merge --dependency=afterok:"$arr" -- \
+          "$(q "${eg[@]}") --stage merge && for gp in results/gaussian/*.gp; do gnuplot -e \"dir='$out/gaussian'\" \$gp; done")
+    jobs_done+=("gaussian: aux $aux, n-array $arr (n = $ns), merge $mrg")
+  fi
+  if want emnist; then
+    # fetched here: the compute nodes may have no network
+    [ "$ee_profile" = paper ] || scripts/fetch_mnist.sh ||
+      echo "run_all.sh: warning: MNIST could not be fetched; the exp_emnist jobs need data/mnist" >&2
+    nlist=($ee_ns)
+    clf=$(submit sf-ee-clf -- "$(q "${ee[@]}") --stage classifier")
+    eaux=$(submit sf-ee-aux -- "$(q "${ee[@]}") --stage aux")
+    earr=$(submit sf-ee-n --dependency=afterok:"$eaux" --array=0-$(( ${#nlist[@]} - 1 )) -- \
+           "nl=(${nlist[*]}); $(q "${ee[@]}") --stage n --n \${nl[\$SLURM_ARRAY_TASK_ID]}")
+    # the auxiliaries' evaluation does not depend on n: one job does it with the first n, the rest follow
+    ev0=$(submit sf-ee-eval --dependency=afterok:"$clf":"$earr" -- "$(q "${ee[@]}") --stage eval --n ${nlist[0]}")
+    last=$ev0
+    if [ ${#nlist[@]} -gt 1 ]; then
+      rest=("${nlist[@]:1}")
+      last=$(submit sf-ee-eval-n --dependency=afterok:"$ev0" --array=0-$(( ${#rest[@]} - 1 )) -- \
+             "nl=(${rest[*]}); $(q "${ee[@]}") --stage eval --n \${nl[\$SLURM_ARRAY_TASK_ID]}")
+    fi
+    rep=$(submit sf-ee-report --dependency=afterok:"$last" -- \
+          "$(q "${ee[@]}") --stage report && for gp in results/emnist/*.gp; do gnuplot -e \"dir='$out/emnist'\" \$gp; done")
+    jobs_done+=("emnist ($ee_profile): classifier $clf, aux $eaux, n-array $earr (n = $ee_ns), eval $ev0, eval-array ${last#$ev0}, report $rep")
+  fi
+  if want theory; then
+    th=$(submit sf-theory -- "theory/run_theory.sh --profile $cpu_profile --out $(q "$out/theory")")
+    jobs_done+=("theory $th")
+  fi
+  printf 'submitted %s\n' "${jobs_done[@]}"
   exit 0
 fi
 
@@ -69,15 +126,9 @@ if want gaussian; then
   echo "== exp_gaussian: figures in $out/gaussian"
 fi
 if want emnist; then
-  if [ "$ee_profile" = auto ]; then
-    ee_profile=cpu
-    if [ "$profile" = smoke ]; then ee_profile=smoke
-    elif [ "$device" != cpu ] && nvidia-smi -L > /dev/null 2>&1; then ee_profile=mnist; fi
-  fi
   echo "== exp_emnist: profile $ee_profile (every unit is cached: an interrupted run resumes where it stopped)"
-  if [ "$ee_profile" = paper ]; then ee_data=(--emnist data/emnist); else scripts/fetch_mnist.sh; ee_data=(); fi
-  OMP_NUM_THREADS=$cores ./exp_emnist/exp_emnist --profile "$ee_profile" --out "$out/emnist" --device "$device" \
-    "${ee_data[@]}"
+  [ "$ee_profile" = paper ] || scripts/fetch_mnist.sh
+  OMP_NUM_THREADS=$cores "${ee[@]}"
   for gp in results/emnist/*.gp; do gnuplot -e "dir='$out/emnist'" "$gp"; done
   echo "== exp_emnist: tables and figures in $out/emnist"
 fi

@@ -53,7 +53,9 @@ static void usage(void)
         "                     epoch); a killed run continues from it exactly\n"
         "  --threads T        OpenMP threads (default: all)\n"
         "  --device D         cpu | cuda | auto (default auto)\n"
-        "  --quiet            no progress output\n");
+        "  --quiet            no progress output\n"
+        "  --print-n-list     print the target sizes n this command would run (profile and --n applied), one\n"
+        "                     line separated by spaces, and exit (run_all.sh reads it)\n");
 }
 
 long ee_val_size(long n)
@@ -162,7 +164,7 @@ void ee_config_parse(ee_config *c, int argc, char **argv)
     enum { O_PROFILE = 256, O_OUT, O_STAGE, O_DATA, O_EMNIST, O_N, O_SEED, O_AUX_TRAIN, O_AUX_VAL, O_TEST,
            O_AUX_EPOCHS, O_B1_EPOCHS, O_B2_EPOCHS, O_AUX_LR, O_B1_LR, O_B2_LR, O_B1_RULE, O_CALIB_EPOCHS,
            O_CALIB_TEXT_T, O_SAMPLES, O_STEPS, O_NLL_PASSES, O_NLL_BATCHES, O_NLL_BATCH, O_NLL_TOL, O_EVAL_TEXT,
-           O_BUDGET, O_CKPT_EVERY, O_THREADS, O_DEVICE, O_QUIET, O_HELP };
+           O_BUDGET, O_CKPT_EVERY, O_THREADS, O_DEVICE, O_QUIET, O_HELP, O_PRINT_N };
     static const struct option opts[] = {
         {"profile", 1, 0, O_PROFILE}, {"out", 1, 0, O_OUT}, {"stage", 1, 0, O_STAGE}, {"data", 1, 0, O_DATA},
         {"emnist", 1, 0, O_EMNIST}, {"n", 1, 0, O_N}, {"seed", 1, 0, O_SEED}, {"aux-train", 1, 0, O_AUX_TRAIN},
@@ -173,7 +175,8 @@ void ee_config_parse(ee_config *c, int argc, char **argv)
         {"samples", 1, 0, O_SAMPLES}, {"steps", 1, 0, O_STEPS}, {"nll-passes", 1, 0, O_NLL_PASSES},
         {"nll-batches", 1, 0, O_NLL_BATCHES}, {"nll-batch", 1, 0, O_NLL_BATCH}, {"nll-tol", 1, 0, O_NLL_TOL},
         {"eval-text", 0, 0, O_EVAL_TEXT}, {"budget", 1, 0, O_BUDGET}, {"ckpt-every", 1, 0, O_CKPT_EVERY}, {"threads", 1, 0, O_THREADS},
-        {"device", 1, 0, O_DEVICE}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"device", 1, 0, O_DEVICE}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
+        {"print-n-list", 0, 0, O_PRINT_N}, {0, 0, 0, 0}};
     static const char *const profiles[] = {"paper", "mnist", "cpu", "smoke", NULL};
     static const char *const stages[] = {"all", "data", "classifier", "aux", "n", "eval", "report", NULL};
     static const char *const rules[] = {"notebook", "text", NULL};
@@ -187,6 +190,7 @@ void ee_config_parse(ee_config *c, int argc, char **argv)
     memcpy(c->aux_p7, p7, sizeof p7);
     c->target_p7 = 0.6;
     const char *device = "auto";
+    int print_n = 0;
 
     /* first pass: the profile, so that later flags override its values whatever their order */
     c->profile = cli_prescan(argc, argv, "--profile", c->profile);
@@ -232,6 +236,7 @@ void ee_config_parse(ee_config *c, int argc, char **argv)
         case O_DEVICE: device = optarg; break;
         case O_QUIET: c->quiet = 1; break;
         case O_HELP: usage(); exit(0);
+        case O_PRINT_N: print_n = 1; break;
         default: cli_bad_option(argv[optind - 1]);
         }
     }
@@ -239,6 +244,11 @@ void ee_config_parse(ee_config *c, int argc, char **argv)
     for (size_t i = 0; i < c->n_count; i++)
         for (size_t j = 0; j < i; j++)
             if (c->n_list[i] == c->n_list[j]) log_die("--n: %ld given twice", c->n_list[i]);
+    if (print_n) {   /* before the device probe and the output directory: a query touches nothing */
+        for (size_t i = 0; i < c->n_count; i++) printf("%s%ld", i ? " " : "", c->n_list[i]);
+        printf("\n");
+        exit(0);
+    }
     if ((c->aux_train == 0) != (c->aux_val == 0))
         log_die("--aux-train/--aux-val: give both (or neither, for the largest the data allow)");
     if (c->aux_train % 10 || c->aux_val % 10)

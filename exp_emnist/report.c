@@ -208,7 +208,7 @@ static void table3(const ee_config *c, const paper_table *p3, io_csv *cmp, const
             double pv = paper_get(p3, model, 1 + k);
             fprintf(f, ",%.2f", pv);
             printf(" %5.1f", pv);
-            char colname[8];
+            char colname[16];   /* room for any int: -Wformat-truncation cannot bound k under -fsanitize */
             snprintf(colname, sizeof colname, "p%d", k);
             io_csv_row(cmp, "table3,%s,0,%s,%.2f,%.2f,%.2f", model, colname, 100 * e.probs[k], pv, 100 * e.probs[k] - pv);
         }
@@ -243,7 +243,7 @@ static void table4(const ee_config *c, const paper_table *p4, io_csv *cmp, const
         io_csv_row(csv, "%ld,paper,%.4f,%.4f,%.4f,%.4f,,", n, pl[0], pl[1], pl[2], pl[3]);
         printf("  n=%-6ld %-6s [%.3f %.3f %.3f %.3f]\n", n, "paper", pl[0], pl[1], pl[2], pl[3]);
         for (int i = 0; i < EE_K; i++) {
-            char col[16];
+            char col[24];   /* room for any int (see colname in table3) */
             snprintf(col, sizeof col, "lambda%d", i + 1);
             io_csv_row(cmp, "table4,sf_code,%ld,%s,%.4f,%.4f,%.4f", n, col, f.lambda[EE_CAL_CODE][i], pl[i],
                        f.lambda[EE_CAL_CODE][i] - pl[i]);

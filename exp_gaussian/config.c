@@ -45,7 +45,9 @@ static void usage(void)
         "  --width W, --depth D   score network size (default 32, 3)\n"
         "  --threads T        OpenMP threads (default: all)\n"
         "  --device D         cpu | auto (default auto = cpu): the 1-D networks (6k parameters) run on the CPU\n"
-        "  --quiet            no progress output\n",
+        "  --quiet            no progress output\n"
+        "  --print-n-list     print the target sizes n this command would run (profile and --n applied), one\n"
+        "                     line separated by spaces, and exit (run_all.sh reads it)\n",
         DEFAULT_TARGET);
 }
 
@@ -131,7 +133,7 @@ void eg_config_parse(eg_config *c, int argc, char **argv)
 {
     enum { O_PROFILE = 256, O_OUT, O_STAGE, O_N, O_MODE, O_TARGET, O_AUX, O_SEED, O_REPEATS, O_SAMPLES, O_STEPS,
            O_AUX_EPOCHS, O_BASE_EPOCHS, O_AUX_LR, O_BASE_LR, O_CALIB_EPOCHS, O_CALIB_T, O_WIDTH, O_DEPTH,
-           O_THREADS, O_DEVICE, O_QUIET, O_HELP };
+           O_THREADS, O_DEVICE, O_QUIET, O_HELP, O_PRINT_N };
     static const struct option opts[] = {
         {"profile", 1, 0, O_PROFILE}, {"out", 1, 0, O_OUT}, {"stage", 1, 0, O_STAGE}, {"n", 1, 0, O_N},
         {"mode", 1, 0, O_MODE}, {"target", 1, 0, O_TARGET}, {"aux", 1, 0, O_AUX}, {"seed", 1, 0, O_SEED},
@@ -139,7 +141,8 @@ void eg_config_parse(eg_config *c, int argc, char **argv)
         {"aux-epochs", 1, 0, O_AUX_EPOCHS}, {"base-epochs", 1, 0, O_BASE_EPOCHS}, {"aux-lr", 1, 0, O_AUX_LR},
         {"base-lr", 1, 0, O_BASE_LR}, {"calib-epochs", 1, 0, O_CALIB_EPOCHS}, {"calib-t", 1, 0, O_CALIB_T},
         {"width", 1, 0, O_WIDTH}, {"depth", 1, 0, O_DEPTH}, {"threads", 1, 0, O_THREADS},
-        {"device", 1, 0, O_DEVICE}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"device", 1, 0, O_DEVICE}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
+        {"print-n-list", 0, 0, O_PRINT_N}, {0, 0, 0, 0}};
     static const char *const profiles[] = {"paper", "cpu", "smoke", NULL};
     static const char *const stages[] = {"all", "aux", "n", "merge", NULL};
     static const char *const modes[] = {"paper", "corrected", "both", NULL};
@@ -153,6 +156,7 @@ void eg_config_parse(eg_config *c, int argc, char **argv)
     c->net = mlp1d_config_default();
     c->threads = 0;
     const char *device = "auto";
+    int print_n = 0;
 
     /* first pass: the profile, so that later flags override its values whatever their order */
     c->profile = cli_prescan(argc, argv, "--profile", c->profile);
@@ -199,10 +203,16 @@ void eg_config_parse(eg_config *c, int argc, char **argv)
         case O_DEVICE: device = optarg; break;
         case O_QUIET: c->quiet = 1; break;
         case O_HELP: usage(); exit(0);
+        case O_PRINT_N: print_n = 1; break;
         default: cli_bad_option(argv[optind - 1]);
         }
     }
     if (optind < argc) log_die("unexpected argument '%s' (see --help)", argv[optind]);
+    if (print_n) {   /* a query: before anything is checked further or created */
+        for (size_t i = 0; i < c->n_count; i++) printf("%s%ld", i ? " " : "", c->n_list[i]);
+        printf("\n");
+        exit(0);
+    }
     if (!target_given) parse_mixture("--target", DEFAULT_TARGET, &c->target);
     if (aux_given == 1) log_die("--aux: give at least two auxiliaries (or none for the paper's)");
     if (aux_given == 0) {
@@ -252,6 +262,8 @@ void eg_meta_fill(const eg_config *c, io_meta *m)
     io_meta_set(m, "calibration", "softmax+SGD lr=%g momentum=%g epochs=%zu t~U[%g,%g]; exact QP on the same draws",
                 c->calib_lr, c->calib_momentum, c->calib_epochs, c->calib_t_lo, c->calib_t_hi);
     io_meta_set(m, "sampler", "Euler-Maruyama steps=%d eps=%g final mean", c->sampler_steps, c->sampler_eps);
+    io_meta_set(m, "frank_wolfe", "exact line search until the certified duality gap <= %g (at most %d iterations)",
+                EG_FW_TOL, EG_FW_MAX_ITER);
     io_meta_set(m, "w1", "scipy definition, %zu repeats x %zu samples vs fresh target draws", c->repeats, c->n_samples);
     io_meta_set(m, "network", "mlp1d width=%d depth=%d fourier=%d scale=%g", c->net.width, c->net.depth,
                 c->net.n_freq, c->net.fourier_scale);

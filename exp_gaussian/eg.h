@@ -114,6 +114,8 @@ struct bary_family *eg_family(const eg_config *c, const mixture *aux_y);
 /* Vanilla fusion (eq. 9) by Frank-Wolfe in network coordinates; logs iterations to fw_csv (may be NULL).
  * hbar: estimates of E_nu[log p_i]; negent: E_nu[log nu] (so the objective is KL(nu || p_lambda));
  * returns iterations; *gap: the certified duality gap of the returned lambda. */
+#define EG_FW_TOL 1e-10      /* certified duality gap at which Frank-Wolfe stops */
+#define EG_FW_MAX_ITER 500
 int eg_vanilla_fw(const eg_config *c, const mixture *aux_y, const double *hbar, double negent, double *lambda_out,
                   double *gap, io_csv *fw_csv, long n, const char *mode);
 /* Generate repeats x n_samples with the reverse SDE under score model m (network coordinates), map back to data

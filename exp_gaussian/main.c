@@ -10,6 +10,7 @@
 #include "mem.h"
 #include "rng.h"
 #include <gsl/gsl_errno.h>
+#include <gsl/gsl_statistics_double.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,47 +34,123 @@ static eg_coords coords_for(const eg_config *c, eg_mode mode, const double *targ
     return co;
 }
 
-/* Best KL(nu || p_lambda) each family can reach: Frank-Wolfe with exact E_nu[log p_i] (n = infinity). In paper
- * mode the target map is the target's population moments. */
+/* Best KL(nu || p_lambda) each family can reach, with its lambda: Frank-Wolfe with exact E_nu[log p_i]
+ * (n = infinity) on the family given by the auxiliaries' coordinate maps co_aux, the target mapped by co_target. */
+static void family_best_one(const eg_config *c, const eg_affine *co_aux, const eg_affine *co_target, double *lam,
+                            double *kl, double *gap, int *it)
+{
+    mixture aux_y[EG_MAX_AUX];
+    for (size_t i = 0; i < c->k; i++) aux_y[i] = mixture_affine(&c->aux[i], co_aux[i].shift, co_aux[i].scale);
+    mixture ty = mixture_affine(&c->target, co_target->shift, co_target->scale);
+    bary_logpdf_fn fn[EG_MAX_AUX];
+    void *ctx[EG_MAX_AUX];
+    const mixture *mp[EG_MAX_AUX + 1];
+    for (size_t i = 0; i < c->k; i++) {
+        fn[i] = bary_mixture_logpdf;
+        ctx[i] = &aux_y[i];
+        mp[i] = &aux_y[i];
+    }
+    mp[c->k] = &ty;
+    double lo, hi, hbar[EG_MAX_AUX], err, negent;
+    bary_mixture_interval(c->k + 1, mp, 12.0, &lo, &hi);
+    bary_family *fam = bary_family_alloc(c->k, fn, ctx, lo, hi);
+    bary_cross_means(fam, bary_mixture_logpdf, &ty, hbar, &negent, &err);
+    bary_family_free(fam);
+    *it = eg_vanilla_fw(c, aux_y, hbar, negent, lam, gap, NULL, 0, "family");
+    *kl = eg_kl_bary(c, aux_y, lam, co_target);
+}
+
+/* The family's coordinate maps as the networks see them: from the auxiliary training draws of seed `seed`
+ * (paper mode: each auxiliary's own sample moments; corrected: the pooled ones). The target map is the
+ * target's population moments in paper mode (n = infinity), the common map in corrected mode. */
+static eg_coords family_coords_sampled(const eg_config *c, eg_mode mode, uint64_t seed)
+{
+    eg_config cs = *c;
+    cs.seed = seed;
+    eg_coords co = coords_for(&cs, mode, NULL, 0);
+    if (mode == EG_PAPER) co.target = (eg_affine){mixture_mean(&c->target), mixture_sd(&c->target)};
+    return co;
+}
+
+/* The same maps from the mixtures' own (exact) moments: the limit of infinitely many auxiliary draws. In
+ * corrected mode the pooled law is the equal-weight mixture of the auxiliaries. */
+static eg_coords family_coords_exact(const eg_config *c, eg_mode mode)
+{
+    eg_coords co = {.mode = mode};
+    if (mode == EG_PAPER) {
+        for (size_t i = 0; i < c->k; i++) co.aux[i] = (eg_affine){mixture_mean(&c->aux[i]), mixture_sd(&c->aux[i])};
+        co.target = (eg_affine){mixture_mean(&c->target), mixture_sd(&c->target)};
+        return co;
+    }
+    double m1 = 0.0, m2 = 0.0;
+    for (size_t i = 0; i < c->k; i++) {
+        double mu = mixture_mean(&c->aux[i]), sd = mixture_sd(&c->aux[i]);
+        m1 += mu / (double)c->k;
+        m2 += (sd * sd + mu * mu) / (double)c->k;
+    }
+    eg_affine common = {m1, sqrt(m2 - m1 * m1)};
+    for (size_t i = 0; i < c->k; i++) co.aux[i] = common;
+    co.target = common;
+    return co;
+}
+
+static void lambda_str(const double *lam, size_t k, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < k && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%.4f", i ? ";" : "", lam[i]);
+}
+
+/* family_best.csv: the best KL each family can reach. Paper mode's family depends on the sample moments of the
+ * auxiliary training draws (a different draw moves lambda_1 by a few hundredths), so three rows per mode:
+ *   exact    the mixtures' own moments (the family the method means; no draw involved);
+ *   sampled  the draws of this run's seed (the family the trained networks actually live in);
+ *   spread   mean and standard deviation over EG_FAMILY_SEEDS other seeds (seed+1 ...), max gap.
+ * In corrected mode KL is invariant under the common map, so the three agree up to quadrature. */
+#define EG_FAMILY_SEEDS 8
 static void stage_family_best(const eg_config *c, const io_meta *meta)
 {
     char *path = eg_path(c, "family_best.csv");
-    io_csv *csv = io_csv_open(path, "mode,lambda,kl_best,fw_gap,fw_iterations");
+    io_csv *csv = io_csv_open(path, "mode,moments,seeds,lambda,kl_best,lambda1_sd,kl_sd,fw_gap,fw_iterations");
     for (int mode = 0; mode < EG_NMODES; mode++) {
         if (!c->mode_on[mode]) continue;
-        size_t big = 1 << 16;
-        double *tx = mem_new(double, big);
-        rng *r = rng_alloc(c->seed, rng_stream_id(EG_RNG_TARGET_DATA, 0));
-        mixture_sample(&c->target, r, tx, big);
-        rng_free(r);
-        eg_coords co = coords_for(c, (eg_mode)mode, tx, big);
-        free(tx);
-        if (mode == EG_PAPER) co.target = (eg_affine){mixture_mean(&c->target), mixture_sd(&c->target)};
-        mixture aux_y[EG_MAX_AUX];
-        aux_in_coords(c, &co, aux_y);
-        mixture ty = mixture_affine(&c->target, co.target.shift, co.target.scale);
-        bary_logpdf_fn fn[EG_MAX_AUX];
-        void *ctx[EG_MAX_AUX];
-        const mixture *mp[EG_MAX_AUX + 1];
-        for (size_t i = 0; i < c->k; i++) {
-            fn[i] = bary_mixture_logpdf;
-            ctx[i] = &aux_y[i];
-            mp[i] = &aux_y[i];
+        const char *mname = eg_mode_name((eg_mode)mode);
+        double lam[EG_MAX_AUX], kl, gap;
+        int it;
+        char ls[256];
+        eg_coords co = family_coords_exact(c, (eg_mode)mode);
+        family_best_one(c, co.aux, &co.target, lam, &kl, &gap, &it);
+        lambda_str(lam, c->k, ls, sizeof ls);
+        io_csv_row(csv, "%s,exact,-,%s,%.6g,,,%.3g,%d", mname, ls, kl, gap, it);
+        printf("family %-9s exact moments  : best lambda [%s], KL(target || barycenter) = %.4g (FW gap %.2g)\n",
+               mname, ls, kl, gap);
+
+        co = family_coords_sampled(c, (eg_mode)mode, c->seed);
+        family_best_one(c, co.aux, &co.target, lam, &kl, &gap, &it);
+        lambda_str(lam, c->k, ls, sizeof ls);
+        io_csv_row(csv, "%s,sampled,%llu,%s,%.6g,,,%.3g,%d", mname, (unsigned long long)c->seed, ls, kl, gap, it);
+        printf("family %-9s seed %-10llu: best lambda [%s], KL(target || barycenter) = %.4g (FW gap %.2g)\n", mname,
+               (unsigned long long)c->seed, ls, kl, gap);
+
+        double lsum[EG_MAX_AUX] = {0}, l1[EG_FAMILY_SEEDS], kls[EG_FAMILY_SEEDS], gmax = 0.0;
+        int itmax = 0;
+        for (int j = 0; j < EG_FAMILY_SEEDS; j++) {
+            co = family_coords_sampled(c, (eg_mode)mode, c->seed + 1 + (uint64_t)j);
+            family_best_one(c, co.aux, &co.target, lam, &kls[j], &gap, &it);
+            for (size_t i = 0; i < c->k; i++) lsum[i] += lam[i] / EG_FAMILY_SEEDS;
+            l1[j] = lam[0];
+            gmax = fmax(gmax, gap);
+            itmax = it > itmax ? it : itmax;
         }
-        mp[c->k] = &ty;
-        double lo, hi, hbar[EG_MAX_AUX], lam[EG_MAX_AUX], gap, err, negent;
-        bary_mixture_interval(c->k + 1, mp, 12.0, &lo, &hi);
-        bary_family *fam = bary_family_alloc(c->k, fn, ctx, lo, hi);
-        bary_cross_means(fam, bary_mixture_logpdf, &ty, hbar, &negent, &err);
-        bary_family_free(fam);
-        int it = eg_vanilla_fw(c, aux_y, hbar, negent, lam, &gap, NULL, 0, eg_mode_name((eg_mode)mode));
-        double kl = eg_kl_bary(c, aux_y, lam, &co.target);
-        char ls[256] = "";
-        size_t used = 0;
-        for (size_t i = 0; i < c->k; i++) used += (size_t)snprintf(ls + used, sizeof ls - used, "%s%.4f", i ? ";" : "", lam[i]);
-        io_csv_row(csv, "%s,%s,%.6g,%.3g,%d", eg_mode_name((eg_mode)mode), ls, kl, gap, it);
-        printf("family %-9s: best lambda [%s], KL(target || barycenter) = %.4g (Frank-Wolfe gap %.2g)\n",
-               eg_mode_name((eg_mode)mode), ls, kl, gap);
+        lambda_str(lsum, c->k, ls, sizeof ls);
+        double kl_mean = gsl_stats_mean(kls, 1, EG_FAMILY_SEEDS), kl_sd = gsl_stats_sd(kls, 1, EG_FAMILY_SEEDS),
+               l1_sd = gsl_stats_sd(l1, 1, EG_FAMILY_SEEDS), l1_min = gsl_stats_min(l1, 1, EG_FAMILY_SEEDS),
+               l1_max = gsl_stats_max(l1, 1, EG_FAMILY_SEEDS);
+        io_csv_row(csv, "%s,spread,%llu-%llu,%s,%.6g,%.3g,%.3g,%.3g,%d", mname, (unsigned long long)c->seed + 1,
+                   (unsigned long long)c->seed + EG_FAMILY_SEEDS, ls, kl_mean, l1_sd, kl_sd, gmax, itmax);
+        printf("family %-9s %d other seeds: lambda_1 %.4f +- %.4f (range %.4f-%.4f), KL %.4g +- %.2g\n", mname,
+               EG_FAMILY_SEEDS, gsl_stats_mean(l1, 1, EG_FAMILY_SEEDS), l1_sd, l1_min, l1_max, kl_mean, kl_sd);
     }
     io_csv_commit(csv, meta);
     free(path);

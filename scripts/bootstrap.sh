@@ -36,6 +36,8 @@ echo "bootstrap: installing ${missing[*]}"
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# another apt-get or dpkg (unattended upgrades, a second shell) may hold the lock: wait for it, do not fail
+apt_wait="$(dirname "$0")/apt_get_wait.sh"
+$SUDO env DEBIAN_FRONTEND=noninteractive APT_LOCK_WAIT="${APT_LOCK_WAIT:-900}" "$apt_wait" update -qq
+$SUDO env DEBIAN_FRONTEND=noninteractive APT_LOCK_WAIT="${APT_LOCK_WAIT:-900}" "$apt_wait" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "bootstrap: done"

@@ -33,7 +33,7 @@ static size_t build(unsigned char *out, const char *header, const void *data, si
 static void expect_reject(const char *tag, const char *header, const void *data, size_t dlen, const char *needle)
 {
     static unsigned char buf[4096];
-    char path[256], err[512] = "", nm[256];
+    char path[256], err[512] = "", nm[sizeof err + 64];
     size_t n = build(buf, header, data, dlen);
     snprintf(path, sizeof path, "%s/%s.safetensors", dir, tag);
     write_file(path, buf, n);
