@@ -6,9 +6,14 @@
  *     the latter straight from open_clip's state_dict: fused in_proj, untransposed text_projection);
  *   - the weights stored as f16 (committed), f32 and bf16 (converted here; the fixture weights are exact in all
  *     three, so every dtype must give the same outputs);
- *   - bad input: missing tensor, wrong shape, bad config, ids out of range -> one line naming file and tensor.
+ *   - bad input: missing tensor, wrong shape, bad config, ids out of range -> one line naming file and tensor;
+ *   - the conditioning (sdxl_text_encode): prompt + negative through both tokenizers and encoders -> the
+ *     [2, 77, 16+24] context and [2, 20] pooled of the reference (rows: negative, prompt), from a diffusers-style
+ *     model folder, and the zeroed negative of force_zeros_for_empty_prompt.
  * Tolerance (float32 vs float64 reference): |ours - ref| <= 1e-5 + 1e-4 |ref| elementwise. */
 #include "clip_text.h"
+#include "clip_tokenizer.h"
+#include "sdxl_text.h"
 #include "log.h"
 #include "safetensors.h"
 #include "tensor.h"
@@ -17,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define ATOL 1e-5
@@ -175,6 +181,108 @@ static void copy_text(const char *from, const char *to, const char *find, const 
     fclose(f);
 }
 
+static void copy_file(const char *from, const char *to)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    if (!a || !b) LOG_FATAL("cannot copy %s -> %s", from, to);
+    char buf[1 << 14];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, a)) > 0) fwrite(buf, 1, n, b);
+    fclose(a);
+    fclose(b);
+}
+
+static void link_or_die(const char *target, const char *dir, const char *name)
+{
+    char p[1100], abs_target[1100];
+    if (target[0] == '/') {
+        snprintf(abs_target, sizeof abs_target, "%s", target);
+    } else {
+        char cwd[900];
+        if (!getcwd(cwd, sizeof cwd)) LOG_FATAL("getcwd");
+        snprintf(abs_target, sizeof abs_target, "%s/%s", cwd, target);
+    }
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    if (symlink(abs_target, p)) LOG_FATAL("symlink %s", p);
+}
+
+/* a diffusers-style model folder of the fixtures, with tokenizer_2/ made the way SDXL's is ("!" pads, id 0) */
+static void test_conditioning(void)
+{
+    char mdir[] = "/tmp/sf_test_sdxl_cond_XXXXXX", p[600], q[1400], err[512] = "";
+    if (!mkdtemp(mdir)) LOG_FATAL("mkdtemp");
+    char fx[1000];
+    snprintf(fx, sizeof fx, "%s/tokenizer", fixdir());
+    link_or_die(fx, mdir, "tokenizer");
+    snprintf(fx, sizeof fx, "%s/text_encoder", fixdir());
+    link_or_die(fx, mdir, "text_encoder");
+    snprintf(fx, sizeof fx, "%s/text_encoder_2", fixdir());
+    link_or_die(fx, mdir, "text_encoder_2");
+    snprintf(p, sizeof p, "%s/tokenizer_2", mdir);
+    if (mkdir(p, 0755)) LOG_FATAL("mkdir %s", p);
+    const char *files[] = {"vocab.json", "merges.txt"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(fx, sizeof fx, "%s/tokenizer/%s", fixdir(), files[k]);
+        snprintf(q, sizeof q, "%s/%s", p, files[k]);
+        copy_file(fx, q);
+    }
+    snprintf(q, sizeof q, "%s/special_tokens_map.json", p);
+    FILE *f = fopen(q, "w");
+    fputs("{\"bos_token\": \"<|startoftext|>\", \"eos_token\": \"<|endoftext|>\", \"pad_token\": \"!\","
+          " \"unk_token\": \"<|endoftext|>\"}", f);
+    fclose(f);
+    sdxl_text *s = sdxl_text_load_dir(mdir, NULL, err, sizeof err);
+    test_report(s != NULL, "sdxl_text_load_dir: tokenizer, tokenizer_2, text_encoder, text_encoder_2", err);
+    if (s) {
+        CHECK(sdxl_text_tokens(s) == 77 && sdxl_text_context_dim(s) == 40 && sdxl_text_pooled_dim(s) == 20,
+              "conditioning sizes: 77 tokens, context 16+24, pooled 20");
+        const char *prompt = safetensors_metadata_get(ref, "prompt"), *neg = safetensors_metadata_get(ref, "negative");
+        float *ctx = malloc(2 * 77 * 40 * sizeof(float)), *pool = malloc(2 * 20 * sizeof(float));
+        int rc = sdxl_text_encode(s, prompt, neg, 1, ctx, pool, err, sizeof err);
+        test_report(rc == 0, "sdxl_text_encode(prompt, negative)", err);
+        if (rc == 0) {
+            size_t n;
+            float *want_ctx = ref_f32("context", &n), *want_pool = ref_f32("g.text_embeds", &n);
+            /* the reference rows are [prompt, negative]; diffusers' (and ours) [negative, prompt] */
+            float *sw = malloc(2 * 77 * 40 * sizeof(float)), *swp = malloc(2 * 20 * sizeof(float));
+            memcpy(sw, ctx + 77 * 40, 77 * 40 * sizeof(float));
+            memcpy(sw + 77 * 40, ctx, 77 * 40 * sizeof(float));
+            memcpy(swp, pool + 20, 20 * sizeof(float));
+            memcpy(swp + 20, pool, 20 * sizeof(float));
+            compare("conditioning context (tokenizers + both encoders)", sw, "context");
+            compare("conditioning pooled", swp, "g.text_embeds");
+            free(want_ctx), free(want_pool);
+            float *ctx0 = malloc(2 * 77 * 40 * sizeof(float)), *pool0 = malloc(2 * 20 * sizeof(float));
+            rc = sdxl_text_encode(s, prompt, NULL, 1, ctx0, pool0, err, sizeof err);
+            int zeros = rc == 0;
+            for (int i = 0; zeros && i < 77 * 40; i++) zeros = ctx0[i] == 0.0f;
+            for (int i = 0; zeros && i < 20; i++) zeros = pool0[i] == 0.0f;
+            CHECK(zeros && memcmp(ctx0 + 77 * 40, ctx + 77 * 40, 77 * 40 * sizeof(float)) == 0 &&
+                      memcmp(pool0 + 20, pool + 20, 20 * sizeof(float)) == 0,
+                  "negative NULL + force_zeros: zero negative rows, the same prompt rows");
+            rc = sdxl_text_encode(s, prompt, NULL, 0, ctx0, pool0, err, sizeof err);
+            int nonzero = 0;
+            for (int i = 0; rc == 0 && i < 77 * 40; i++) nonzero |= ctx0[i] != 0.0f;
+            CHECK(rc == 0 && nonzero, "negative NULL without force_zeros: the empty prompt is encoded");
+            free(sw), free(swp), free(ctx0), free(pool0);
+        }
+        free(ctx), free(pool);
+    }
+    sdxl_text_free(s);
+    snprintf(q, sizeof q, "%s/text_encoder_2", mdir);
+    unlink(q);
+    s = sdxl_text_load_dir(mdir, NULL, err, sizeof err);
+    CHECK(!s && strstr(err, "text_encoder_2/config.json: cannot open"), "missing component folder named");
+    const char *rm[] = {"tokenizer_2/vocab.json", "tokenizer_2/merges.txt", "tokenizer_2/special_tokens_map.json",
+                        "tokenizer", "text_encoder"};
+    for (int k = 0; k < 5; k++) {
+        snprintf(q, sizeof q, "%s/%s", mdir, rm[k]);
+        unlink(q);
+    }
+    rmdir(p);
+    rmdir(mdir);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -313,6 +421,7 @@ int main(int argc, char **argv)
     }
     unlink(to);
     rmdir(tdir);
+    test_conditioning();
     clip_text_free(l), clip_text_free(g);
     safetensors_close(single);
     safetensors_close(ref);
