@@ -239,7 +239,7 @@ static void strip(cpvec *v)
     size_t a = 0, b = v->n;
     while (a < b && clip_uc_is_strip_space(v->c[a])) a++;
     while (b > a && clip_uc_is_strip_space(v->c[b - 1])) b--;
-    memmove(v->c, v->c + a, (b - a) * sizeof *v->c);
+    if (a && b > a) memmove(v->c, v->c + a, (b - a) * sizeof *v->c);
     v->n = b - a;
 }
 
