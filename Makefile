@@ -16,7 +16,7 @@ CC      ?= gcc
 ARCH    ?= x86-64-v3
 CFLAGS  ?= -O2
 CFLAGS  += -std=c11 -march=$(ARCH) -fopenmp -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP \
-           -I common -I common/nn -DSF_GIT_COMMIT=\"$(GIT_COMMIT)\"
+           -I common -I common/nn -I common/models -I common/models/sdxl -DSF_GIT_COMMIT=\"$(GIT_COMMIT)\"
 # GSL, libpng and zlib linked statically so binaries carried to another machine (e.g. the GPU box) need none
 # of them there. Where the static archives are missing (no -dev packages), link the shared libraries instead, so
 # a relink still works; those binaries then need the libraries where they run.
@@ -37,7 +37,7 @@ CUDA_ARCH ?= sm_90
 BUILD = build/$(BACKEND)
 LIB   = $(BUILD)/libscorefusion.a
 
-LIB_SRC  := $(wildcard common/*.c common/nn/*.c)
+LIB_SRC  := $(wildcard common/*.c common/nn/*.c common/models/*.c common/models/sdxl/*.c)
 CU_SRC   := $(wildcard common/cuda/*.cu)
 ifeq ($(strip $(NVCC)),)
   BACKEND := cpu
@@ -67,7 +67,7 @@ BENCH_BIN  := $(patsubst bench/%.c,bench/bin/%,$(wildcard bench/bench_*.c))
 # keep objects of pattern-rule chains (no "rm build/..." after every build)
 .SECONDARY:
 
-.PHONY: all backend test test-cuda gpu-check asan fuzz reproduce bench bench-torch check-torch bootstrap clean data
+.PHONY: all backend test test-cuda gpu-check asan fuzz reproduce bench bench-torch check-torch check-sdxl bootstrap clean data
 all: backend $(LIB) $(EXP_BIN) $(if $(EE_OBJ),$(EE_BIN)) $(THEORY_BIN) $(TEST_BIN) $(BENCH_BIN)
 
 backend:
@@ -191,6 +191,12 @@ bench-torch:
 check-torch:
 	@$(MAKE) --no-print-directory all
 	@tests/reference/run_crosscheck.sh
+
+# SDXL pipeline against diffusers/open_clip (issue 9): every tests/reference/sdxl_*_check.sh, each one part of the
+# pipeline. SDXL_REFENV=DIR names the environment built by shared/anchors/sdxl_reference_env.sh.
+check-sdxl:
+	@$(MAKE) --no-print-directory all
+	@rc=0; for s in tests/reference/sdxl_*_check.sh; do [ -f "$$s" ] || continue; bash "$$s" || rc=1; done; exit $$rc
 
 clean:
 	rm -rf build $(EXP_BIN) $(EE_BIN) $(THEORY_BIN) tests/bin bench/bin
