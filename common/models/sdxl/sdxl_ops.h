@@ -11,7 +11,11 @@
 #include "tensor.h"
 #include <stddef.h>
 
+/* time spent per kind of op (seconds, summed over calls): where a forward pass goes */
+enum { SDXL_OPS_LINEAR, SDXL_OPS_CONV, SDXL_OPS_ATTN, SDXL_OPS_NORM, SDXL_OPS_OTHER, SDXL_OPS_NKIND };
+
 typedef struct {
+    double seconds[SDXL_OPS_NKIND];
     float *wbuf[3];      /* widening scratch: [0] the big weight, [1] bias / gamma, [2] beta */
     size_t wcap[3];
     float *stats;        /* GroupNorm / LayerNorm mean + rstd */
@@ -21,6 +25,7 @@ typedef struct {
 } sdxl_ops;
 
 void sdxl_ops_init(sdxl_ops *o);
+const char *sdxl_ops_kind_name(int kind);   /* "linear", "conv", "attention", "norm", "other" */
 void sdxl_ops_free(sdxl_ops *o);
 /* Grow the weight scratch so a tensor of `numel` elements can be widened (call once at model creation with the
  * largest non-f32 weight, so nothing is allocated during a forward pass). */

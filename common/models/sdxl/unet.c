@@ -333,6 +333,9 @@ typedef struct {
     char *err;
     size_t errlen;
     int failed;
+    sdxl_unet_tensor_fn list;   /* listing mode: report each tensor, bind a placeholder */
+    void *list_ctx;
+    nn_tensor placeholder;
 } binder;
 
 static const nn_tensor *bget(binder *bd, int ndim, const int64_t *shape, const char *fmt, ...)
@@ -343,13 +346,20 @@ static const nn_tensor *bget(binder *bd, int ndim, const int64_t *shape, const c
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
+    if (bd->list) {
+        bd->list(name, ndim, shape, bd->list_ctx);
+        bd->placeholder = nn_tensor_view(NULL, NN_F32, DEVICE_CPU, ndim, shape);
+        return &bd->placeholder;
+    }
     const nn_tensor *t = nn_weights_get(bd->w, bd->prefix, name, ndim, shape, bd->err, bd->errlen);
     if (!t) {
         bd->failed = 1;
         return NULL;
     }
     bd->u->nparams += t->numel;
-    if (t->dtype != NN_F32 || ((uintptr_t)t->data & 3u)) bd->u->max_widen = t->numel > bd->u->max_widen ? t->numel : bd->u->max_widen;
+    /* what sdxl_ops widens into its big scratch slot: f16 weights (bf16 go to the bf16 GEMM as stored) */
+    if ((t->dtype == NN_F16 || (t->dtype == NN_F32 && ((uintptr_t)t->data & 3u))) && t->numel > bd->u->max_widen)
+        bd->u->max_widen = t->numel;
     return t;
 }
 
@@ -466,14 +476,14 @@ void sdxl_unet_free(sdxl_unet *u)
     free(u);
 }
 
-sdxl_unet *sdxl_unet_create(const sdxl_unet_config *cfg, const nn_weights *w, const char *prefix, char *err,
-                            size_t errlen)
+static sdxl_unet *unet_bind(const sdxl_unet_config *cfg, const nn_weights *w, const char *prefix,
+                            sdxl_unet_tensor_fn list, void *list_ctx, char *err, size_t errlen)
 {
     sdxl_unet *u = mem_new(sdxl_unet, 1);
     u->cfg = *cfg;
     sdxl_ops_init(&u->ops);
     const sdxl_unet_config *c = &u->cfg;
-    binder bd = {.u = u, .w = w, .prefix = prefix, .err = err, .errlen = errlen};
+    binder bd = {.u = u, .w = w, .prefix = prefix, .err = err, .errlen = errlen, .list = list, .list_ctx = list_ctx};
     const int C0 = c->block_out_channels[0], ted = c->time_embed_dim, nb = c->nblocks;
     u->t1 = bind_linear(&bd, C0, ted, 1, "time_embedding.linear_1");
     u->t2 = bind_linear(&bd, ted, ted, 1, "time_embedding.linear_2");
@@ -545,12 +555,25 @@ sdxl_unet *sdxl_unet_create(const sdxl_unet_config *cfg, const nn_weights *w, co
         sdxl_unet_free(u);
         return NULL;
     }
-    sdxl_ops_reserve(&u->ops, u->max_widen);
+    if (!list) sdxl_ops_reserve(&u->ops, u->max_widen);
     return u;
+}
+
+sdxl_unet *sdxl_unet_create(const sdxl_unet_config *cfg, const nn_weights *w, const char *prefix, char *err,
+                            size_t errlen)
+{
+    return unet_bind(cfg, w, prefix, NULL, NULL, err, errlen);
+}
+
+void sdxl_unet_list_tensors(const sdxl_unet_config *cfg, sdxl_unet_tensor_fn fn, void *ctx)
+{
+    char err[16];
+    sdxl_unet_free(unet_bind(cfg, NULL, NULL, fn, ctx, err, sizeof err));
 }
 
 const sdxl_unet_config *sdxl_unet_cfg(const sdxl_unet *u) { return &u->cfg; }
 size_t sdxl_unet_param_count(const sdxl_unet *u) { return u->nparams; }
+const double *sdxl_unet_op_seconds(const sdxl_unet *u) { return u->ops.seconds; }
 
 sdxl_unet *sdxl_unet_load_diffusers(const char *unet_dir, const char *variant, char *err, size_t errlen)
 {
