@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     char **names;
@@ -54,24 +55,33 @@ static uint64_t splitmix(uint64_t *s)
 }
 
 /* uniform in [-a, a) with variance 1/fan_in for matrices and kernels (so activations keep their scale through
- * the network, as a trained model's do), 1 + small for norm scales, small biases */
+ * the network, as a trained model's do), 1 + small for norm scales, small biases. Values come from one pool of
+ * 2^20 uniforms read at a per-tensor offset: 2.6 billion fresh random numbers would cost a minute, and speed does
+ * not depend on them. */
+#define POOL (1 << 20)
+static float pool[POOL];
+
 static void fill(void *data, nn_dtype dt, size_t n, int ndim, const int64_t *shape, const char *name, uint64_t seed)
 {
     double fan_in = 1;
     for (int i = 1; i < ndim; i++) fan_in *= (double)shape[i];
     const int is_norm = strstr(name, "norm") && !strcmp(name + strlen(name) - 6, "weight");
     const float a = ndim >= 2 ? (float)sqrt(3.0 / fan_in) : 0.1f, off = is_norm ? 1.0f : 0.0f;
-    const size_t chunk = 1 << 16;
-#pragma omp parallel for schedule(static)
-    for (size_t c = 0; c < (n + chunk - 1) / chunk; c++) {
-        uint64_t s = seed * 0x100000001b3ull + c;
-        for (size_t i = c * chunk; i < n && i < (c + 1) * chunk; i++) {
-            float v = off + a * (float)((double)(splitmix(&s) >> 11) * 0x1.0p-53 * 2.0 - 1.0);
-            if (dt == NN_F32) ((float *)data)[i] = v;
-            else if (dt == NN_BF16) ((uint16_t *)data)[i] = nn_f32_to_bf16(v);
-            else ((uint16_t *)data)[i] = nn_f32_to_f16(v);
-        }
+    const size_t start = (size_t)(splitmix(&seed) % POOL);
+#pragma omp parallel for schedule(static) if (n > (1u << 16))
+    for (size_t i = 0; i < n; i++) {
+        const float v = off + a * pool[(start + i) & (POOL - 1)];
+        if (dt == NN_F32) ((float *)data)[i] = v;
+        else if (dt == NN_BF16) ((uint16_t *)data)[i] = nn_f32_to_bf16(v);
+        else ((uint16_t *)data)[i] = nn_f32_to_f16(v);
     }
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
 /* multiply-adds of one call, by walking the same tensors: convs (weights x output positions), linear layers
@@ -146,6 +156,8 @@ int main(int argc, char **argv)
         return 1;
     }
     double t0 = omp_get_wtime();
+    uint64_t ps = 7;
+    for (int i = 0; i < POOL; i++) pool[i] = (float)((double)(splitmix(&ps) >> 11) * 0x1.0p-53 * 2.0 - 1.0);
     tlist l = {0};
     sdxl_unet_list_tensors(&cfg, collect, &l);
     const size_t esz = nn_dtype_size(dt);
@@ -197,17 +209,20 @@ int main(int argc, char **argv)
     }
     const size_t wsn = sdxl_unet_ws_floats(u, B, h, h, L);
     float *ws = malloc(wsn * sizeof(float));
-    double times[64];
+    double times[64], cpu_total = 0;
     int n = reps < 63 ? reps : 63;
     double before[SDXL_OPS_NKIND];
     for (int i = 0; i <= n; i++) {
         if (i == 1) memcpy(before, sdxl_unet_op_seconds(u), sizeof before);
-        double s0 = omp_get_wtime();
+        double s0 = omp_get_wtime(), c0 = cpu_seconds();
         if (sdxl_unet_forward(u, out, x, t, ctx, L, text, ids, B, h, h, ws, wsn, err, sizeof err)) {
             fprintf(stderr, "bench_sdxl_unet: %s\n", err);
             return 1;
         }
-        if (i) times[i - 1] = omp_get_wtime() - s0;
+        if (i) {
+            times[i - 1] = omp_get_wtime() - s0;
+            cpu_total += cpu_seconds() - c0;
+        }
     }
     double sum_abs = 0;
     for (size_t i = 0; i < nx; i++) sum_abs += fabs(out[i]);
@@ -217,6 +232,9 @@ int main(int argc, char **argv)
     printf("res %d (%dx%d latent) batch %d %s: %.2f s per UNet call (min %.2f, max %.2f, %d calls), %.0f GFLOP per "
            "call, %.0f GFLOP/s; mean |eps| %.3g\n", res, h, h, B, nn_dtype_name(dt), med, times[0], times[n - 1], n,
            gflop, gflop / med, sum_abs / nx);
+    printf("  CPU time %.2f s per call on %d threads (%.0f%% of wall x threads: below 100%% means the cores were shared "
+           "with other processes)\n", cpu_total / n, omp_get_max_threads(),
+           100.0 * cpu_total / (tot * omp_get_max_threads()));
     const double *sec = sdxl_unet_op_seconds(u);
     double timed = 0;
     printf("  per call:");

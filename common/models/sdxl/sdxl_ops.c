@@ -8,6 +8,7 @@
 #include "act.h"
 #include "attention.h"
 #include "gemm.h"
+#include "gemm_amx.h"
 #include "sdxl_ops_bf16.h"
 #include "log.h"
 #include "mem.h"
@@ -44,6 +45,7 @@ void sdxl_ops_free(sdxl_ops *o)
     for (int i = 0; i < 3; i++) free(o->wbuf[i]);
     free(o->stats);
     free(o->attn_ws);
+    free(o->pack);
     memset(o, 0, sizeof *o);
 }
 
@@ -123,7 +125,11 @@ void sdxl_ops_linear(sdxl_ops *o, float *out, const float *in, int T, const nn_t
 {
     const int OC = (int)W->shape[0], IC = (int)(W->numel / (size_t)OC);   /* [OC, IC] or a 1x1 conv's [OC, IC, 1, 1] */
     TIMED(o, SDXL_OPS_LINEAR, {
-        if (use_bf16(W))
+        if (use_bf16(W) && nn_amx_ok(OC, IC) && nn_amx_available()) {
+            void *pk = grow(&o->pack, &o->pack_cap, nn_amx_packed_bytes(IC, T) / sizeof(float) + 16);
+            nn_amx_pack_rows(pk, in, IC, T, IC);
+            nn_amx_gemm(OC, T, IC, W->data, IC, pk, acc ? 1.0f : 0.0f, out, OC, 1);
+        } else if (use_bf16(W))
             sdxl_ops_bf16_linear(out, in, T, OC, IC, W->data, acc ? 1.0f : 0.0f);
         else
             nn_sgemm(0, 1, T, OC, IC, 1.0f, in, IC, sdxl_ops_f32(o, W, 0), IC, acc ? 1.0f : 0.0f, out, OC);
@@ -172,6 +178,24 @@ static void conv2d(sdxl_ops *o, float *out, const float *in, int B, const nn_con
         return;
     }
     const int K = g->IC * g->KH * g->KW, P = g->OH * g->OW;
+    if (nn_amx_ok(g->OC, K) && g->SH == g->SW && g->PH == g->PW && nn_amx_available()) {
+        /* im2col straight into the AMX packed layout, one image at a time */
+        void *pk = grow(&o->pack, &o->pack_cap, nn_amx_packed_bytes(K, P) / sizeof(float) + 16);
+        const float *bias = sdxl_ops_f32(o, b, 1);
+        for (int n = 0; n < B; n++) {
+            float *y = out + (size_t)n * g->OC * P;
+            nn_amx_pack_im2col(pk, in + (size_t)n * g->IC * g->H * g->W, g->IC, g->H, g->W, g->KH, g->KW, g->SH,
+                               g->PH, g->OH, g->OW);
+            nn_amx_gemm(g->OC, P, K, W->data, K, pk, 0.0f, y, P, 0);
+            if (bias)
+#pragma omp parallel for schedule(static) if ((long)g->OC * P > (1L << 16))
+                for (int c = 0; c < g->OC; c++) {
+                    float *row = y + (size_t)c * P;
+                    for (int i = 0; i < P; i++) row[i] += bias[c];
+                }
+        }
+        return;
+    }
     const int pointwise = g->KH == 1 && g->KW == 1 && g->SH == 1 && g->SW == 1 && g->PH == 0 && g->PW == 0;
     if (!pointwise && ws_n < (size_t)K * P) LOG_FATAL("sdxl_ops_conv2d: workspace %zu floats < %zu", ws_n, (size_t)K * P);
     const float *bias = sdxl_ops_f32(o, b, 1);

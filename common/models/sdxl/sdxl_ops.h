@@ -22,6 +22,8 @@ typedef struct {
     size_t stats_cap;
     float *attn_ws;
     size_t attn_cap;
+    float *pack;         /* AMX packed activations */
+    size_t pack_cap;
 } sdxl_ops;
 
 void sdxl_ops_init(sdxl_ops *o);
