@@ -58,6 +58,24 @@ AMX_TARGET static inline __m512i pair16(__m512 a, __m512 b)
     return _mm512_permutexvar_epi16(idx, c);
 }
 
+AMX_TARGET static inline void tr16(const __m512 r[16], __m512 out[16]);
+
+/* Packed layout: panels of 32 columns, each [K/2 pairs][32 columns] of 32-bit pairs, so the 16 rows of a B tile
+ * are 128 bytes apart (a row stride of the full width, e.g. 32 KiB, would put every row of a tile in the same L1
+ * set). Index of (pair kp, column n): */
+static inline size_t at(int KP, int kp, int n) { return (size_t)(n / 32) * KP * 32 + (size_t)kp * 32 + n % 32; }
+
+/* lanes [0, n) of v -> columns p0 .. p0+n-1 of pair row kp (may straddle two panels) */
+AMX_TARGET static inline void store_pairs(uint32_t *P, int KP, int kp, int p0, int n, __m512i v)
+{
+    const int first = 32 - p0 % 32 < n ? 32 - p0 % 32 : n;
+    _mm512_mask_storeu_epi32(P + at(KP, kp, p0), (__mmask16)((1u << first) - 1u), v);
+    if (first < n) {
+        const __m512i rest = _mm512_maskz_compress_epi32((__mmask16)(((1u << n) - 1u) & ~((1u << first) - 1u)), v);
+        _mm512_mask_storeu_epi32(P + at(KP, kp, p0 + first), (__mmask16)((1u << (n - first)) - 1u), rest);
+    }
+}
+
 AMX_TARGET void nn_amx_pack_rows(void *packed, const float *X, int ldx, int N, int K)
 {
     uint32_t *P = packed;
@@ -67,7 +85,7 @@ AMX_TARGET void nn_amx_pack_rows(void *packed, const float *X, int ldx, int N, i
 #pragma omp parallel for schedule(static) if ((long)N * K > (1L << 15))
     for (long blk = 0; blk < nblk; blk++) {
         const int n0 = (int)(blk / (KP / 16)) * 16, kp0 = (int)(blk % (KP / 16)) * 16;
-        uint32_t t[16][16];
+        __m512 rows[16], cols[16];
         for (int i = 0; i < 16; i++) {
             const int n = n0 + i;
             __m512i v = _mm512_setzero_si512();
@@ -77,12 +95,11 @@ AMX_TARGET void nn_amx_pack_rows(void *packed, const float *X, int ldx, int N, i
                 const float *x = X + (size_t)n * ldx + 2 * kp0;
                 v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + 16), _mm512_loadu_ps(x));
             }
-            _mm512_storeu_si512(t[i], v);
+            rows[i] = _mm512_castsi512_ps(v);
         }
-        for (int j = 0; j < 16; j++) {
-            uint32_t *dst = P + (size_t)(kp0 + j) * Np + n0;
-            for (int i = 0; i < 16; i++) dst[i] = t[i][j];
-        }
+        tr16(rows, cols);
+        uint32_t *panel = P + (size_t)(n0 / 32) * KP * 32 + (n0 % 32);
+        for (int j = 0; j < 16; j++) _mm512_storeu_ps(panel + (size_t)(kp0 + j) * 32, cols[j]);
     }
 }
 
@@ -100,14 +117,13 @@ AMX_TARGET void nn_amx_pack_im2col(void *packed, const float *img, int IC, int H
             ky[j] = r / KW % KH;
             kx[j] = r % KW;
         }
-        uint32_t *dst = P + (size_t)kp * Np;
         for (int oy = 0; oy < OH; oy++) {
             const float *row[2];
             for (int j = 0; j < 2; j++) {
                 const int y = oy * s - pad + ky[j];
                 row[j] = y >= 0 && y < H ? img + ((size_t)cc[j] * H + y) * W : NULL;
             }
-            uint32_t *d = dst + (size_t)oy * OW;
+            const int prow = oy * OW;
             if (s == 1) {
                 /* x = ox + kx - pad: masked loads zero the padding columns */
                 for (int ox0 = 0; ox0 < OW; ox0 += 16) {
@@ -123,8 +139,7 @@ AMX_TARGET void nn_amx_pack_im2col(void *packed, const float *img, int IC, int H
                         const __mmask16 m = (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
                         v[j] = _mm512_maskz_loadu_ps(m, row[j] + x0);
                     }
-                    const __m512i pr = pair16(v[0], v[1]);
-                    _mm512_mask_storeu_epi32(d + ox0, (__mmask16)((1u << n) - 1u), pr);
+                    store_pairs(P, KP, kp, prow + ox0, n, pair16(v[0], v[1]));
                 }
             } else {
                 for (int ox = 0; ox < OW; ox++) {
@@ -134,11 +149,11 @@ AMX_TARGET void nn_amx_pack_im2col(void *packed, const float *img, int IC, int H
                         a[j] = row[j] && x >= 0 && x < W ? row[j][x] : 0.0f;
                     }
                     const __m512i pr = pair16(_mm512_set1_ps(a[0]), _mm512_set1_ps(a[1]));
-                    d[ox] = (uint32_t)_mm_cvtsi128_si32(_mm512_castsi512_si128(pr));
+                    P[at(KP, kp, prow + ox)] = (uint32_t)_mm_cvtsi128_si32(_mm512_castsi512_si128(pr));
                 }
             }
         }
-        for (int n = Npos; n < Np; n++) dst[n] = 0;
+        for (int n = Npos; n < Np; n++) P[at(KP, kp, n)] = 0;
     }
 }
 
@@ -160,8 +175,37 @@ AMX_TARGET static void amx_config(void)
     _tile_loadconfig(&c);
 }
 
-/* one 16 x 16 fp32 tile t[16][16] (rows: W rows m0.., columns: n0..) into C */
-static void put_tile(const float t[16][16], int m0, int n0, int N, float beta, float *C, int ldc, int trans_c)
+/* out[j] = column j of the 16 x 16 matrix whose rows are r[0..15] (32-bit elements) */
+AMX_TARGET static inline void tr16(const __m512 r[16], __m512 out[16])
+{
+    __m512 a[16], b[16];
+    for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        const __m512d x0 = _mm512_castps_pd(a[4 * i]), x1 = _mm512_castps_pd(a[4 * i + 1]);
+        const __m512d x2 = _mm512_castps_pd(a[4 * i + 2]), x3 = _mm512_castps_pd(a[4 * i + 3]);
+        b[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(x0, x2));
+        b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x0, x2));
+        b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(x1, x3));
+        b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(x1, x3));
+    }
+    /* b[4 g + q], 128-bit lane l: column 4 l + q of rows 4 g .. 4 g + 3 */
+    for (int q = 0; q < 4; q++) {
+        const __m512 d0 = _mm512_shuffle_f32x4(b[q], b[4 + q], 0x88), d1 = _mm512_shuffle_f32x4(b[8 + q], b[12 + q], 0x88);
+        const __m512 d2 = _mm512_shuffle_f32x4(b[q], b[4 + q], 0xdd), d3 = _mm512_shuffle_f32x4(b[8 + q], b[12 + q], 0xdd);
+        out[q] = _mm512_shuffle_f32x4(d0, d1, 0x88);
+        out[4 + q] = _mm512_shuffle_f32x4(d2, d3, 0x88);
+        out[8 + q] = _mm512_shuffle_f32x4(d0, d1, 0xdd);
+        out[12 + q] = _mm512_shuffle_f32x4(d2, d3, 0xdd);
+    }
+}
+
+/* one 16 x 16 fp32 tile t[16][16] (rows: W rows m0.., columns: n0..) into C; the transposed case (a linear layer's
+ * out[tokens, OC]) goes through an AVX-512 16 x 16 transpose instead of 256 scalar moves */
+AMX_TARGET static void put_tile(const float t[16][16], int m0, int n0, int N, float beta, float *C, int ldc,
+                                int trans_c)
 {
     const int nn = N - n0 < 16 ? N - n0 : 16;
     if (nn <= 0) return;
@@ -172,14 +216,14 @@ static void put_tile(const float t[16][16], int m0, int n0, int N, float beta, f
             else
                 for (int j = 0; j < nn; j++) c[j] += t[i][j];
         }
-    } else {
-        for (int j = 0; j < nn; j++) {
-            float *c = C + (size_t)(n0 + j) * ldc + m0;
-            if (beta == 0.0f)
-                for (int i = 0; i < 16; i++) c[i] = t[i][j];
-            else
-                for (int i = 0; i < 16; i++) c[i] += t[i][j];
-        }
+        return;
+    }
+    __m512 r[16], col[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_load_ps(t[i]);
+    tr16(r, col);
+    for (int j = 0; j < nn; j++) {
+        float *c = C + (size_t)(n0 + j) * ldc + m0;
+        _mm512_storeu_ps(c, beta == 0.0f ? col[j] : _mm512_add_ps(_mm512_loadu_ps(c), col[j]));
     }
 }
 
@@ -187,7 +231,9 @@ AMX_TARGET static void amx_task(int m0, int m1, int n0, int n1, int N, int K, co
                                 const uint32_t *P, int Np, float beta, float *C, int ldc, int trans_c)
 {
     float t[4][16][16] __attribute__((aligned(64)));
-    const size_t wstride = (size_t)lda * 2, pstride = (size_t)Np * 4;
+    const size_t wstride = (size_t)lda * 2, pstride = 128;
+    const int KP = K / 2;
+    (void)Np;
     for (int m = m0; m < m1; m += 32)
         for (int n = n0; n < n1; n += 32) {
             _tile_zero(0);
@@ -196,7 +242,7 @@ AMX_TARGET static void amx_task(int m0, int m1, int n0, int n1, int N, int K, co
             _tile_zero(3);
             const uint16_t *w0 = W + (size_t)m * lda, *w1 = w0 + (size_t)16 * lda;
             for (int k = 0; k < K; k += 32) {
-                const uint32_t *p = P + (size_t)(k / 2) * Np + n;
+                const uint32_t *p = P + at(KP, k / 2, n);
                 _tile_loadd(4, w0 + k, wstride);
                 _tile_loadd(5, w1 + k, wstride);
                 _tile_loadd(6, p, pstride);
