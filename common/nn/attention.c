@@ -20,8 +20,9 @@ static size_t thread_floats(int dh)
 
 size_t nn_attention_ws_floats(int dh, int threads) { return thread_floats(dh) * (size_t)(threads > 0 ? threads : 1) + 16; }
 
-/* One (b, h, query block): rows q[0..nq) of this head, keys / values k, v of this head (Tk rows). */
-static void attn_block(float *out, int ldo, const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
+/* One (b, h, query block): rows q[0..nq) of this head, keys / values k, v of this head (Tk rows). Cloned for
+ * AVX-512 (picked at load time where the CPU has it): the build's baseline is x86-64-v3 (AVX2). */
+__attribute__((target_clones("avx512f", "default"))) static void attn_block(float *out, int ldo, const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                        int nq, int Tk, int dh, float scale, float *tw)
 {
     float *Kt = tw, *S = Kt + (size_t)dh * NN_ATTN_KB, *O = S + (size_t)NN_ATTN_QB * NN_ATTN_KB;

@@ -137,6 +137,26 @@ void sdxl_ops_linear(sdxl_ops *o, float *out, const float *in, int T, const nn_t
     });
 }
 
+void sdxl_ops_linear_multi(sdxl_ops *o, float *const *out, const float *in, int T, const nn_tensor *const *W, int n)
+{
+    int amx = nn_amx_available();
+    for (int i = 0; i < n; i++) amx &= use_bf16(W[i]) && nn_amx_ok((int)W[i]->shape[0], (int)W[i]->shape[1]) &&
+                                       W[i]->shape[1] == W[0]->shape[1];
+    if (!amx) {
+        for (int i = 0; i < n; i++) sdxl_ops_linear(o, out[i], in, T, W[i], NULL, 0);
+        return;
+    }
+    const int IC = (int)W[0]->shape[1];
+    TIMED(o, SDXL_OPS_LINEAR, {
+        void *pk = grow(&o->pack, &o->pack_cap, nn_amx_packed_bytes(IC, T) / sizeof(float) + 16);
+        nn_amx_pack_rows(pk, in, IC, T, IC);
+        for (int i = 0; i < n; i++) {
+            const int OC = (int)W[i]->shape[0];
+            nn_amx_gemm(OC, T, IC, W[i]->data, IC, pk, 0.0f, out[i], OC, 1);
+        }
+    });
+}
+
 /* col[IC KH KW, OH OW] of one image in[IC, H, W] (zero padding) */
 static void im2col(float *col, const float *in, const nn_conv_geom *g)
 {

@@ -768,16 +768,15 @@ static void run_trans(fwd *f, float *out, const float *in, const utrans *t, int 
         const utblock *b = &t->tb[j];
         /* self-attention */
         sdxl_ops_layernorm(o, n, h, T, C, LAYERNORM_EPS, b->ln1.g, b->ln1.b);
-        sdxl_ops_linear(o, q, n, T, b->q1.w, NULL, 0);
-        sdxl_ops_linear(o, k, n, T, b->k1.w, NULL, 0);
-        sdxl_ops_linear(o, v, n, T, b->v1.w, NULL, 0);
+        sdxl_ops_linear_multi(o, (float *const[]){q, k, v}, n, T,
+                              (const nn_tensor *const[]){b->q1.w, b->k1.w, b->v1.w}, 3);
         sdxl_ops_attention(o, a, q, k, v, B, t->heads, HW, HW, t->dh);
         sdxl_ops_linear(o, h, a, T, b->o1.w, b->o1.b, 1);
         /* cross-attention on the text */
         sdxl_ops_layernorm(o, n, h, T, C, LAYERNORM_EPS, b->ln2.g, b->ln2.b);
         sdxl_ops_linear(o, q, n, T, b->q2.w, NULL, 0);
-        sdxl_ops_linear(o, k, f->ctx, B * L, b->k2.w, NULL, 0);
-        sdxl_ops_linear(o, v, f->ctx, B * L, b->v2.w, NULL, 0);
+        sdxl_ops_linear_multi(o, (float *const[]){k, v}, f->ctx, B * L, (const nn_tensor *const[]){b->k2.w, b->v2.w},
+                              2);
         sdxl_ops_attention(o, a, q, k, v, B, t->heads, HW, L, t->dh);
         sdxl_ops_linear(o, h, a, T, b->o2.w, b->o2.b, 1);
         /* GEGLU feed-forward */
