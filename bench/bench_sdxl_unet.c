@@ -232,8 +232,8 @@ int main(int argc, char **argv)
     printf("res %d (%dx%d latent) batch %d %s: %.2f s per UNet call (min %.2f, max %.2f, %d calls), %.0f GFLOP per "
            "call, %.0f GFLOP/s; mean |eps| %.3g\n", res, h, h, B, nn_dtype_name(dt), med, times[0], times[n - 1], n,
            gflop, gflop / med, sum_abs / nx);
-    printf("  CPU time %.2f s per call on %d threads (%.0f%% of wall x threads: below 100%% means the cores were shared "
-           "with other processes)\n", cpu_total / n, omp_get_max_threads(),
+    printf("  CPU time %.2f s per call on %d threads (%.0f%% of wall x threads: below 100%% means the cores were "
+           "shared with other processes)\n", cpu_total / n, omp_get_max_threads(),
            100.0 * cpu_total / (tot * omp_get_max_threads()));
     const double *sec = sdxl_unet_op_seconds(u);
     double timed = 0;

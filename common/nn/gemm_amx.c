@@ -193,8 +193,10 @@ AMX_TARGET static inline void tr16(const __m512 r[16], __m512 out[16])
     }
     /* b[4 g + q], 128-bit lane l: column 4 l + q of rows 4 g .. 4 g + 3 */
     for (int q = 0; q < 4; q++) {
-        const __m512 d0 = _mm512_shuffle_f32x4(b[q], b[4 + q], 0x88), d1 = _mm512_shuffle_f32x4(b[8 + q], b[12 + q], 0x88);
-        const __m512 d2 = _mm512_shuffle_f32x4(b[q], b[4 + q], 0xdd), d3 = _mm512_shuffle_f32x4(b[8 + q], b[12 + q], 0xdd);
+        const __m512 d0 = _mm512_shuffle_f32x4(b[q], b[4 + q], 0x88);
+        const __m512 d1 = _mm512_shuffle_f32x4(b[8 + q], b[12 + q], 0x88);
+        const __m512 d2 = _mm512_shuffle_f32x4(b[q], b[4 + q], 0xdd);
+        const __m512 d3 = _mm512_shuffle_f32x4(b[8 + q], b[12 + q], 0xdd);
         out[q] = _mm512_shuffle_f32x4(d0, d1, 0x88);
         out[4 + q] = _mm512_shuffle_f32x4(d2, d3, 0x88);
         out[8 + q] = _mm512_shuffle_f32x4(d0, d1, 0xdd);

@@ -217,7 +217,8 @@ static void conv2d(sdxl_ops *o, float *out, const float *in, int B, const nn_con
         return;
     }
     const int pointwise = g->KH == 1 && g->KW == 1 && g->SH == 1 && g->SW == 1 && g->PH == 0 && g->PW == 0;
-    if (!pointwise && ws_n < (size_t)K * P) LOG_FATAL("sdxl_ops_conv2d: workspace %zu floats < %zu", ws_n, (size_t)K * P);
+    if (!pointwise && ws_n < (size_t)K * P)
+        LOG_FATAL("sdxl_ops_conv2d: workspace %zu floats < %zu", ws_n, (size_t)K * P);
     const float *bias = sdxl_ops_f32(o, b, 1);
     for (int n = 0; n < B; n++) {
         const float *x = in + (size_t)n * g->IC * g->H * g->W;

@@ -729,7 +729,7 @@ static void run_conv(fwd *f, float *out, const float *in, const uconv *c, int H,
 static void run_resnet(fwd *f, float *out, const float *in, const uresnet *r, int H, int W)
 {
     sdxl_unet *u = f->u;
-    const int B = f->B, HW = H * W, G = u->cfg.norm_num_groups, ted = u->cfg.time_embed_dim;
+    const int B = f->B, HW = H * W, G = u->cfg.norm_num_groups;
     const float eps = u->cfg.norm_eps;
     float *t1 = f->tmp1, *t2 = f->tmp2;
     sdxl_ops_groupnorm(&u->ops, t1, in, B, r->ic, HW, G, eps, r->n1.g, r->n1.b, 1);
@@ -737,7 +737,6 @@ static void run_resnet(fwd *f, float *out, const float *in, const uresnet *r, in
     /* + time_emb_proj(SiLU(temb)) per channel */
     float tp[B * r->oc];
     sdxl_ops_linear(&u->ops, tp, f->semb, B, r->temb.w, r->temb.b, 0);
-    (void)ted;
     for (int b = 0; b < B; b++)
         for (int ch = 0; ch < r->oc; ch++) {
             float *p = t2 + ((size_t)b * r->oc + ch) * HW;
@@ -847,7 +846,8 @@ int sdxl_unet_forward(sdxl_unet *u, float *eps, const float *x, const float *t, 
     /* time embedding (+ text_time), then SiLU once: every ResNet applies SiLU to temb before its projection */
     const int C0 = c->block_out_channels[0], ted = c->time_embed_dim;
     float *sin_t = emb, *h1 = sin_t + (size_t)B * C0, *temb = h1 + (size_t)B * ted, *semb = temb + (size_t)B * ted;
-    float *addin = semb + (size_t)B * ted, *h2 = addin + (size_t)B * (c->has_add_embed ? c->projection_class_embeddings_input_dim : 0);
+    float *addin = semb + (size_t)B * ted;
+    float *h2 = addin + (size_t)B * (c->has_add_embed ? c->projection_class_embeddings_input_dim : 0);
     sdxl_ops_timestep_embedding(sin_t, t, B, C0, c->flip_sin_to_cos, (float)c->freq_shift);
     sdxl_ops_linear(o, h1, sin_t, B, u->t1.w, u->t1.b, 0);
     sdxl_ops_silu(h1, h1, (size_t)B * ted);
