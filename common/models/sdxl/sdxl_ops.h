@@ -1,8 +1,10 @@
 /* models/sdxl/sdxl_ops: the few layer calls the SDXL networks make, in one place, so they can move onto the
  * engine's backend table (issue "common/nn v2") without touching the networks. CPU today: activations fp32,
- * weights as stored (nn_tensor f32 / f16 / bf16). A weight that is not fp32 (or not 4-byte aligned in its file) is
+ * weights as stored (nn_tensor f32 / f16 / bf16). An f16 weight (or an f32 one not 4-byte aligned in its file) is
  * widened exactly into a scratch buffer the context owns and reuses, one layer at a time, so a model never has a
- * whole fp32 copy.
+ * whole fp32 copy; bf16 weights are used as stored by the AMX tile GEMM (nn/gemm_amx, when the CPU has it and the
+ * sizes are multiples of 32) or the AVX-512 bf16 GEMM (nn/gemm_bf16), the activations rounded to bf16 as they are
+ * packed.
  *
  * Shapes: token matrices are row-major [T, D]; images NCHW [B, C, H, W]. Linear weights are torch's [OC, IC]. */
 #ifndef SF_SDXL_OPS_H

@@ -1,6 +1,7 @@
 /* models/sdxl/unet: the SDXL UNet (diffusers UNet2DConditionModel with addition_embed_type "text_time"),
- * inference only, CPU, activations fp32, weights as stored (f32 / f16 / bf16 views, widened one layer at a time
- * into a reused scratch buffer). Issue 9 item 3; paper §5.2 / App. H (REFERENCE.md "SDXL experiment").
+ * inference only, CPU, activations fp32, weights as stored (f32 / f16 / bf16 views: f16 widened one layer at a
+ * time into a reused scratch buffer, bf16 straight into the bf16 / AMX GEMMs; see sdxl_ops.h). Issue 9 item 3;
+ * paper §5.2 / App. H (REFERENCE.md "SDXL experiment").
  *
  * Structure (every number from unet/config.json; nothing about SDXL's sizes is hard-coded):
  *   t -> sinusoidal(block_out_channels[0]) -> time_embedding (linear_1, SiLU, linear_2) = temb
