@@ -150,12 +150,14 @@ static double std_unbiased(const float *v, size_t n)
 void sdxl_cfg_combine(float *out, const float *uncond, const float *cond, int B, size_t per, float scale,
                       float rescale)
 {
-    for (size_t j = 0; j < (size_t)B * per; j++) out[j] = uncond[j] + scale * (cond[j] - uncond[j]);
-    if (rescale <= 0.0f) return;
     for (int b = 0; b < B; b++) {
+        const float *u = uncond + (size_t)b * per, *c = cond + (size_t)b * per;
         float *o = out + (size_t)b * per;
-        double sc = std_unbiased(cond + (size_t)b * per, per), so = std_unbiased(o, per);
-        float ratio = (float)(sc / so);
+        /* std of the conditional output before o (which may alias it) is written */
+        double sc = rescale > 0.0f ? std_unbiased(c, per) : 0.0;
+        for (size_t j = 0; j < per; j++) o[j] = u[j] + scale * (c[j] - u[j]);
+        if (rescale <= 0.0f) continue;
+        float ratio = (float)(sc / std_unbiased(o, per));
         for (size_t j = 0; j < per; j++) o[j] = rescale * (o[j] * ratio) + (1.0f - rescale) * o[j];
     }
 }

@@ -60,7 +60,7 @@ void sdxl_vae_enumerate(const sdxl_vae_config *c,
 
 typedef struct sdxl_vae sdxl_vae;
 
-/* Load the decoder (post_quant_conv + decoder.*) from st. single_file 0: diffusers names (vae/*.safetensors);
+/* Load the decoder (post_quant_conv + decoder.*) from st. single_file 0: diffusers names (a vae/ safetensors file);
  * 1: "first_stage_model." + ldm names. Every tensor is checked (present, shape, finite) and widened to fp32.
  * NULL with one line "<label>: tensor '<name>': <why>" on failure. */
 sdxl_vae *sdxl_vae_load(const sdxl_vae_config *c, const safetensors *st, int single_file, const char *label,
