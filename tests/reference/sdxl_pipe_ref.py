@@ -7,6 +7,10 @@ small fixtures under tests/fixtures/sdxl/ that the C tests compare with, without
   sdxl_pipe_ref.py vae DIR     a tiny random AutoencoderKL: weights in diffusers layout (fp32) and single-file ldm
                                layout (fp16, checked by diffusers' own convert_ldm_vae_checkpoint), latents and
                                the decoded images of both
+  sdxl_pipe_ref.py lora DIR    the tiny SDXL-structured UNet of tests/reference/sdxl_unet_ref.py (its TINY config),
+                               random fp16 base weights, LoRAs in diffusers and kohya formats (linear, 1x1 and 3x3
+                               conv layers), and the weights after diffusers' own LoRA fusing (load_lora_into_unet +
+                               fuse_lora, the non-PEFT path of v0.25.1)
 """
 import ast
 import json
@@ -190,9 +194,127 @@ def vae(out):
     print("vae: wrote", out, "image range", float(img.min()), float(img.max()))
 
 
+# sdxl-unet's tiny UNet (tests/reference/sdxl_unet_ref.py, TINY): the same structure here, so LoRA keys address
+# the modules that UNet has
+TINY_UNET = dict(
+    sample_size=16, in_channels=4, out_channels=4, layers_per_block=2,
+    block_out_channels=(8, 16, 16),
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    transformer_layers_per_block=(1, 1, 2), attention_head_dim=(1, 2, 4), cross_attention_dim=16,
+    use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=4,
+    projection_class_embeddings_input_dim=8 + 6 * 4, norm_num_groups=4,
+)
+
+# (module, rank): linear attention projections, the linear proj_in/proj_out, a feed-forward, 3x3 and 1x1 convs
+LORA_A = [("down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q", 2),
+          ("down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k", 2),
+          ("mid_block.attentions.0.transformer_blocks.1.attn1.to_out.0", 3),
+          ("up_blocks.0.attentions.2.proj_in", 2),
+          ("up_blocks.1.attentions.0.transformer_blocks.0.ff.net.2", 4),
+          ("down_blocks.0.resnets.1.conv1", 2),
+          ("up_blocks.2.resnets.0.conv_shortcut", 2)]
+LORA_B = [("down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q", 3),
+          ("mid_block.attentions.0.proj_out", 2),
+          ("up_blocks.1.resnets.2.conv2", 3),
+          ("down_blocks.2.attentions.1.transformer_blocks.1.attn2.to_v", 2)]
+
+
+def make_lora(unet, spec, g, scale):
+    """{module: (down, up, alpha)}: conv layers get a conv down [r, C, kh, kw] and a 1x1 up [O, r, 1, 1]."""
+    mods = dict(unet.named_modules())
+    out = {}
+    for name, r in spec:
+        w = mods[name].weight
+        if w.ndim == 4:
+            down = torch.randn(r, w.shape[1], w.shape[2], w.shape[3], generator=g) * scale
+            up = torch.randn(w.shape[0], r, 1, 1, generator=g) * scale
+        else:
+            down = torch.randn(r, w.shape[1], generator=g) * scale
+            up = torch.randn(w.shape[0], r, generator=g) * scale
+        out[name] = (down, up, float(r) * (0.5 + torch.rand(1, generator=g).item()))
+    return out
+
+
+def diffusers_keys(lora, with_alpha):
+    sd = {}
+    for m, (d, u, a) in lora.items():
+        sd["unet." + m + ".lora.down.weight"] = d
+        sd["unet." + m + ".lora.up.weight"] = u
+        if with_alpha:
+            sd["unet." + m + ".alpha"] = torch.tensor(a)
+    return sd
+
+
+def kohya_keys(lora):
+    sd = {}
+    for m, (d, u, a) in lora.items():
+        k = "lora_unet_" + m.replace(".", "_")
+        sd[k + ".lora_down.weight"] = d
+        sd[k + ".lora_up.weight"] = u
+        sd[k + ".alpha"] = torch.tensor(a)
+    return sd
+
+
+def fused(base_sd, loads):
+    """Base fp16 UNet; for each (state_dict, kohya?, scale): diffusers loads the LoRA and fuses it at that scale.
+    Returns the fused state dict."""
+    from diffusers import UNet2DConditionModel
+    from diffusers.loaders.lora import LoraLoaderMixin
+    unet = UNet2DConditionModel(**TINY_UNET).eval()
+    unet.load_state_dict(base_sd)
+    unet = unet.half()
+    for sd, kohya, scale in loads:
+        sd = {k: v.clone().half() if v.ndim else v.clone() for k, v in sd.items()}
+        if kohya:
+            sd, alphas = LoraLoaderMixin.lora_state_dict(sd)
+        else:
+            alphas = None
+        LoraLoaderMixin.load_lora_into_unet(sd, alphas, unet)
+        unet.fuse_lora(lora_scale=scale)
+    return {k: v.clone() for k, v in unet.state_dict().items()}
+
+
+def lora(out):
+    from diffusers import UNet2DConditionModel
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(2)
+    unet = UNet2DConditionModel(**TINY_UNET).eval()
+    randomize(unet, g)
+    base = {k: v.half().float() for k, v in unet.state_dict().items()}
+    sdxl_st.save(os.path.join(out, "base_fp16.safetensors"), {k: v.half() for k, v in base.items()})
+    la, lb = make_lora(unet, LORA_A, g, 0.3), make_lora(unet, LORA_B, g, 0.3)
+    # files: A in diffusers keys (fp16, no alpha: alpha = rank, as diffusers' trainer saves), A with alphas
+    # (kohya), B in kohya keys; fp16 as people ship them
+    def half(sd):
+        return {k: (v.half() if v.ndim else v.float().reshape(())) for k, v in sd.items()}
+    da = diffusers_keys(la, False)
+    sdxl_st.save(os.path.join(out, "a_diffusers.safetensors"), half(da))
+    ka, kb = kohya_keys(la), kohya_keys(lb)
+    sdxl_st.save(os.path.join(out, "a_kohya.safetensors"), half(ka))
+    sdxl_st.save(os.path.join(out, "b_kohya.safetensors"), half(kb))
+    res = {}
+    # 1. diffusers keys, scale 1 (alpha = rank)
+    f1 = fused(base, [(da, False, 1.0)])
+    # 2. kohya A at 0.6 then kohya B at 0.4: W0 + 0.6 dA + 0.4 dB (the paper's merge, w = 0.6)
+    f2 = fused(base, [(ka, True, 0.6), (kb, True, 0.4)])
+    for m, _ in LORA_A + LORA_B:
+        k = m + ".weight"
+        if m in la:
+            res["diffusers_a_1.0/" + k] = f1[k]
+        res["kohya_a0.6_b0.4/" + k] = f2[k]
+    changed = [k for k in f2 if not torch.equal(f2[k].float(), base[k])]
+    assert sorted(changed) == sorted({m + ".weight" for m, _ in LORA_A + LORA_B}), changed
+    sdxl_st.save(os.path.join(out, "fused.safetensors"), res)
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(dict(unet.config), f, indent=2, default=list)
+    print("lora: wrote", out, len(res), "fused tensors")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("euler", "vae"):
+    if len(sys.argv) != 3 or sys.argv[1] not in ("euler", "vae", "lora"):
         print(__doc__)
         sys.exit(2)
     torch.set_num_threads(1)
-    {"euler": euler, "vae": vae}[sys.argv[1]](sys.argv[2])
+    {"euler": euler, "vae": vae, "lora": lora}[sys.argv[1]](sys.argv[2])
