@@ -44,6 +44,9 @@ EXP_BIN    := exp_gaussian/exp_gaussian
 EG_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard exp_gaussian/*.c))
 EE_BIN     := exp_emnist/exp_emnist
 EE_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard exp_emnist/*.c))
+ES_BIN     := exp_sdxl/exp_sdxl
+ES_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(filter-out exp_sdxl/sdxl_tiny.c,$(wildcard exp_sdxl/*.c)))
+TINY_BIN   := exp_sdxl/sdxl_tiny
 THEORY_BIN := $(patsubst %.c,%,$(wildcard theory/theory_*.c))
 TEST_BIN   := $(patsubst tests/%.c,tests/bin/%,$(wildcard tests/test_*.c))
 BENCH_BIN  := $(patsubst bench/%.c,bench/bin/%,$(wildcard bench/bench_*.c))
@@ -52,7 +55,7 @@ BENCH_BIN  := $(patsubst bench/%.c,bench/bin/%,$(wildcard bench/bench_*.c))
 .SECONDARY:
 
 .PHONY: all backend test test-cuda reproduce bench bench-torch check-torch bootstrap clean data
-all: backend $(LIB) $(EXP_BIN) $(if $(EE_OBJ),$(EE_BIN)) $(THEORY_BIN) $(TEST_BIN) $(BENCH_BIN)
+all: backend $(LIB) $(EXP_BIN) $(if $(EE_OBJ),$(EE_BIN)) $(if $(ES_OBJ),$(ES_BIN)) $(TINY_BIN) $(THEORY_BIN) $(TEST_BIN) $(BENCH_BIN)
 
 backend:
 	@echo "scorefusion: building the $(BACKEND) backend$(if $(NVCC), (nvcc: $(NVCC)), (no nvcc found: CPU only))"
@@ -84,6 +87,14 @@ exp_gaussian/exp_gaussian: $(EG_OBJ) $(LIB)
 	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 exp_emnist/exp_emnist: $(EE_OBJ) $(LIB)
+	@echo "  LD    $@"
+	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+exp_sdxl/exp_sdxl: $(ES_OBJ) $(LIB)
+	@echo "  LD    $@"
+	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+exp_sdxl/sdxl_tiny: $(BUILD)/exp_sdxl/sdxl_tiny.o $(LIB)
 	@echo "  LD    $@"
 	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
@@ -144,6 +155,6 @@ check-torch:
 	@tests/reference/run_crosscheck.sh
 
 clean:
-	rm -rf build $(EXP_BIN) $(EE_BIN) $(THEORY_BIN) tests/bin bench/bin
+	rm -rf build $(EXP_BIN) $(EE_BIN) $(ES_BIN) $(TINY_BIN) $(THEORY_BIN) tests/bin bench/bin
 
 -include $(shell find build/$(BACKEND) -name '*.d' 2>/dev/null)

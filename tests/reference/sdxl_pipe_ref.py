@@ -11,6 +11,7 @@ small fixtures under tests/fixtures/sdxl/ that the C tests compare with, without
                                random fp16 base weights, LoRAs in diffusers and kohya formats (linear, 1x1 and 3x3
                                conv layers), and the weights after diffusers' own LoRA fusing (load_lora_into_unet +
                                fuse_lora, the non-PEFT path of v0.25.1)
+  sdxl_pipe_ref.py tiny DIR    checks the output of exp_sdxl/sdxl_tiny --out DIR with diffusers and open_clip
 """
 import ast
 import json
@@ -312,7 +313,108 @@ def lora(out):
     print("lora: wrote", out, len(res), "fused tensors")
 
 
+def tiny(d):
+    """Checks what exp_sdxl/sdxl_tiny wrote with the reference libraries: diffusers' UNet2DConditionModel and
+    AutoencoderKL load the folder's weights strictly (every key, every shape, nothing extra); diffusers' own
+    converters turn the single file's UNet and VAE into exactly the folder's tensors; open_clip's TextTransformer
+    loads the single file's OpenCLIP encoder strictly and its tokenizer, built from our merges, has exactly our
+    vocab.json; the two LoRA formats load into diffusers' UNet and fuse to the same weights."""
+    import gzip
+    import tempfile
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from open_clip.tokenizer import SimpleTokenizer
+    from open_clip.transformer import TextTransformer
+    from diffusers.loaders.lora import LoraLoaderMixin
+    f = os.path.join(d, "diffusers")
+    ucfg = json.load(open(os.path.join(f, "unet", "config.json")))
+    unet = UNet2DConditionModel.from_config(ucfg)
+    usd = sdxl_st.load(os.path.join(f, "unet", "diffusion_pytorch_model.safetensors"))
+    unet.load_state_dict(usd, strict=True)
+    u16 = sdxl_st.load(os.path.join(f, "unet", "diffusion_pytorch_model.fp16.safetensors"))
+    assert all(torch.equal(u16[k].float(), usd[k]) for k in usd), "fp16 variant differs"
+    vcfg = json.load(open(os.path.join(f, "vae", "config.json")))
+    vae_m = AutoencoderKL.from_config(vcfg)
+    vsd = sdxl_st.load(os.path.join(f, "vae", "diffusion_pytorch_model.safetensors"))
+    vae_m.load_state_dict(vsd, strict=True)
+    single = sdxl_st.load(os.path.join(d, "sd_xl_tiny.safetensors")) if False else None
+    # the stand-in reader does not read int64: read the single file's float tensors only
+    import struct as _s
+    raw = open(os.path.join(d, "sd_xl_tiny.safetensors"), "rb").read()
+    n = _s.unpack("<Q", raw[:8])[0]
+    hdr = json.loads(raw[8:8 + n])
+    single = {}
+    for k, e in hdr.items():
+        if k == "__metadata__":
+            continue
+        b, en = e["data_offsets"]
+        dt = {"F16": np.float16, "F32": np.float32, "I64": np.int64}[e["dtype"]]
+        single[k] = torch.from_numpy(np.frombuffer(raw[8 + n + b:8 + n + en], dtype=dt).reshape(e["shape"]).copy())
+    conv_unet = diffusers_function("pipelines/stable_diffusion/convert_from_ckpt.py", "convert_ldm_unet_checkpoint",
+                                   ("shave_segments", "renew_resnet_paths", "renew_attention_paths",
+                                    "assign_to_checkpoint"))
+    import logging
+    conv_unet.__globals__["logger"] = logging.getLogger("x")
+    cu = conv_unet({k: v.float() for k, v in single.items() if k.startswith("model.diffusion_model.")}, ucfg)
+    assert set(cu) == set(usd), sorted(set(cu) ^ set(usd))[:5]
+    assert all(torch.equal(cu[k], usd[k]) for k in usd)
+    conv_vae = diffusers_function("pipelines/stable_diffusion/convert_from_ckpt.py", "convert_ldm_vae_checkpoint",
+                                  ("renew_vae_resnet_paths", "renew_vae_attention_paths", "assign_to_checkpoint",
+                                   "shave_segments", "conv_attn_to_linear"))
+    cv = conv_vae({k: v.float() for k, v in single.items() if k.startswith("first_stage_model.")}, vcfg)
+    assert set(cv) == set(vsd) and all(torch.equal(cv[k].reshape(vsd[k].shape), vsd[k]) for k in vsd)
+    t2 = json.load(open(os.path.join(f, "text_encoder_2", "config.json")))
+    tt = TextTransformer(context_length=77, vocab_size=t2["vocab_size"], width=t2["hidden_size"],
+                         heads=t2["num_attention_heads"], layers=t2["num_hidden_layers"],
+                         mlp_ratio=t2["intermediate_size"] / t2["hidden_size"], output_dim=t2["projection_dim"])
+    p = "conditioner.embedders.1.model."
+    tt.load_state_dict({k[len(p):]: v.float() for k, v in single.items() if k.startswith(p) and
+                        not k.endswith("logit_scale")}, strict=True)
+    t2sd = sdxl_st.load(os.path.join(f, "text_encoder_2", "model.safetensors"))
+    assert torch.equal(tt.text_projection.data.t(), t2sd["text_projection.weight"])
+    assert torch.equal(tt.transformer.resblocks[1].attn.in_proj_weight.data[8:16],
+                       t2sd["text_model.encoder.layers.1.self_attn.k_proj.weight"])
+    t1sd = sdxl_st.load(os.path.join(f, "text_encoder", "model.safetensors"))
+    p1 = "conditioner.embedders.0.transformer."
+    assert {p1 + k for k in t1sd} | {p1 + "text_model.embeddings.position_ids"} == {k for k in single if k.startswith(p1)}
+    with tempfile.TemporaryDirectory() as tmp:
+        merges = open(os.path.join(f, "tokenizer", "merges.txt")).read().rstrip("\n")
+        gz = os.path.join(tmp, "bpe.txt.gz")
+        with gzip.open(gz, "wt") as g:
+            g.write(merges)
+        tok = SimpleTokenizer(gz)
+        ours = json.load(open(os.path.join(f, "tokenizer", "vocab.json")))
+        # open_clip v2.23 names the specials <start_of_text> / <end_of_text>; transformers' CLIPTokenizer files
+        # (the diffusers folder) <|startoftext|> / <|endoftext|>: same ids
+        oc = {{"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}.get(k, k): v
+              for k, v in tok.encoder.items()}
+        assert oc == ours, "vocab differs from open_clip's construction"
+        ids = tok.encode("a photo of a mathematics scientist")
+    # LoRAs: both formats of each LoRA fuse to the same weights in diffusers
+    for which in "ab":
+        res = []
+        for fmt_ in ("diffusers", "kohya"):
+            m = UNet2DConditionModel.from_config(ucfg)
+            m.load_state_dict(usd)
+            sd = sdxl_st.load(os.path.join(d, "lora_%s_%s.safetensors" % (which, fmt_)))
+            sd = {k: v.float() for k, v in sd.items()}
+            if fmt_ == "kohya":
+                sd, al = LoraLoaderMixin.lora_state_dict(sd, unet_config=m.config)
+            else:
+                al = None
+            LoraLoaderMixin.load_lora_into_unet(sd, al, m)
+            m.fuse_lora(lora_scale=1.0)
+            res.append(m.state_dict())
+        worst = max((res[0][k] - res[1][k]).abs().max().item() for k in res[0])
+        changed = sum(not torch.equal(res[0][k], usd[k]) for k in usd)
+        assert worst < 1e-5 and changed > 0, (which, worst, changed)
+    print("tiny: the reference libraries accept", d, "- UNet, VAE (both layouts), OpenCLIP tower, tokenizer",
+          "(%d merges; 'a photo of a mathematics scientist' -> %s), LoRAs in both formats" % (len(tok.bpe_ranks), ids))
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "tiny":
+        tiny(sys.argv[2])
+        sys.exit(0)
     if len(sys.argv) != 3 or sys.argv[1] not in ("euler", "vae", "lora"):
         print(__doc__)
         sys.exit(2)
