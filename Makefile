@@ -54,7 +54,7 @@ BENCH_BIN  := $(patsubst bench/%.c,bench/bin/%,$(wildcard bench/bench_*.c))
 # keep objects of pattern-rule chains (no "rm build/..." after every build)
 .SECONDARY:
 
-.PHONY: all backend test test-cuda reproduce bench bench-torch check-torch bootstrap clean data
+.PHONY: all backend test test-cuda reproduce bench bench-torch check-torch check-sdxl bootstrap clean data
 all: backend $(LIB) $(EXP_BIN) $(if $(EE_OBJ),$(EE_BIN)) $(if $(ES_OBJ),$(ES_BIN)) $(TINY_BIN) $(THEORY_BIN) $(TEST_BIN) $(BENCH_BIN)
 
 backend:
@@ -153,6 +153,12 @@ bench-torch:
 check-torch:
 	@$(MAKE) --no-print-directory all
 	@tests/reference/run_crosscheck.sh
+
+# SDXL pipeline against diffusers/open_clip (issue 9): every tests/reference/sdxl_*_check.sh, each one part of the
+# pipeline. SDXL_REFENV=DIR names the environment built by shared/anchors/sdxl_reference_env.sh.
+check-sdxl:
+	@$(MAKE) --no-print-directory all
+	@rc=0; for s in tests/reference/sdxl_*_check.sh; do [ -f "$$s" ] || continue; bash "$$s" || rc=1; done; exit $$rc
 
 clean:
 	rm -rf build $(EXP_BIN) $(EE_BIN) $(ES_BIN) $(TINY_BIN) $(THEORY_BIN) tests/bin bench/bin
