@@ -2,16 +2,30 @@
 # `make bench`, `make test-cuda` are the entry points named in the README.
 # CUDA is used when nvcc is found (PATH or /usr/local/cuda); otherwise the build is CPU-only.
 
-# the commit every .meta file records: "-dirty" when the tree has uncommitted changes
-GIT_COMMIT := $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+# the commit every .meta file records: "-dirty" when the tree has uncommitted changes. Without a repository (a
+# built tree copied to another machine, e.g. the GPU box) the commit the objects were built from is kept (the
+# stamp below), so nothing recompiles or relinks there and .meta still names the right commit.
+GIT_DESCRIBE := $(shell git describe --always --dirty --abbrev=12 2>/dev/null)
+GIT_COMMIT := $(or $(GIT_DESCRIBE),$(patsubst build/commit.%,%,$(firstword $(wildcard build/commit.*))),unknown)
 CC      ?= gcc
-ARCH    ?= native
+# Portable baseline: x86-64-v3 (AVX2 + FMA + BMI2: Haswell 2013+, every AMD Zen). Not v2: the portable GEMM
+# kernel and fmaf() need hardware FMA (v2 has none; fmaf would become a libm call). Not native: a binary built
+# here (AVX-512) must not die with SIGILL on the machine it is carried to. The AVX-512 kernels are the only
+# objects built with AVX512_FLAGS and are reached through a run-time CPU check (common/nn/gemm*.c);
+# ARCH=native still builds everything for this CPU.
+ARCH    ?= x86-64-v3
 CFLAGS  ?= -O2
 CFLAGS  += -std=c11 -march=$(ARCH) -fopenmp -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP \
            -I common -I common/nn -I common/models -I common/models/sdxl -DSF_GIT_COMMIT=\"$(GIT_COMMIT)\"
 # GSL, libpng and zlib linked statically so binaries carried to another machine (e.g. the GPU box) need none
-# of them there
+# of them there. Where the static archives are missing (no -dev packages), link the shared libraries instead, so
+# a relink still works; those binaries then need the libraries where they run.
+STATIC_LIBS_MISSING := $(shell for l in gsl gslcblas png16 z; do [ -f "$$($(CC) -print-file-name=lib$$l.a)" ] || echo $$l; done)
+ifeq ($(strip $(STATIC_LIBS_MISSING)),)
 LDLIBS  := -Wl,-Bstatic -lgsl -lgslcblas -lpng16 -lz -Wl,-Bdynamic -lm
+else
+LDLIBS  := -lgsl -lgslcblas -lpng16 -lz -lm
+endif
 LDFLAGS += -fopenmp
 
 NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
@@ -36,6 +50,8 @@ else
   CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.o)
 endif
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_OBJ)
+# Objects built for another ARCH are discarded, so the portable default and ARCH=native never mix.
+$(shell mkdir -p $(BUILD); [ -f $(BUILD)/arch.$(ARCH) ] || { rm -rf $(BUILD); mkdir -p $(BUILD); touch $(BUILD)/arch.$(ARCH); })
 # A stamp recreated whenever the backend changes: the library (and so every binary) relinks after a switch.
 BACKEND_STAMP := build/backend.$(BACKEND)
 $(shell mkdir -p build; [ -f $(BACKEND_STAMP) ] || { rm -f build/backend.*; touch $(BACKEND_STAMP); })
@@ -54,7 +70,7 @@ BENCH_BIN  := $(patsubst bench/%.c,bench/bin/%,$(wildcard bench/bench_*.c))
 # keep objects of pattern-rule chains (no "rm build/..." after every build)
 .SECONDARY:
 
-.PHONY: all backend test test-cuda reproduce bench bench-torch check-torch check-sdxl bootstrap clean data
+.PHONY: all backend test test-cuda gpu-check reproduce bench bench-torch check-torch check-sdxl bootstrap clean data
 all: backend $(LIB) $(EXP_BIN) $(if $(EE_OBJ),$(EE_BIN)) $(if $(ES_OBJ),$(ES_BIN)) $(TINY_BIN) $(THEORY_BIN) $(TEST_BIN) $(BENCH_BIN)
 
 backend:
@@ -70,6 +86,11 @@ $(BUILD)/%.o: %.cu
 	@echo "  NVCC  $<"
 	@$(NVCC) -O2 -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings -MMD -MP \
 	    -I common -I common/nn -DSF_HAVE_CUDA -c $< -o $@
+
+# The AVX-512 objects (and only they): per-file flags, dispatched at run time (SF_GEMM_KERNEL forces a kernel)
+AVX512_FLAGS := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512bf16 -mfma
+AVX512_OBJ   := $(BUILD)/common/nn/gemm_avx512.o $(BUILD)/common/nn/gemm_bf16_avx512.o
+$(AVX512_OBJ): CFLAGS += $(AVX512_FLAGS)
 
 # io.o bakes in the commit: recompile it whenever the commit (or dirtiness) changes, so .meta never records a
 # stale one
@@ -133,6 +154,11 @@ test-cuda:
 	@found=0; for t in tests/bin/test_cuda_*; do [ -x "$$t" ] || continue; found=1; "$$t" || exit 1; done; \
 	 [ $$found = 1 ] || echo "test-cuda: no CUDA kernel tests in this tree yet (the device probe is all the CUDA code)"
 
+# The GPU checks on a machine with a GPU, from binaries ALREADY BUILT (here, then carried there): never builds or
+# relinks; every test_cuda_* / bench_cuda_* runs with SF_REQUIRE_CUDA=1 (no GPU = FAIL); one report file.
+gpu-check:
+	@scripts/gpu_check.sh
+
 # Regenerate every table and figure (profile: paper with a CUDA device, cpu otherwise; override PROFILE=...).
 reproduce:
 	@scripts/bootstrap.sh
@@ -144,10 +170,15 @@ bench:
 	@$(MAKE) --no-print-directory all
 	@for b in bench/bin/bench_*; do [ -x "$$b" ] && "$$b"; done; true
 
-# PyTorch side by side on this CPU (Debian's python3-torch): the same ScoreNet timed in torch eager fp32.
+# PyTorch side by side on this CPU (Debian's python3-torch): the same ScoreNet timed in torch eager fp32, on
+# OpenBLAS (installed when missing: a user would have it; the reference netlib BLAS of a bare install is ~2-5x
+# slower) with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset for that command only; prints the BLAS and oneDNN
+# torch used, then our bench_scorenet in the same run.
 bench-torch:
 	@/usr/bin/python3 -c "import torch" 2>/dev/null || { echo "bench-torch: needs python3-torch (apt-get install python3-torch)"; exit 2; }
-	@/usr/bin/python3 tests/reference/torch_cpu_bench.py
+	@scripts/bootstrap.sh --openblas
+	@env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 tests/reference/torch_cpu_bench.py
+	@$(MAKE) --no-print-directory bench/bin/bench_scorenet && bench/bin/bench_scorenet
 
 # ScoreNet cross-check against PyTorch: same safetensors weights and inputs; forward, parameter grads, input grad.
 check-torch:

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Install what the suite needs on a Debian machine, only what is missing (idempotent; a no-op when all present).
-# Usage: scripts/bootstrap.sh [--test]   (--test: only what `make test` needs; default: everything for reproduce)
+# Usage: scripts/bootstrap.sh [--test | --openblas]   (--test: only what `make test` needs; --openblas: only
+# OpenBLAS, for `make bench-torch`; default: everything for reproduce)
 set -euo pipefail
 want_reproduce=1
 [ "${1:-}" = "--test" ] && want_reproduce=0
 
 # package -> a file that proves it is installed (cheaper and more robust than dpkg queries)
+if [ "${1:-}" = "--openblas" ]; then
+  want_reproduce=0
+  declare -A probe=([libopenblas0-pthread]=/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3)
+else
 declare -A probe=(
   [libgsl-dev]=/usr/include/gsl/gsl_integration.h
   [zlib1g-dev]=/usr/include/zlib.h
@@ -14,6 +19,7 @@ declare -A probe=(
   [make]=/usr/bin/make
   [gcc]=/usr/bin/gcc
 )
+fi
 if [ $want_reproduce = 1 ]; then
   probe[gnuplot-nox]=/usr/bin/gnuplot
 fi

@@ -5,6 +5,8 @@
 #define SF_TEST_H
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static int test_passed_, test_failed_;
 
@@ -31,6 +33,20 @@ static inline void test_report(int ok, const char *name, const char *detail)
                  (double)(atol) + (double)(rtol) * fabs(w_));                                             \
         test_report(isfinite(g_) && fabs(g_ - w_) <= (double)(atol) + (double)(rtol) * fabs(w_), (name), d_); \
     } while (0)
+
+/* A GPU test that finds no usable GPU (or a CPU-only build): prints "SKIP prog: why", or, when the environment
+ * has SF_REQUIRE_CUDA=1 (make gpu-check), records one FAIL, so a GPU run can never pass by skipping. */
+static inline void test_cuda_unavailable(const char *prog, const char *why)
+{
+    const char *req = getenv("SF_REQUIRE_CUDA");
+    if (req && strcmp(req, "1") == 0) {
+        char d[400];
+        snprintf(d, sizeof d, "SF_REQUIRE_CUDA=1 and no usable GPU: %s", why);
+        test_report(0, prog, d);
+    } else {
+        printf("SKIP %s: %s\n", prog, why);
+    }
+}
 
 static inline int test_finish(void)
 {

@@ -299,7 +299,7 @@ int main(void)
 {
     char why[256] = "";
     if (device_cuda_count(why, sizeof why) == 0) {
-        printf("SKIP test_cuda_scorenet: %s\n", why);
+        test_cuda_unavailable("test_cuda_scorenet", why);
         return test_finish();
     }
 #ifdef SF_HAVE_CUDA

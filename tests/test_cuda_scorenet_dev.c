@@ -136,7 +136,7 @@ int main(void)
 {
     test_cpu();
     char why[256];
-    if (device_cuda_count(why, sizeof why) == 0) printf("SKIP test_cuda_scorenet_dev cuda part: %s\n", why);
+    if (device_cuda_count(why, sizeof why) == 0) test_cuda_unavailable("test_cuda_scorenet_dev cuda part", why);
     else test_cuda();
     return test_finish();
 }

@@ -60,3 +60,28 @@ void nn_relu_backward(float *din, const float *dout, const float *x, size_t n)
 #pragma omp simd
     for (size_t i = 0; i < n; i++) din[i] += x[i] > 0.0f ? dout[i] : 0.0f;
 }
+
+void nn_exp_forward(float *out, const float *x, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) out[i] = act_expf(x[i]);
+}
+
+/* erf(z) = 1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) e^{-z^2}, t = 1 / (1 + p z), z >= 0 (A&S 7.1.26), odd. */
+static inline float act_erff(float z)
+{
+    const float az = fabsf(z), t = 1.0f / fmaf(0.3275911f, az, 1.0f);
+    float p = 1.061405429f;
+    p = fmaf(p, t, -1.453152027f);
+    p = fmaf(p, t, 1.421413741f);
+    p = fmaf(p, t, -0.284496736f);
+    p = fmaf(p, t, 0.254829592f);
+    const float e = 1.0f - p * t * act_expf(-az * az);
+    return z < 0.0f ? -e : e;
+}
+
+void nn_gelu_forward(float *out, const float *x, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) out[i] = 0.5f * x[i] * (1.0f + act_erff(x[i] * 0.70710678118654752f));
+}

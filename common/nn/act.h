@@ -16,4 +16,10 @@ void nn_silu_backward(float *din, const float *dout, const float *x, size_t n); 
 void nn_relu_forward(float *out, const float *x, size_t n);                    /* out[n] = max(x, 0) */
 void nn_relu_backward(float *din, const float *dout, const float *x, size_t n); /* din[n] += dout[n] [x > 0] */
 
+/* Inference-only helpers of the SDXL networks (vectorised; nn_act_expf accuracy):
+ * out[n] = exp(x[n]) (out may equal x), and the exact (erf) GELU of torch's F.gelu(approximate="none"):
+ * out[n] = 0.5 x (1 + erf(x / sqrt 2)) with erf from Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7). */
+void nn_exp_forward(float *out, const float *x, size_t n);
+void nn_gelu_forward(float *out, const float *x, size_t n);
+
 #endif

@@ -16,8 +16,8 @@
  *       memory-latency bound and this overlaps it with compute).
  *   - Micro-kernel (AVX-512): MR x NR = 8 x 48, 24 zmm accumulators; per k: 3 vector loads of B, 8 broadcasts
  *     of A, 24 FMAs. Column edges use narrower 8x32 / 8x16 variants and masked C loads/stores; row edges use
- *     zero-padded A panels and a tile buffer. Without AVX-512 a portable vectorisable-C 8x16 kernel is used
- *     (build with -DNN_GEMM_PORTABLE to force it).
+ *     zero-padded A panels and a tile buffer. Without AVX-512 (CPU, or SF_GEMM_KERNEL=generic) a portable
+ *     vectorisable-C 8x16 kernel is used.
  *   - C update per K block: C = alpha * acc + beta' * C with beta' = beta for the first K block and 1 after;
  *     beta == 0 never reads C (so C may hold NaN). alpha == 0 or K == 0 just scales C by beta (BLAS: A and B
  *     are not referenced).
@@ -38,13 +38,24 @@
 #include <string.h>
 #include <threads.h>
 
-#if defined(__AVX512F__) && !defined(NN_GEMM_PORTABLE)
+/* This file is compiled twice (issue 8 item 8: a portable binary with runtime dispatch): as itself, at the
+ * baseline ISA, giving the portable kernel (gemm_generic), the reference and the dispatching nn_sgemm; and
+ * through gemm_avx512.c, which defines GEMM_VARIANT_AVX512 and is the only object built with AVX-512 flags
+ * (Makefile AVX512_OBJ), giving nn_sgemm_avx512_. Both variants do the same arithmetic in the same order, so
+ * they return the same bits (tests/test_gemm_kernels.sh). */
+#include "gemm_kernels.h"
+#include "log.h"
+#ifdef GEMM_VARIANT_AVX512
 #define GEMM_AVX512 1
 #include <immintrin.h>
 #define GEMM_NR 48
+#define GEMM_ENTRY nn_sgemm_avx512_
 #else
 #define GEMM_AVX512 0
 #define GEMM_NR 16
+#define GEMM_ENTRY gemm_generic
+static void gemm_generic(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                         const float *B, int ldb, float beta, float *C, int ldc);
 #endif
 #define GEMM_MR 8
 #ifndef GEMM_KC
@@ -67,6 +78,7 @@
 #define GEMM_INLINE static inline __attribute__((always_inline))
 
 /* ------------------------------------------------------------------------------------------------ reference */
+#ifndef GEMM_VARIANT_AVX512
 
 void nn_sgemm_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                   int ldb, float beta, float *C, int ldc)
@@ -85,6 +97,7 @@ void nn_sgemm_ref(int transA, int transB, int M, int N, int K, float alpha, cons
             *c = (float)v;
         }
 }
+#endif
 
 /* ------------------------------------------------------------------------------------------------- packing */
 
@@ -396,6 +409,7 @@ typedef struct {
 
 static int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 
+#ifndef GEMM_VARIANT_AVX512   /* one buffer per thread, shared by every GEMM variant (gemm_kernels.h) */
 /* Per-thread packing buffers, grown once (64-byte aligned). Held through a C11 thread-specific key whose
  * destructor frees them when a (pool) thread exits, so nothing leaks. */
 typedef struct {
@@ -422,7 +436,7 @@ static void gemm_key_init(void)
     }
 }
 
-static float *gemm_buffer(size_t nfloat)
+float *nn_gemm_buffer_(size_t nfloat)
 {
     call_once(&gemm_once, gemm_key_init);
     gemm_buf *b = tss_get(gemm_key);
@@ -445,6 +459,7 @@ static float *gemm_buffer(size_t nfloat)
     }
     return b->p;
 }
+#endif
 
 /* One task: C[i0 : i0+mc, j0 : j0+nc]. Ap holds >= round_up(mc, MR) * kcb floats, Bp >= kcb * NR * NBP. */
 static void gemm_task(const gemm_args *g, int i0, int mc, int j0, int nc, float *Ap, float *Bp)
@@ -532,8 +547,11 @@ static void gemm_grid(int M, int N, int K, int nth, int *mc_out, int *nc_out)
     *nc_out = best_ncp * GEMM_NR;
 }
 
-void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-              int ldb, float beta, float *C, int ldc)
+#ifndef GEMM_VARIANT_AVX512
+static
+#endif
+void GEMM_ENTRY(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                int ldb, float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0) return;
     if (alpha == 0.0f || K <= 0) {   /* C = beta * C; A and B are not referenced */
@@ -560,7 +578,7 @@ void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const fl
 
 #pragma omp parallel num_threads(nth) if (nth > 1)
     {
-        float *Ap = gemm_buffer(a_sz + b_sz);
+        float *Ap = nn_gemm_buffer_(a_sz + b_sz);
         float *Bp = Ap + ((a_sz + 15) & ~(size_t)15);
 #pragma omp for schedule(dynamic, 1)
         for (int t = 0; t < ntask; t++) {
@@ -570,3 +588,40 @@ void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const fl
         }
     }
 }
+
+/* ------------------------------------------------------------------------------------------- dispatch */
+#ifndef GEMM_VARIANT_AVX512
+static once_flag gemm_choice_once = ONCE_FLAG_INIT;
+static int gemm_choice;   /* 1: AVX-512 kernels */
+
+static void gemm_choose(void)
+{
+    __builtin_cpu_init();
+    const int have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                     __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    const char *env = getenv("SF_GEMM_KERNEL");
+    if (!env || !*env || strcmp(env, "auto") == 0) gemm_choice = have;
+    else if (strcmp(env, "generic") == 0) gemm_choice = 0;
+    else if (strcmp(env, "avx512") == 0) {
+        if (!have) log_die("SF_GEMM_KERNEL=avx512: this CPU lacks AVX-512 (F, BW, DQ, VL)");
+        gemm_choice = 1;
+    } else {
+        log_die("SF_GEMM_KERNEL=%s: expected generic, avx512 or auto", env);
+    }
+}
+
+int nn_gemm_use_avx512_(void)
+{
+    call_once(&gemm_choice_once, gemm_choose);
+    return gemm_choice;
+}
+
+const char *nn_gemm_kernel(void) { return nn_gemm_use_avx512_() ? "avx512" : "generic"; }
+
+void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+              int ldb, float beta, float *C, int ldc)
+{
+    if (nn_gemm_use_avx512_()) nn_sgemm_avx512_(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else gemm_generic(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+#endif

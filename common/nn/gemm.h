@@ -15,4 +15,9 @@ void nn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const fl
 void nn_sgemm_ref(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                   int ldb, float beta, float *C, int ldc);
 
+/* The kernel nn_sgemm runs: "avx512" (chosen at run time when the CPU has AVX-512 F/BW/DQ/VL) or "generic"
+ * (portable C). SF_GEMM_KERNEL=generic|avx512|auto in the environment forces it (read once; avx512 on a CPU
+ * without it, or another value, is a one-line error). Both give the same bits. */
+const char *nn_gemm_kernel(void);
+
 #endif

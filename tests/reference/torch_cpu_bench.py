@@ -27,6 +27,24 @@ def timed(fn, seconds):
             return n, dt
 
 
+def backend_info():
+    """Which BLAS and oneDNN this torch uses: its build configuration, and the BLAS library actually mapped into
+    the process after a matmul (Debian's torch links libblas.so.3, which the alternatives system points at the
+    reference BLAS or at OpenBLAS)."""
+    cfg = torch.__config__.show()
+    info = {k: v for k, v in (l.strip().split("=", 1) for l in cfg.replace(",", "\n").splitlines() if "=" in l)}
+    a = torch.randn(64, 64)
+    (a @ a).sum().item()
+    loaded = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            p = line.split()[-1]
+            if ("blas" in p or "mkl" in p or "dnnl" in p) and p not in loaded:
+                loaded.append(p)
+    return {"blas_info": info.get("BLAS_INFO", "?"), "blas_loaded": " ".join(os.path.realpath(p) for p in loaded) or "?",
+            "mkldnn_built": info.get("USE_MKLDNN", "?"), "mkldnn_available": torch.backends.mkldnn.is_available()}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -39,6 +57,11 @@ def main():
     m = ScoreNet()
     res = {"torch": torch.__version__, "threads": torch.get_num_threads(),
            "params_trainable": sum(p.numel() for p in m.parameters() if p.requires_grad)}
+    res.update(backend_info())
+    print("bench-torch: BLAS %s (loaded: %s); oneDNN/MKLDNN built %s, available %s; OPENBLAS_CORETYPE=%s "
+          "OPENBLAS_L2_SIZE=%s" % (res["blas_info"], res["blas_loaded"], res["mkldnn_built"], res["mkldnn_available"],
+                                   os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
+                                   os.environ.get("OPENBLAS_L2_SIZE", "(unset)")), file=sys.stderr)
 
     B = a.train_batch
     opt = torch.optim.Adam(m.parameters(), lr=1e-4)

@@ -1,0 +1,65 @@
+/* models/sdxl/sdxl_ops: the few layer calls the SDXL networks make, in one place, so they can move onto the
+ * engine's backend table (issue "common/nn v2") without touching the networks. CPU today: activations fp32,
+ * weights as stored (nn_tensor f32 / f16 / bf16). A weight that is not fp32 (or not 4-byte aligned in its file) is
+ * widened exactly into a scratch buffer the context owns and reuses, one layer at a time, so a model never has a
+ * whole fp32 copy.
+ *
+ * Shapes: token matrices are row-major [T, D]; images NCHW [B, C, H, W]. Linear weights are torch's [OC, IC]. */
+#ifndef SF_SDXL_OPS_H
+#define SF_SDXL_OPS_H
+#include "conv.h"
+#include "tensor.h"
+#include <stddef.h>
+
+typedef struct {
+    float *wbuf[3];      /* widening scratch: [0] the big weight, [1] bias / gamma, [2] beta */
+    size_t wcap[3];
+    float *stats;        /* GroupNorm / LayerNorm mean + rstd */
+    size_t stats_cap;
+    float *attn_ws;
+    size_t attn_cap;
+} sdxl_ops;
+
+void sdxl_ops_init(sdxl_ops *o);
+void sdxl_ops_free(sdxl_ops *o);
+/* Grow the weight scratch so a tensor of `numel` elements can be widened (call once at model creation with the
+ * largest non-f32 weight, so nothing is allocated during a forward pass). */
+void sdxl_ops_reserve(sdxl_ops *o, size_t numel);
+
+/* fp32 data of t: t's own data when it is f32 and aligned, else t widened into scratch slot (0..2). */
+const float *sdxl_ops_f32(sdxl_ops *o, const nn_tensor *t, int slot);
+
+/* out[T, OC] = in[T, IC] W[OC, IC]^T + b[OC] (b may be NULL). With acc != 0: out += (the same), for residuals. */
+void sdxl_ops_linear(sdxl_ops *o, float *out, const float *in, int T, const nn_tensor *W, const nn_tensor *b, int acc);
+/* out[B, OC, OH, OW] = conv2d(in[B, IC, H, W]) + b, geometry g; ws[ws_n] im2col scratch */
+void sdxl_ops_conv2d(sdxl_ops *o, float *out, const float *in, int B, const nn_conv_geom *g, const nn_tensor *W,
+                     const nn_tensor *b, float *ws, size_t ws_n);
+/* out[B, C, HW] = GroupNorm_G(in) gamma + beta, then SiLU when silu != 0 (out may equal in) */
+void sdxl_ops_groupnorm(sdxl_ops *o, float *out, const float *in, int B, int C, int HW, int G, float eps,
+                        const nn_tensor *gamma, const nn_tensor *beta, int silu);
+/* out[N, D] = LayerNorm(in[N, D]) gamma + beta */
+void sdxl_ops_layernorm(sdxl_ops *o, float *out, const float *in, int N, int D, float eps, const nn_tensor *gamma,
+                        const nn_tensor *beta);
+/* out[n] = silu(in[n]) (out may equal in) */
+void sdxl_ops_silu(float *out, const float *in, size_t n);
+/* out[T, I] = in[T, :I] * gelu(in[T, I:2I]) (diffusers GEGLU, exact GELU) */
+void sdxl_ops_geglu(float *out, const float *in, int T, int I);
+/* multi-head attention over token matrices q[B*Tq, heads*dh], k, v[B*Tk, heads*dh] -> out[B*Tq, heads*dh],
+ * scale 1/sqrt(dh) */
+void sdxl_ops_attention(sdxl_ops *o, float *out, const float *q, const float *k, const float *v, int B, int heads,
+                        int Tq, int Tk, int dh);
+/* out[B, HW, C] = in[B, C, HW]^T per sample */
+void sdxl_ops_to_tokens(float *out, const float *in, int B, int C, int HW);
+/* out[B, C, HW] = in[B, HW, C]^T + res[B, C, HW] per sample */
+void sdxl_ops_from_tokens_add(float *out, const float *in, const float *res, int B, int C, int HW);
+/* out[n] = a[n] + b[n] (out may alias either) */
+void sdxl_ops_add(float *out, const float *a, const float *b, size_t n);
+/* out[B, C1 + C2, HW] = concat(a[B, C1, HW], b[B, C2, HW]) along channels */
+void sdxl_ops_concat(float *out, const float *a, int C1, const float *b, int C2, int B, int HW);
+/* out[B, C, 2H, 2W] = nearest 2x upsampling of in[B, C, H, W] */
+void sdxl_ops_upsample2x(float *out, const float *in, int B, int C, int H, int W);
+/* out[B, dim] = sinusoidal embedding of t[B] as diffusers' get_timestep_embedding (max period 10,000), in fp32
+ * as torch computes it: exponent -ln(1e4) i / (dim/2 - shift), then [sin, cos] or [cos, sin] when flip. */
+void sdxl_ops_timestep_embedding(float *out, const float *t, int B, int dim, int flip_sin_to_cos, float shift);
+
+#endif

@@ -1,0 +1,341 @@
+/* nn/gemm_bf16_avx512: the AVX-512 BF16 driver of nn_gemm_bf16 (gemm_bf16.h; issue 8 item 7). Built with
+ * AVX512_FLAGS (the Makefile's AVX512_OBJ) and called only after nn_gemm_bf16 has checked the CPU.
+ *
+ * Structure of gemm.c (GotoBLAS / BLIS), in units of k PAIRS, because vdpbf16ps multiplies two bf16 pairs per
+ * fp32 lane: acc[j] += a[2j] b[2j] + a[2j+1] b[2j+1]. A 32-bit word holds one pair (even k in the low half).
+ *   - C is cut into tasks (<= MC_MAX rows x NC_MAX columns, split further until every thread has two);
+ *     OpenMP threads take whole tasks; K is never split across threads.
+ *   - Per task and K block (kc <= KC, balanced, even except possibly the last): op(A) is packed into 8-row
+ *     micro-panels Ap[kk * 8 + r] = pair (A[r, 2kk], A[r, 2kk+1]); op(B), NBP micro-panels at a time, into
+ *     Bp[kk * w + c] = pair (B[2kk, c], B[2kk+1, c]) (w = 16, 32 or 48). fp32 operands are rounded to bf16
+ *     here (vcvtneps2bf16 / vcvtne2ps2bf16: round to nearest even); every load is masked, so edges (odd K,
+ *     ragged rows / columns) are zero-padded without scalar code.
+ *   - Micro-kernel 8 x 48: per k pair 3 loads of B, 8 broadcasts of an A pair, 24 vdpbf16ps into 24 zmm
+ *     accumulators; narrower 8 x 32 / 8 x 16 variants and masked C access at the column edge, a tile buffer at
+ *     the row edge. C update per K block: alpha acc + beta' C (beta' = beta on the first block, 1 after;
+ *     beta == 0 never reads C), the same formula for every element, so results do not depend on the task
+ *     split or the thread count.
+ * Denormals: vcvtneps2bf16 and vdpbf16ps treat denormal inputs as zero (|x| < 1.2e-38), unlike the scalar
+ * nn_bf16_from_f32; no network value lives there. */
+#include "gemm_kernels.h"
+#include <immintrin.h>
+#include <omp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define BF_MR 8
+#define BF_NR 48
+#ifndef BF_KC
+#define BF_KC 384        /* k per block: B micro-panel 192 pairs x 48 x 4 B = 36 KiB (L1d 48 KiB) */
+#endif
+#define BF_MC_MAX 512    /* A block <= 512 x 384 x 2 B = 384 KiB (L2) */
+#define BF_NC_MAX 1536
+#define BF_NBP 8         /* B micro-panels packed at once: 192 pairs x 384 x 4 B = 288 KiB (L2) */
+#define BF_PAR_MIN (1L << 18)
+
+#define BF_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define BF_INLINE static inline __attribute__((always_inline))
+
+typedef struct {
+    const void *p;
+    int bf16, ld, trans;
+} operand;
+
+static inline __mmask16 mask16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u); }
+static inline __mmask32 mask32(int n) { return n >= 32 ? (__mmask32)0xFFFFFFFFu : n <= 0 ? 0 : (__mmask32)((1u << n) - 1u); }
+
+/* up to 16 consecutive elements from element offset o of x, as bf16 (lanes past n are 0) */
+BF_INLINE __m256i ld16(const operand *x, size_t o, int n)
+{
+    const __mmask16 m = mask16(n);
+    if (x->bf16) return _mm256_maskz_loadu_epi16(m, (const uint16_t *)x->p + o);
+    return (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, (const float *)x->p + o));
+}
+
+/* up to 8 consecutive elements, as bf16 */
+BF_INLINE __m128i ld8(const operand *x, size_t o, int n)
+{
+    const __mmask8 m = (__mmask8)mask16(n);
+    if (x->bf16) return _mm_maskz_loadu_epi16(m, (const uint16_t *)x->p + o);
+    return (__m128i)_mm256_cvtneps_pbh(_mm256_maskz_loadu_ps(m, (const float *)x->p + o));
+}
+
+/* up to 32 consecutive elements, as bf16 */
+BF_INLINE __m512i ld32(const operand *x, size_t o, int n)
+{
+    if (x->bf16) return _mm512_maskz_loadu_epi16(mask32(n), (const uint16_t *)x->p + o);
+    const float *f = (const float *)x->p + o;
+    const __m512 lo = _mm512_maskz_loadu_ps(mask16(n), f), hi = _mm512_maskz_loadu_ps(mask16(n - 16), f + 16);
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
+
+/* 8 x 8 transpose of 32-bit words */
+BF_INLINE void tr8(__m256i v[8])
+{
+    __m256 r[8], t[8];
+    for (int q = 0; q < 8; q++) r[q] = _mm256_castsi256_ps(v[q]);
+    for (int q = 0; q < 8; q += 2) {
+        t[q] = _mm256_unpacklo_ps(r[q], r[q + 1]);
+        t[q + 1] = _mm256_unpackhi_ps(r[q], r[q + 1]);
+    }
+    for (int q = 0; q < 8; q += 4) {
+        r[q] = _mm256_shuffle_ps(t[q], t[q + 2], 0x44);
+        r[q + 1] = _mm256_shuffle_ps(t[q], t[q + 2], 0xEE);
+        r[q + 2] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0x44);
+        r[q + 3] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0xEE);
+    }
+    for (int q = 0; q < 4; q++) {
+        v[q] = _mm256_castps_si256(_mm256_permute2f128_ps(r[q], r[q + 4], 0x20));
+        v[q + 4] = _mm256_castps_si256(_mm256_permute2f128_ps(r[q], r[q + 4], 0x31));
+    }
+}
+
+/* 16 x 16 transpose of 32-bit words */
+BF_INLINE void tr16(__m512i v[16])
+{
+    __m512 r[16], t[16];
+    for (int q = 0; q < 16; q++) r[q] = _mm512_castsi512_ps(v[q]);
+    for (int q = 0; q < 16; q += 2) {
+        t[q] = _mm512_unpacklo_ps(r[q], r[q + 1]);
+        t[q + 1] = _mm512_unpackhi_ps(r[q], r[q + 1]);
+    }
+    for (int q = 0; q < 16; q += 4) {
+        r[q] = _mm512_shuffle_ps(t[q], t[q + 2], 0x44);
+        r[q + 1] = _mm512_shuffle_ps(t[q], t[q + 2], 0xEE);
+        r[q + 2] = _mm512_shuffle_ps(t[q + 1], t[q + 3], 0x44);
+        r[q + 3] = _mm512_shuffle_ps(t[q + 1], t[q + 3], 0xEE);
+    }
+    for (int q = 0; q < 4; q++) {
+        t[q] = _mm512_shuffle_f32x4(r[q], r[q + 4], 0x88);
+        t[q + 4] = _mm512_shuffle_f32x4(r[q], r[q + 4], 0xDD);
+        t[q + 8] = _mm512_shuffle_f32x4(r[q + 8], r[q + 12], 0x88);
+        t[q + 12] = _mm512_shuffle_f32x4(r[q + 8], r[q + 12], 0xDD);
+    }
+    for (int q = 0; q < 8; q++) {
+        v[q] = _mm512_castps_si512(_mm512_shuffle_f32x4(t[q], t[q + 8], 0x88));
+        v[q + 8] = _mm512_castps_si512(_mm512_shuffle_f32x4(t[q], t[q + 8], 0xDD));
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------- packing */
+
+/* rows [i0, i0 + mc) (rows past mc are 0), k in [k0, k0 + kc) of op(A): panel at row p holds kp = ceil(kc/2)
+ * pairs, Ap[p * kp + kk * 8 + r] */
+static void pack_A(uint32_t *restrict Ap, const operand *a, int i0, int mc, int k0, int kc)
+{
+    const int kp = (kc + 1) / 2;
+    for (int p = 0; p < mc; p += BF_MR) {
+        const int mr = BF_MIN(BF_MR, mc - p);
+        uint32_t *d = Ap + (size_t)p * kp;
+        if (!a->trans) {   /* rows contiguous in k: 8 rows x 8 pairs, then an 8 x 8 transpose */
+            for (int kk = 0; kk < kp; kk += 8) {
+                __m256i v[8];
+                for (int r = 0; r < BF_MR; r++)
+                    v[r] = r < mr ? ld16(a, (size_t)(i0 + p + r) * a->ld + k0 + 2 * kk, kc - 2 * kk)
+                                  : _mm256_setzero_si256();
+                tr8(v);
+                const int np = BF_MIN(8, kp - kk);
+                for (int x = 0; x < np; x++) _mm256_storeu_si256((__m256i *)(d + (size_t)(kk + x) * BF_MR), v[x]);
+            }
+        } else {           /* A stored [K, M]: two k rows of 8 elements, interleaved into 8 pairs */
+            for (int kk = 0; kk < kp; kk++) {
+                const int k = k0 + 2 * kk;
+                const __m128i r0 = ld8(a, (size_t)k * a->ld + i0 + p, mr);
+                const __m128i r1 = 2 * kk + 1 < kc ? ld8(a, (size_t)(k + 1) * a->ld + i0 + p, mr) : _mm_setzero_si128();
+                _mm_storeu_si128((__m128i *)(d + (size_t)kk * BF_MR), _mm_unpacklo_epi16(r0, r1));
+                _mm_storeu_si128((__m128i *)(d + (size_t)kk * BF_MR + 4), _mm_unpackhi_epi16(r0, r1));
+            }
+        }
+    }
+}
+
+static inline int panel_width(int nr) { return 16 * ((nr + 15) / 16); }
+
+/* one B micro-panel: columns [j0, j0 + nr), k in [k0, k0 + kc) of op(B): Bp[kk * w + c], w = panel_width(nr) */
+static void pack_B(uint32_t *restrict Bp, const operand *b, int j0, int nr, int k0, int kc)
+{
+    const int kp = (kc + 1) / 2, w = panel_width(nr);
+    if (!b->trans) {   /* B stored [K, N]: rows 2kk and 2kk+1, 16 columns, interleaved by a word permute */
+        const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                             22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+        for (int kk = 0; kk < kp; kk++) {
+            const int k = k0 + 2 * kk, second = 2 * kk + 1 < kc;
+            for (int c = 0; c < w; c += 16) {
+                const __m256i r0 = ld16(b, (size_t)k * b->ld + j0 + c, nr - c);
+                const __m256i r1 = second ? ld16(b, (size_t)(k + 1) * b->ld + j0 + c, nr - c) : _mm256_setzero_si256();
+                const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(r0), r1, 1);
+                _mm512_storeu_si512(Bp + (size_t)kk * w + c, _mm512_permutexvar_epi16(idx, z));
+            }
+        }
+        return;
+    }
+    /* B stored [N, K]: each column's pairs are contiguous; 16 columns x 16 pairs, then a 16 x 16 transpose */
+    for (int c = 0; c < w; c += 16)
+        for (int kk = 0; kk < kp; kk += 16) {
+            __m512i v[16];
+            for (int q = 0; q < 16; q++)
+                v[q] = c + q < nr ? ld32(b, (size_t)(j0 + c + q) * b->ld + k0 + 2 * kk, kc - 2 * kk)
+                                  : _mm512_setzero_si512();
+            tr16(v);
+            const int np = BF_MIN(16, kp - kk);
+            for (int x = 0; x < np; x++) _mm512_storeu_si512(Bp + (size_t)(kk + x) * w + c, v[x]);
+        }
+}
+
+/* ----------------------------------------------------------------------------------------- micro-kernel */
+
+BF_INLINE void upd16(float *c, __m512 acc, int full, __mmask16 m, __m512 va, __m512 vb, int beta0)
+{
+    __m512 r;
+    if (beta0) {
+        r = _mm512_mul_ps(va, acc);
+    } else {
+        __m512 old = full ? _mm512_loadu_ps(c) : _mm512_maskz_loadu_ps(m, c);
+        r = _mm512_fmadd_ps(va, acc, _mm512_mul_ps(vb, old));
+    }
+    if (full) _mm512_storeu_ps(c, r);
+    else _mm512_mask_storeu_ps(c, m, r);
+}
+
+#define BF_DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps(), c##i##2 = _mm512_setzero_ps()
+#define BF_ROW(i)                                                                                              \
+    do {                                                                                                       \
+        const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);                                            \
+        c##i##0 = _mm512_dpbf16_ps(c##i##0, ai, b0);                                                           \
+        if (NV > 1) c##i##1 = _mm512_dpbf16_ps(c##i##1, ai, b1);                                               \
+        if (NV > 2) c##i##2 = _mm512_dpbf16_ps(c##i##2, ai, b2);                                               \
+    } while (0)
+#define BF_UPD_FULL(i)                                                                                         \
+    do {                                                                                                       \
+        float *ci = c + (size_t)(i) * ldc;                                                                     \
+        upd16(ci, c##i##0, 1, 0xFFFF, va, vb, beta0);                                                          \
+        if (NV > 1) upd16(ci + 16, c##i##1, 1, 0xFFFF, va, vb, beta0);                                         \
+        if (NV > 2) upd16(ci + 32, c##i##2, 1, 0xFFFF, va, vb, beta0);                                         \
+    } while (0)
+#define BF_TILE(i)                                                                                             \
+    do {                                                                                                       \
+        _mm512_store_ps(tile + (i) * BF_NR, c##i##0);                                                          \
+        if (NV > 1) _mm512_store_ps(tile + (i) * BF_NR + 16, c##i##1);                                         \
+        if (NV > 2) _mm512_store_ps(tile + (i) * BF_NR + 32, c##i##2);                                         \
+    } while (0)
+
+/* C[0:mr, 0:nr] = alpha * Apanel[8, kp pairs] Bpanel[kp pairs, 16 NV] + beta * C */
+BF_INLINE void ukr(const int NV, int kp, const uint32_t *restrict a, const uint32_t *restrict b, float *c, int ldc,
+                   int mr, int nr, float alpha, float beta)
+{
+    for (int i = 0; i < BF_MR; i++)
+        for (int v = 0; v < NV; v++) _mm_prefetch((const char *)(c + (size_t)i * ldc + 16 * v), _MM_HINT_T0);
+    BF_DECL(0); BF_DECL(1); BF_DECL(2); BF_DECL(3);
+    BF_DECL(4); BF_DECL(5); BF_DECL(6); BF_DECL(7);
+    for (int kk = 0; kk < kp; kk++) {
+        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b);
+        const __m512bh b1 = NV > 1 ? (__m512bh)_mm512_loadu_si512(b + 16) : b0;
+        const __m512bh b2 = NV > 2 ? (__m512bh)_mm512_loadu_si512(b + 32) : b0;
+        BF_ROW(0); BF_ROW(1); BF_ROW(2); BF_ROW(3);
+        BF_ROW(4); BF_ROW(5); BF_ROW(6); BF_ROW(7);
+        a += BF_MR;
+        b += 16 * NV;
+    }
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    const int beta0 = beta == 0.0f;
+    if (mr == BF_MR && nr == 16 * NV) {
+        BF_UPD_FULL(0); BF_UPD_FULL(1); BF_UPD_FULL(2); BF_UPD_FULL(3);
+        BF_UPD_FULL(4); BF_UPD_FULL(5); BF_UPD_FULL(6); BF_UPD_FULL(7);
+        return;
+    }
+    float tile[BF_MR * BF_NR] __attribute__((aligned(64)));
+    BF_TILE(0); BF_TILE(1); BF_TILE(2); BF_TILE(3);
+    BF_TILE(4); BF_TILE(5); BF_TILE(6); BF_TILE(7);
+    for (int i = 0; i < mr; i++)
+        for (int v = 0; v < NV && 16 * v < nr; v++) {
+            const int cols = BF_MIN(16, nr - 16 * v);
+            upd16(c + (size_t)i * ldc + 16 * v, _mm512_load_ps(tile + i * BF_NR + 16 * v), cols == 16, mask16(cols),
+                  va, vb, beta0);
+        }
+}
+
+static void ukr3(int kp, const uint32_t *a, const uint32_t *b, float *c, int ldc, int mr, int nr, float al, float be)
+{
+    ukr(3, kp, a, b, c, ldc, mr, nr, al, be);
+}
+static void ukr2(int kp, const uint32_t *a, const uint32_t *b, float *c, int ldc, int mr, int nr, float al, float be)
+{
+    ukr(2, kp, a, b, c, ldc, mr, nr, al, be);
+}
+static void ukr1(int kp, const uint32_t *a, const uint32_t *b, float *c, int ldc, int mr, int nr, float al, float be)
+{
+    ukr(1, kp, a, b, c, ldc, mr, nr, al, be);
+}
+
+/* ---------------------------------------------------------------------------------------- blocked driver */
+
+typedef struct {
+    operand a, b;
+    int M, N, K, ldc, kcb, nkb;
+    float alpha, beta;
+    float *C;
+} bf_args;
+
+static void task(const bf_args *g, int i0, int mc, int j0, int nc, uint32_t *Ap, uint32_t *Bp)
+{
+    const int SB = BF_NR * BF_NBP;
+    for (int kb = 0; kb < g->nkb; kb++) {
+        const int k0 = kb * g->kcb, kc = BF_MIN(g->kcb, g->K - k0), kp = (kc + 1) / 2;
+        const float beta = kb == 0 ? g->beta : 1.0f;
+        pack_A(Ap, &g->a, i0, mc, k0, kc);
+        for (int jb = 0; jb < nc; jb += SB) {
+            const int ncb = BF_MIN(SB, nc - jb);
+            for (int jr = 0; jr < ncb; jr += BF_NR)
+                pack_B(Bp + (size_t)jr * kp, &g->b, j0 + jb + jr, BF_MIN(BF_NR, ncb - jr), k0, kc);
+            for (int jr = 0; jr < ncb; jr += BF_NR) {
+                const int nr = BF_MIN(BF_NR, ncb - jr);
+                const uint32_t *bp = Bp + (size_t)jr * kp;
+                for (int ir = 0; ir < mc; ir += BF_MR) {
+                    const int mr = BF_MIN(BF_MR, mc - ir);
+                    float *cp = g->C + (size_t)(i0 + ir) * g->ldc + j0 + jb + jr;
+                    const uint32_t *ap = Ap + (size_t)ir * kp;
+                    if (nr > 32) ukr3(kp, ap, bp, cp, g->ldc, mr, nr, g->alpha, beta);
+                    else if (nr > 16) ukr2(kp, ap, bp, cp, g->ldc, mr, nr, g->alpha, beta);
+                    else ukr1(kp, ap, bp, cp, g->ldc, mr, nr, g->alpha, beta);
+                }
+            }
+        }
+    }
+}
+
+static int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
+
+void nn_gemm_bf16_avx512_(int transA, int transB, int M, int N, int K, float alpha, const void *A, int a_bf16,
+                          int lda, const void *B, int b_bf16, int ldb, float beta, float *C, int ldc)
+{
+    bf_args g = {{A, a_bf16, lda, transA}, {B, b_bf16, ldb, transB}, M, N, K, ldc, 0, 0, alpha, beta, C};
+    g.nkb = ceil_div(K, BF_KC);
+    g.kcb = ceil_div(K, g.nkb);
+    g.kcb += g.kcb & 1;   /* even: only the last block may end on half a pair */
+    g.nkb = ceil_div(K, g.kcb);
+
+    int nth = ((long)M * N * K >= BF_PAR_MIN && !omp_in_parallel()) ? omp_get_max_threads() : 1;
+    /* task grid: the largest blocks, halved (the longer side first) until each thread has two */
+    int mc = BF_MIN(BF_MC_MAX, ceil_div(M, BF_MR) * BF_MR), nc = BF_MIN(BF_NC_MAX, ceil_div(N, BF_NR) * BF_NR);
+    while ((long)ceil_div(M, mc) * ceil_div(N, nc) < 2L * nth) {
+        if (nc >= 2 * BF_NR && (nc >= mc || mc < 2 * BF_MR)) nc = ceil_div(nc / 2, BF_NR) * BF_NR;
+        else if (mc >= 2 * BF_MR) mc = ceil_div(mc / 2, BF_MR) * BF_MR;
+        else break;
+    }
+    const int mb = ceil_div(M, mc), nb = ceil_div(N, nc), ntask = mb * nb;
+    if (nth > ntask) nth = ntask;
+    const int kpmax = (g.kcb + 1) / 2;
+    const size_t a_sz = (size_t)mc * kpmax, b_sz = (size_t)kpmax * BF_NR * BF_NBP + 16;
+
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        uint32_t *Ap = (uint32_t *)nn_gemm_buffer_(a_sz + b_sz);
+        uint32_t *Bp = Ap + ((a_sz + 15) & ~(size_t)15);
+#pragma omp for schedule(dynamic, 1)
+        for (int t = 0; t < ntask; t++) {
+            const int ib = t / nb, jb = t % nb, i0 = ib * mc, j0 = jb * nc;
+            task(&g, i0, BF_MIN(mc, M - i0), j0, BF_MIN(nc, N - j0), Ap, Bp);
+        }
+    }
+}

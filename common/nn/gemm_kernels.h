@@ -1,0 +1,25 @@
+/* nn/gemm_kernels: the seam between the portable GEMM code and the AVX-512 objects (gemm_avx512.c,
+ * gemm_bf16_avx512.c: the only files the Makefile builds with AVX-512 flags, AVX512_OBJ). Internal to
+ * common/nn/gemm*.c; callers use gemm.h / gemm_bf16.h, which dispatch at run time. */
+#ifndef SF_NN_GEMM_KERNELS_H
+#define SF_NN_GEMM_KERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* 1 when nn_sgemm / nn_gemm_bf16 should run the AVX-512 kernels (CPU check + SF_GEMM_KERNEL; resolved once) */
+int nn_gemm_use_avx512_(void);
+
+/* The calling thread's packing buffer of >= nfloat floats, 64-byte aligned, grown once, freed at thread exit
+ * (gemm.c; shared by the fp32 and bf16 drivers: they never nest) */
+float *nn_gemm_buffer_(size_t nfloat);
+
+/* nn_sgemm's AVX-512 variant (gemm.c compiled by gemm_avx512.c); same arguments and bits as nn_sgemm */
+void nn_sgemm_avx512_(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc);
+
+/* nn_gemm_bf16's AVX-512 BF16 driver (gemm_bf16_avx512.c); a_bf16 / b_bf16: operand stored as bf16 (uint16_t)
+ * rather than fp32 (rounded to bf16 while packing) */
+void nn_gemm_bf16_avx512_(int transA, int transB, int M, int N, int K, float alpha, const void *A, int a_bf16,
+                          int lda, const void *B, int b_bf16, int ldb, float beta, float *C, int ldc);
+
+#endif

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The GPU checks in one command (`make gpu-check`; issue 8 item 8), for a machine with a GPU that received an
+# ALREADY-BUILT tree: it never runs make, compiles or relinks anything. Every tests/bin/test_cuda_* runs with
+# SF_REQUIRE_CUDA=1 (a test that finds no usable GPU FAILs instead of printing SKIP), then every
+# bench/bin/bench_cuda_* (a SKIP there is a failure too). Everything goes into ONE report file (default
+# gpu_check_report.txt, written to a temp file then renamed); the console gets the summary.
+# Usage: scripts/gpu_check.sh [--out FILE] [--no-bench] [--timeout SECONDS (per program, default 600)]
+# Exit: 0 when every test passed and every bench ran; 1 otherwise; 2 on a bad flag or when nothing is built.
+set -u
+cd "$(dirname "$0")/.."
+out=gpu_check_report.txt; bench=1; tmo=600
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) [ $# -ge 2 ] || { echo "gpu_check: error: --out needs a file" >&2; exit 2; }; out=$2; shift 2 ;;
+    --no-bench) bench=0; shift ;;
+    --timeout) [ $# -ge 2 ] && [ "$2" -gt 0 ] 2>/dev/null || { echo "gpu_check: error: --timeout needs seconds > 0" >&2; exit 2; }
+               tmo=$2; shift 2 ;;
+    *) echo "gpu_check: error: unknown flag '$1' (use --out FILE, --no-bench, --timeout S)" >&2; exit 2 ;;
+  esac
+done
+tests=(); for t in tests/bin/test_cuda_*; do [ -x "$t" ] && tests+=("$t"); done
+benches=(); [ $bench = 1 ] && for b in bench/bin/bench_cuda_*; do [ -x "$b" ] && benches+=("$b"); done
+if [ ${#tests[@]} = 0 ]; then
+  echo "gpu_check: error: no tests/bin/test_cuda_* here: build the tree with nvcc present (make), then carry it" >&2
+  exit 2
+fi
+tmp="$out.tmp.$$"; trap 'rm -f "$tmp"' EXIT
+export SF_REQUIRE_CUDA=1
+commit=$(git describe --always --dirty --abbrev=12 2>/dev/null || ls build/commit.* 2>/dev/null | head -n 1 | sed 's|build/commit\.||')
+{
+  echo "# gpu-check report: $(date -u '+%Y-%m-%d %H:%M:%S UTC') on $(hostname)"
+  echo "# commit: ${commit:-unknown}; SF_REQUIRE_CUDA=1; per-program timeout ${tmo}s"
+  if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi -L 2>&1 | sed 's/^/# /'
+    nvidia-smi --query-gpu=driver_version,memory.total --format=csv,noheader 2>&1 | sed 's/^/# driver, memory: /'
+  else echo "# nvidia-smi: not found"; fi
+} > "$tmp"
+passed=0; failed=0; bad_programs=0; summary=()
+for t in "${tests[@]}"; do
+  start=$(date +%s)
+  res=$(timeout "$tmo" "$t" 2>&1); rc=$?
+  secs=$(( $(date +%s) - start ))
+  line=$(printf '%s\n' "$res" | grep -E '^RESULT passed=[0-9]+ failed=[0-9]+$' | tail -n 1)
+  p=0; f=1
+  if [ -n "$line" ]; then p=${line#RESULT passed=}; p=${p%% *}; f=${line##*failed=}; fi
+  [ -z "$line" ] || [ "$rc" != 0 ] && [ "$f" = 0 ] && f=1   # crash, timeout or bad exit with no FAIL line
+  passed=$((passed + p)); failed=$((failed + f))
+  [ "$f" = 0 ] || bad_programs=$((bad_programs + 1))
+  s="$(basename "$t"): passed=$p failed=$f exit=$rc ${secs}s"; summary+=("$s")
+  { echo; echo "== $s"; printf '%s\n' "$res"; } >> "$tmp"
+done
+for b in "${benches[@]}"; do
+  start=$(date +%s)
+  res=$(timeout "$tmo" "$b" 2>&1); rc=$?
+  secs=$(( $(date +%s) - start ))
+  st=ok
+  if [ "$rc" != 0 ] || printf '%s\n' "$res" | grep -q 'SKIP'; then st=FAIL; bad_programs=$((bad_programs + 1)); fi
+  s="$(basename "$b"): $st exit=$rc ${secs}s"; summary+=("$s")
+  { echo; echo "== $s"; printf '%s\n' "$res"; } >> "$tmp"
+done
+{
+  echo; echo "== summary"
+  printf '%s\n' "${summary[@]}"
+  echo "tests: $passed passed, $failed failed; programs with a failure: $bad_programs"
+} >> "$tmp"
+mv "$tmp" "$out"; trap - EXIT
+printf '%s\n' "${summary[@]}"
+echo "gpu-check: $passed passed, $failed failed; $bad_programs program(s) failed; report: $out"
+[ $bad_programs = 0 ]
