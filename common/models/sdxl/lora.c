@@ -244,6 +244,14 @@ sdxl_lora *sdxl_lora_open(const char *path, const sdxl_lora_index *idx, char *er
             break;
         }
         long e = index_find(idx, comp, mod, kohya);
+        int comp_known = 0;
+        for (size_t j = 0; j < idx->n && !comp_known; j++) comp_known = idx->e[j].comp == comp;
+        if (e == -1 && !comp_known) {
+            log_errf(err, errlen, path, "key '%s': %s LoRA weights are not applied here (no %s weights were given to "
+                     "adapt)", t->name, comp_name(comp), comp_name(comp));
+            failed = 1;
+            break;
+        }
         if (e == -1) {
             log_errf(err, errlen, path, "key '%s': the %s has no adaptable weight '%s%s'", t->name, comp_name(comp),
                      mod, kohya ? "' (kohya path, '.' written '_')" : ".weight'");
