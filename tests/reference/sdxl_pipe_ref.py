@@ -12,6 +12,12 @@ small fixtures under tests/fixtures/sdxl/ that the C tests compare with, without
                                conv layers), and the weights after diffusers' own LoRA fusing (load_lora_into_unet +
                                fuse_lora, the non-PEFT path of v0.25.1)
   sdxl_pipe_ref.py tiny DIR    checks the output of exp_sdxl/sdxl_tiny --out DIR with diffusers and open_clip
+  sdxl_pipe_ref.py pipeline DIR  full sampling runs (10 Euler steps, 32x32 px): exp_sdxl on sdxl_tiny's model
+                               (seed 0) dumps its noise and text embeddings; diffusers' own
+                               StableDiffusionXLPipeline.__call__ runs on the same model from the same noise and
+                               embeddings (prompt_embeds, pooled_prompt_embeds, latents given); writes the inputs
+                               and diffusers' final latents and images to DIR/reference.safetensors and prints
+                               ours vs diffusers
 """
 import ast
 import json
@@ -411,7 +417,85 @@ def tiny(d):
           "(%d merges; 'a photo of a mathematics scientist' -> %s), LoRAs in both formats" % (len(tok.bpe_ranks), ids))
 
 
+RUNS = [("cfg5", 5.0, 0.0), ("cfg5_rescale0.7", 5.0, 0.7), ("nocfg", 1.0, 0.0)]
+
+
+def sdxl_pipeline_class():
+    """StableDiffusionXLPipeline itself. Its module imports transformers (CLIP classes, used only for type checks
+    and the text encoders, which we pass as None and replace by prompt embeddings): a stand-in module with those
+    names lets the module import; everything that runs is diffusers' code."""
+    import types
+    import safetensors as _st
+    if not hasattr(_st, "safe_open"):
+        _st.safe_open = None
+    import diffusers
+    import diffusers.utils.import_utils as iu
+    iu._transformers_available = True
+    tf = types.ModuleType("transformers")
+    for n in ["CLIPImageProcessor", "CLIPTextModel", "CLIPTextModelWithProjection", "CLIPTokenizer",
+              "CLIPVisionModelWithProjection", "PreTrainedModel", "PreTrainedTokenizer", "CLIPTextConfig",
+              "CLIPVisionConfig", "CLIPFeatureExtractor"]:
+        setattr(tf, n, type(n, (), {}))
+    tfu = types.ModuleType("transformers.utils")
+    tfu.FLAX_WEIGHTS_NAME, tfu.SAFE_WEIGHTS_NAME, tfu.WEIGHTS_NAME = "flax_model.msgpack", "model.safetensors", "x.bin"
+    tf.utils, tf.__version__ = tfu, "4.36.0"
+    sys.modules.setdefault("transformers", tf)
+    sys.modules.setdefault("transformers.utils", tfu)
+    from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import StableDiffusionXLPipeline
+    return StableDiffusionXLPipeline
+
+
+def pipeline(out):
+    import subprocess
+    import tempfile
+    Pipe = sdxl_pipeline_class()   # first: before diffusers.loaders is imported without the CLIP names
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    os.makedirs(out, exist_ok=True)
+    res = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([os.path.join(root, "exp_sdxl/sdxl_tiny"), "--out", tmp, "--seed", "0"], check=True,
+                       stdout=subprocess.DEVNULL)
+        f = os.path.join(tmp, "diffusers")
+        unet = UNet2DConditionModel.from_config(json.load(open(os.path.join(f, "unet", "config.json"))))
+        unet.load_state_dict(sdxl_st.load(os.path.join(f, "unet", "diffusion_pytorch_model.safetensors")))
+        vae_m = AutoencoderKL.from_config(json.load(open(os.path.join(f, "vae", "config.json"))))
+        vae_m.load_state_dict(sdxl_st.load(os.path.join(f, "vae", "diffusion_pytorch_model.safetensors")))
+        sch = EulerDiscreteScheduler.from_config(json.load(open(os.path.join(f, "scheduler", "scheduler_config.json"))))
+        pipe = Pipe(vae=vae_m, text_encoder=None, text_encoder_2=None, tokenizer=None, tokenizer_2=None, unet=unet,
+                    scheduler=sch, force_zeros_for_empty_prompt=True, add_watermarker=False)
+        pipe.set_progress_bar_config(disable=True)
+        for tag, g, r in RUNS:
+            dump = os.path.join(tmp, tag + ".safetensors")
+            subprocess.run([os.path.join(root, "exp_sdxl/exp_sdxl"), "--family", "sdxl", "--model", f, "--steps", "10",
+                            "--cfg", str(g), "--guidance-rescale", str(r), "--width", "32", "--height", "32",
+                            "--seed", "3", "--out", os.path.join(tmp, tag), "--dump", dump], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            ours = sdxl_st.load(dump)
+            noise, ctx, pooled = ours["noise.0"][None], ours["context.0"], ours["pooled.0"]
+            kw = dict(prompt_embeds=ctx[1:2], negative_prompt_embeds=ctx[0:1], pooled_prompt_embeds=pooled[1:2],
+                      negative_pooled_prompt_embeds=pooled[0:1], latents=noise.clone(), num_inference_steps=10,
+                      guidance_scale=g, guidance_rescale=r, height=32, width=32)
+            with torch.no_grad():
+                lat = pipe(output_type="latent", **kw).images
+                img = vae_m.decode(lat / vae_m.config.scaling_factor).sample
+                rgb = pipe(output_type="np", **kw).images
+            res[tag + "/noise"], res[tag + "/context"], res[tag + "/pooled"] = noise[0], ctx, pooled
+            res[tag + "/latents"], res[tag + "/image"] = lat[0], img[0]
+            res[tag + "/rgb"] = torch.from_numpy((rgb[0] * 255).round().astype(np.float32))
+            dl = (ours["final_latents.0"] - lat[0]).abs().max().item()
+            di = (ours["image.0"] - img[0]).abs().max().item()
+            print("pipeline %-16s ours vs diffusers: final latents max |diff| %.3g (max |latent| %.3g), image max "
+                  "|diff| %.3g" % (tag, dl, lat.abs().max().item(), di))
+    sdxl_st.save(os.path.join(out, "reference.safetensors"), res,
+                 {"model": "exp_sdxl/sdxl_tiny --seed 0", "steps": "10", "size": "32x32", "seed": "3"})
+    print("pipeline: wrote", out)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "pipeline":
+        pipeline(sys.argv[2])
+        sys.exit(0)
     if len(sys.argv) == 3 and sys.argv[1] == "tiny":
         tiny(sys.argv[2])
         sys.exit(0)
