@@ -45,8 +45,8 @@ static void usage(FILE *f)
             "  --cfg S                    classifier-free guidance scale; <= 1 disables it (default 5.0)\n"
             "  --guidance-rescale PHI     diffusers' guidance rescale in [0, 1] (default 0)\n"
             "  --width W, --height H      pixels (default 1024 x 1024)\n"
-            "  --noise FILE               initial N(0,1) latents from a safetensors file (tensor 'noise',\n"
-            "                             [K, 4, H/8, W/8]) instead of the seeded draw\n"
+            "  --noise FILE               initial N(0,1) latents of image k from tensor 'noise.<k>' [4, H/8, W/8]\n"
+            "                             of a safetensors file (the format --dump writes) instead of the seeded draw\n"
             "  --dump FILE                also write the initial noise, final latents, text embeddings and the\n"
             "                             float image of every image to a safetensors file (for comparisons)\n"
             "  --out DIR                  output folder (default results/sdxl)\n"
@@ -136,25 +136,24 @@ int main(int argc, char **argv)
     double t0 = log_now();
     sdxl_pipe *p = sdxl_pipe_load(&o, err, sizeof err);
     if (!p) log_die("%s", err);
-    log_info("loaded %s in %.1f s", o.model, log_now() - t0);
     int S = sdxl_pipe_vae_scale(p), step = sdxl_pipe_size_step(p), L = sdxl_pipe_latent_channels(p);
     if (g.width % step || g.height % step)
         log_die("--width/--height: %dx%d is not a multiple of %d (this model's step)", g.width, g.height, step);
     int h = g.height / S, w = g.width / S;
     size_t n = (size_t)L * h * w, hw = (size_t)g.width * g.height;
     safetensors *ns = NULL;
-    const float *noise_all = NULL;
-    float *noise_buf = NULL;
-    if (noise_path) {
-        if (!(ns = safetensors_open(noise_path, err, sizeof err))) log_die("%s", err);
-        const safetensors_tensor *t = safetensors_find(ns, "noise");
-        int64_t want[4] = {nimg, L, h, w};
-        if (!t || t->dtype != SAFETENSORS_F32 || t->ndim != 4 || memcmp(t->shape, want, sizeof want))
-            log_die("%s: tensor 'noise': need F32 [%ld, %d, %d, %d]", noise_path, nimg, L, h, w);
-        noise_buf = mem_alloc(t->nbytes);
-        memcpy(noise_buf, t->data, t->nbytes);
-        noise_all = noise_buf;
+    if (noise_path && !(ns = safetensors_open(noise_path, err, sizeof err))) log_die("%s", err);
+    float *noise_buf = noise_path ? mem_alloc(n * sizeof *noise_buf) : NULL;
+    /* every image's noise is checked before the first image is made */
+    for (long k = 0; ns && k < nimg; k++) {   /* the format --dump writes: noise.<k> [4, h, w] */
+        char nm[64];
+        snprintf(nm, sizeof nm, "noise.%ld", k);
+        const safetensors_tensor *t = safetensors_find(ns, nm);
+        if (!t || t->dtype != SAFETENSORS_F32 || t->ndim != 3 || t->shape[0] != L || t->shape[1] != h ||
+            t->shape[2] != w)
+            log_die("%s: tensor '%s': need F32 [%d, %d, %d] (as --dump writes)", noise_path, nm, L, h, w);
     }
+    log_info("loaded %s in %.1f s", o.model, log_now() - t0);
     cli_output_dir("--out", out);
     dumper d = {0};
     if (dump_path) d.w = safetensors_writer_alloc();
@@ -169,7 +168,12 @@ int main(int argc, char **argv)
             tr.context = mem_alloc((size_t)2 * T * Cd * 4), tr.pooled = mem_alloc((size_t)2 * P * 4);
         }
         double t1 = log_now();
-        if (sdxl_pipe_generate(p, &g, noise_all ? noise_all + (size_t)k * n : NULL, img, &tr, err, sizeof err))
+        if (ns) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "noise.%ld", k);
+            memcpy(noise_buf, safetensors_find(ns, nm)->data, n * sizeof *noise_buf);
+        }
+        if (sdxl_pipe_generate(p, &g, noise_buf, img, &tr, err, sizeof err))
             log_die("%s", err);
         sdxl_vae_to_rgb8(rgb, img, g.height, g.width);
         char path[4096];
