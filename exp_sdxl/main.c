@@ -36,6 +36,8 @@ static void usage(FILE *f)
             "                             only those exist)\n"
             "  --lora FILE[:WEIGHT]       a LoRA (diffusers/PEFT or kohya keys) merged into the UNet at WEIGHT\n"
             "                             (default 1); repeat for several: W0 + sum_i w_i dW_i\n"
+            "  --lora-mode merge|runtime  merge: new weights W0 + sum w dW for the adapted tensors (default);\n"
+            "                             runtime: y = W0 x + sum s B A x on the unchanged base weights\n"
             "  --prompt TEXT              default: the paper's prompt\n"
             "  --negative-prompt TEXT     default: the paper's negative prompt\n"
             "  --no-negative-prompt       no negative prompt (zero embeddings, as diffusers with None)\n"
@@ -79,7 +81,7 @@ int main(int argc, char **argv)
     const char *family = NULL, *out = "results/sdxl", *noise_path = NULL, *dump_path = NULL;
     long nimg = 1;
     enum { O_FAMILY = 1000, O_MODEL, O_CONFIG, O_VARIANT, O_LORA, O_PROMPT, O_NEG, O_NONEG, O_SEED, O_NIMG, O_STEPS,
-           O_CFG, O_RESCALE, O_W, O_H, O_NOISE, O_DUMP, O_OUT, O_HELP };
+           O_CFG, O_RESCALE, O_W, O_H, O_NOISE, O_DUMP, O_OUT, O_HELP, O_LMODE };
     static const struct option opts[] = {
         {"family", required_argument, 0, O_FAMILY}, {"model", required_argument, 0, O_MODEL},
         {"config", required_argument, 0, O_CONFIG}, {"variant", required_argument, 0, O_VARIANT},
@@ -90,8 +92,9 @@ int main(int argc, char **argv)
         {"guidance-rescale", required_argument, 0, O_RESCALE}, {"width", required_argument, 0, O_W},
         {"height", required_argument, 0, O_H}, {"noise", required_argument, 0, O_NOISE},
         {"dump", required_argument, 0, O_DUMP}, {"out", required_argument, 0, O_OUT},
-        {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
-    static const char *const families[] = {"sdxl", NULL}, *const variants[] = {"fp16", "fp32", NULL};
+        {"lora-mode", required_argument, 0, O_LMODE}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+    static const char *const families[] = {"sdxl", NULL}, *const variants[] = {"fp16", "fp32", NULL},
+                             *const lmodes[] = {"merge", "runtime", NULL};
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -112,6 +115,7 @@ int main(int argc, char **argv)
             o.lora_path[o.nlora++] = optarg;
             break;
         }
+        case O_LMODE: o.lora_runtime = cli_choice("--lora-mode", optarg, lmodes); break;
         case O_PROMPT: g.prompt = optarg; break;
         case O_NEG: g.negative = optarg; break;
         case O_NONEG: g.negative = NULL; break;

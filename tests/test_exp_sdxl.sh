@@ -25,14 +25,14 @@ one_line_error() {   # $1 name, $2 pattern, rest: command
 # --help names every option the parser accepts
 help=$($bin --help)
 missing=""
-for o in family model config variant lora prompt negative-prompt no-negative-prompt seed num-images steps cfg \
+for o in family model config variant lora lora-mode prompt negative-prompt no-negative-prompt seed num-images steps cfg \
          guidance-rescale width height noise dump out help; do
   grep -q -- "--$o" <<< "$help" || missing="$missing --$o"
   grep -q "\"$o\"" exp_sdxl/main.c || missing="$missing (not parsed: $o)"
 done
 [ -z "$missing" ] && ok "--help names every option" || bad "--help names every option" "$missing"
 n_parsed=$(grep -o '{"[a-z-]*", [a-z_]*_argument' exp_sdxl/main.c | wc -l)
-[ "$n_parsed" = 19 ] && ok "19 options parsed, 19 documented" || bad "option count" "$n_parsed parsed"
+[ "$n_parsed" = 20 ] && ok "20 options parsed, 20 documented" || bad "option count" "$n_parsed parsed"
 
 $tiny --out "$tmp/m" > /dev/null || { bad "sdxl_tiny writes the tiny model" "exit $?"; echo "RESULT passed=$pass failed=$fail"; exit 1; }
 ok "sdxl_tiny writes the tiny model"
@@ -46,6 +46,7 @@ one_line_error "bad --steps rejected" "--steps" $bin --family sdxl --model "$M" 
 one_line_error "bad --cfg rejected" "--cfg" $bin --family sdxl --model "$M" --cfg x
 one_line_error "bad --guidance-rescale rejected" "--guidance-rescale" $bin --family sdxl --model "$M" --guidance-rescale 2
 one_line_error "bad --variant rejected" "--variant" $bin --family sdxl --model "$M" --variant fp8
+one_line_error "bad --lora-mode rejected" "--lora-mode" $bin --family sdxl --model "$M" --lora-mode fuse
 one_line_error "bad LoRA weight rejected" "--lora" $bin --family sdxl --model "$M" --lora "$tmp/m/lora_a_kohya.safetensors:x"
 one_line_error "missing model named" "$tmp/none" $bin --family sdxl --model "$tmp/none" --out "$tmp/x"
 one_line_error "size not a multiple of the model's step" "multiple" $bin --family sdxl --model "$M" --width 36 --height 32 --out "$tmp/x"
@@ -80,6 +81,10 @@ run "$tmp/g" --model "$M" --lora "$tmp/m/lora_a_kohya.safetensors:0.6" --lora "$
 run "$tmp/h" --model "$M" --lora "$tmp/m/lora_b_kohya.safetensors:0.4" --lora "$tmp/m/lora_a_diffusers.safetensors:0.6"
 cmp -s "$tmp/g/sdxl_s5_0.png" "$tmp/h/sdxl_s5_0.png" && ok "two LoRAs: order and key format do not matter" ||
   bad "two LoRAs: order and format" "differ"
+run "$tmp/r" --model "$M" --lora "$tmp/m/lora_a_kohya.safetensors:0.6" --lora "$tmp/m/lora_b_diffusers.safetensors:0.4" \
+  --lora-mode runtime && [ -f "$tmp/r/sdxl_s5_0.png" ] && ok "two LoRAs at run time" || bad "runtime LoRAs" "$(cat "$tmp/log")"
+run "$tmp/r0" --model "$M" --lora "$tmp/m/lora_a_kohya.safetensors:0" --lora-mode runtime
+cmp -s "$png" "$tmp/r0/sdxl_s5_0.png" && ok "run-time LoRA at weight 0 = base" || bad "runtime weight 0" "differs"
 # the dumped noise fed back reproduces the image; another seed gives another image
 run "$tmp/k" --seed 99 --noise "$tmp/a.safetensors" && cmp -s "$png" "$tmp/k/sdxl_s99_0.png" &&
   ok "--noise with the dumped noise reproduces the image" || bad "--noise" "$(cat "$tmp/log")"

@@ -290,7 +290,6 @@ sdxl_lora *sdxl_lora_open(const char *path, const sdxl_lora_index *idx, char *er
             }
             sdxl_lora_pair *p = &l->pairs[l->n];
             p->comp = e->comp;
-            p->module = e->module;
             p->wndim = e->ndim;
             memcpy(p->wshape, e->shape, sizeof p->wshape);
             int64_t O = e->shape[0], kh = e->ndim == 4 ? e->shape[2] : 1, kw = e->ndim == 4 ? e->shape[3] : 1;
@@ -329,16 +328,16 @@ sdxl_lora *sdxl_lora_open(const char *path, const sdxl_lora_index *idx, char *er
                 p->alpha = a[0];
                 free(a);
             }
+            p->module = dupstr(e->module);
+            l->n++;   /* counted before widening, so free releases whatever was widened */
             if (widen(&p->A, A, path, err, errlen) || widen(&p->B, B, path, err, errlen)) {
                 failed = 1;
-                l->n++;   /* so free releases what was widened */
                 break;
             }
-            l->n++;
         }
     }
     free(pd);
-    safetensors_close(st);   /* A, B and alpha are copied; module names point into the index */
+    safetensors_close(st);   /* A, B, alpha and the module names are copied: the file and index may go */
     if (failed) {
         sdxl_lora_free(l);
         return NULL;
@@ -349,7 +348,7 @@ sdxl_lora *sdxl_lora_open(const char *path, const sdxl_lora_index *idx, char *er
 void sdxl_lora_free(sdxl_lora *l)
 {
     if (!l) return;
-    for (size_t i = 0; i < l->n; i++) free(l->pairs[i].A), free(l->pairs[i].B);
+    for (size_t i = 0; i < l->n; i++) free(l->pairs[i].A), free(l->pairs[i].B), free((char *)l->pairs[i].module);
     free(l->pairs);
     free(l->path);
     free(l);
@@ -460,4 +459,77 @@ void sdxl_lora_conv_add(float *out, const float *in, int B, const nn_conv_geom *
             nn_sgemm(0, 0, g->OC, (int)P, p->rank, ad[k].scale, p->B, p->rank, ws + (size_t)b * p->rank * P, (int)P,
                      1.0f, out + (size_t)b * g->OC * P, (int)P);
     }
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Runtime table. */
+
+typedef struct {
+    const nn_tensor *w;
+    sdxl_lora_adapter *ad;
+    size_t n;
+} rt_entry;
+
+struct sdxl_lora_runtime {
+    rt_entry *e;
+    size_t n;
+};
+
+static int rt_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const rt_entry *)a)->w, y = (uintptr_t)((const rt_entry *)b)->w;
+    return x < y ? -1 : x > y;
+}
+
+sdxl_lora_runtime *sdxl_lora_runtime_build(const nn_weights *w, const char *prefix, sdxl_lora_comp comp,
+                                           const sdxl_lora *const *loras, const float *wts, size_t nl, char *err,
+                                           size_t errlen)
+{
+    sdxl_lora_runtime *rt = mem_calloc(1, sizeof *rt);
+    size_t cap = 0;
+    for (size_t i = 0; i < nl; i++) cap += loras[i]->n;
+    rt->e = mem_calloc(cap ? cap : 1, sizeof *rt->e);
+    for (size_t i = 0; i < nl; i++)
+        for (size_t k = 0; k < loras[i]->n; k++) {
+            const sdxl_lora_pair *p = &loras[i]->pairs[k];
+            if (p->comp != comp) continue;
+            char name[600];
+            snprintf(name, sizeof name, "%s.weight", p->module);
+            const nn_tensor *t = nn_weights_find(w, prefix, name);
+            if (!t) {
+                log_errf(err, errlen, loras[i]->path, "module '%s': no weight '%s%s' in the model", p->module,
+                         prefix ? prefix : "", name);
+                sdxl_lora_runtime_free(rt);
+                return NULL;
+            }
+            size_t j;
+            for (j = 0; j < rt->n && rt->e[j].w != t; j++) {}
+            if (j < rt->n) continue;   /* this module was collected with every LoRA's adapter already */
+            rt_entry *e = &rt->e[rt->n++];
+            e->w = t;
+            e->ad = mem_calloc(nl, sizeof *e->ad);
+            e->n = sdxl_lora_adapters(e->ad, nl, comp, p->module, loras, wts, nl);
+        }
+    qsort(rt->e, rt->n, sizeof *rt->e, rt_cmp);
+    return rt;
+}
+
+void sdxl_lora_runtime_free(sdxl_lora_runtime *rt)
+{
+    if (!rt) return;
+    for (size_t i = 0; i < rt->n; i++) free(rt->e[i].ad);
+    free(rt->e);
+    free(rt);
+}
+
+size_t sdxl_lora_runtime_count(const sdxl_lora_runtime *rt) { return rt ? rt->n : 0; }
+
+size_t sdxl_lora_runtime_find(const sdxl_lora_runtime *rt, const nn_tensor *W, const sdxl_lora_adapter **ad)
+{
+    if (!rt || !rt->n) return 0;
+    rt_entry key = {W, NULL, 0};
+    const rt_entry *e = bsearch(&key, rt->e, rt->n, sizeof *rt->e, rt_cmp);
+    if (!e) return 0;
+    *ad = e->ad;
+    return e->n;
 }

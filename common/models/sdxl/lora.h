@@ -31,6 +31,7 @@
 #define SF_SDXL_LORA_H
 #include "conv.h"
 #include "tensor.h"
+#include "weights.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,7 +55,7 @@ size_t sdxl_lora_index_count(const sdxl_lora_index *x);
 /* ---- a LoRA file ---- */
 typedef struct {
     sdxl_lora_comp comp;
-    const char *module;     /* the model's module name (into the index) */
+    const char *module;     /* the model's module name (owned copy) */
     int rank, kind;         /* kind 0: linear A [r, I]; 1: conv A [r, C, kh, kw] */
     int64_t wshape[4];      /* the adapted weight's shape */
     int wndim;
@@ -101,5 +102,20 @@ void sdxl_lora_linear_add(float *out, const float *in, int N, int I, int O, cons
 /* out[B, O, OH, OW] += sum_k s_k B_k conv_{A_k}(in[B, C, H, W]) with the layer's geometry g (g->OC = O) */
 void sdxl_lora_conv_add(float *out, const float *in, int B, const nn_conv_geom *g, const sdxl_lora_adapter *ad,
                         size_t n, float *ws);
+
+/* ---- runtime table: the adapters of every adapted weight of a model, keyed by the weight tensor ----
+ * Built against the model's weight store (the tensors the network binds), so the layer ops can find a weight's
+ * adapters by the nn_tensor pointer they are given (models/sdxl/sdxl_ops.h). Several tables on one store = several
+ * LoRA'd networks on one shared copy of the base weights. */
+typedef struct sdxl_lora_runtime sdxl_lora_runtime;
+/* For every module of comp that any of loras[nl] adapts: the tensor prefix + "<module>.weight" of w, with its
+ * adapters at weights wts[nl]. NULL with one line in err when a module has no weight in w. */
+sdxl_lora_runtime *sdxl_lora_runtime_build(const nn_weights *w, const char *prefix, sdxl_lora_comp comp,
+                                           const sdxl_lora *const *loras, const float *wts, size_t nl, char *err,
+                                           size_t errlen);
+void sdxl_lora_runtime_free(sdxl_lora_runtime *rt);
+size_t sdxl_lora_runtime_count(const sdxl_lora_runtime *rt);           /* adapted weights */
+/* The adapters of weight W (by address: a tensor of the store), *ad set; 0 when W is not adapted. */
+size_t sdxl_lora_runtime_find(const sdxl_lora_runtime *rt, const nn_tensor *W, const sdxl_lora_adapter **ad);
 
 #endif

@@ -25,6 +25,7 @@ void sdxl_ops_free(sdxl_ops *o)
     for (int i = 0; i < 3; i++) free(o->wbuf[i]);
     free(o->stats);
     free(o->attn_ws);
+    free(o->lora_ws);
     memset(o, 0, sizeof *o);
 }
 
@@ -103,12 +104,22 @@ void sdxl_ops_linear(sdxl_ops *o, float *out, const float *in, int T, const nn_t
     const float *w = sdxl_ops_f32(o, W, 0);
     nn_sgemm(0, 1, T, OC, IC, 1.0f, in, IC, w, IC, acc ? 1.0f : 0.0f, out, OC);
     if (b) add_bias_rows(out, sdxl_ops_f32(o, b, 1), T, OC);
+    const sdxl_lora_adapter *ad;
+    size_t na = sdxl_lora_runtime_find(o->lora, W, &ad);
+    if (na) {
+        /* grows once per size, then reused: the first step allocates, later ones do not */
+        float *ws = grow(&o->lora_ws, &o->lora_cap, sdxl_lora_linear_ws(ad, na, T));
+        sdxl_lora_linear_add(out, in, T, IC, OC, ad, na, ws);
+    }
 }
 
 void sdxl_ops_conv2d(sdxl_ops *o, float *out, const float *in, int B, const nn_conv_geom *g, const nn_tensor *W,
                      const nn_tensor *b, float *ws, size_t ws_n)
 {
     nn_conv2d_forward(out, in, sdxl_ops_f32(o, W, 0), sdxl_ops_f32(o, b, 1), B, g, ws, ws_n);
+    const sdxl_lora_adapter *ad;
+    size_t na = sdxl_lora_runtime_find(o->lora, W, &ad);
+    if (na) sdxl_lora_conv_add(out, in, B, g, ad, na, grow(&o->lora_ws, &o->lora_cap, sdxl_lora_conv_ws(ad, na, B, g)));
 }
 
 void sdxl_ops_groupnorm(sdxl_ops *o, float *out, const float *in, int B, int C, int HW, int G, float eps,

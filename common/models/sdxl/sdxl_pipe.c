@@ -29,6 +29,9 @@ struct sdxl_pipe {
     safetensors *vae_st, *single;   /* the single file stays open: the text towers are views into it */
     sdxl_euler_config sched;
     int force_zeros;
+    sdxl_lora *loras[SDXL_PIPE_MAX_LORAS];   /* kept for run-time application */
+    int nlora;
+    sdxl_lora_runtime *rt;
     float *ws;
     size_t ws_n;
 };
@@ -127,8 +130,9 @@ static int unet_shape_of(const sdxl_unet_config *c, sdxl_unet_shape *s)
     return 0;
 }
 
-/* merge the LoRAs into the UNet store: every adapted weight is replaced by its merged copy */
-static int merge_loras(sdxl_pipe *p, const sdxl_pipe_opts *o, char *err, size_t errlen)
+/* open the LoRAs against the UNet's weights (with original-name aliases for kohya files), then merge them into the
+ * store (every adapted weight replaced by its merged copy) or keep them for run-time application */
+static int setup_loras(sdxl_pipe *p, const sdxl_pipe_opts *o, char *err, size_t errlen)
 {
     if (o->nlora == 0) return 0;
     sdxl_lora_index *idx = sdxl_lora_index_alloc();
@@ -148,22 +152,27 @@ static int merge_loras(sdxl_pipe *p, const sdxl_pipe_opts *o, char *err, size_t 
         sdxl_lora_index_add(idx, SDXL_LORA_UNET, mod, alias, t->ndim, t->shape);
     }
     free(at.d), free(at.o);
-    sdxl_lora *ls[SDXL_PIPE_MAX_LORAS] = {0};
     int rc = -1;
-    for (int i = 0; i < o->nlora; i++)
-        if (!(ls[i] = sdxl_lora_open(o->lora_path[i], idx, err, errlen))) goto out;
+    for (int i = 0; i < o->nlora; i++) {
+        if (!(p->loras[i] = sdxl_lora_open(o->lora_path[i], idx, err, errlen))) goto out;
+        p->nlora = i + 1;
+    }
+    if (o->lora_runtime) {
+        rc = 0;
+        goto out;
+    }
     /* every module any LoRA adapts, once */
     for (int i = 0; i < o->nlora; i++)
-        for (size_t k = 0; k < ls[i]->n; k++) {
-            const char *mod = ls[i]->pairs[k].module;
+        for (size_t k = 0; k < p->loras[i]->n; k++) {
+            const char *mod = p->loras[i]->pairs[k].module;
             int seen = 0;
-            for (int j = 0; j < i && !seen; j++) seen = sdxl_lora_find(ls[j], SDXL_LORA_UNET, mod) != NULL;
+            for (int j = 0; j < i && !seen; j++) seen = sdxl_lora_find(p->loras[j], SDXL_LORA_UNET, mod) != NULL;
             if (seen) continue;
             char wn[300];
             snprintf(wn, sizeof wn, "%s.weight", mod);
             const nn_tensor *base = nn_weights_find(p->uw, NULL, wn);
             nn_tensor merged;
-            sdxl_lora_merge(&merged, base, SDXL_LORA_UNET, mod, (const sdxl_lora *const *)ls, o->lora_weight,
+            sdxl_lora_merge(&merged, base, SDXL_LORA_UNET, mod, (const sdxl_lora *const *)p->loras, o->lora_weight,
                             (size_t)o->nlora);
             if (nn_weights_replace(p->uw, NULL, wn, &merged, err, errlen)) {
                 nn_tensor_free(&merged);
@@ -172,7 +181,6 @@ static int merge_loras(sdxl_pipe *p, const sdxl_pipe_opts *o, char *err, size_t 
         }
     rc = 0;
 out:
-    for (int i = 0; i < o->nlora; i++) sdxl_lora_free(ls[i]);
     sdxl_lora_index_free(idx);
     return rc;
 }
@@ -254,8 +262,14 @@ sdxl_pipe *sdxl_pipe_load(const sdxl_pipe_opts *o, char *err, size_t errlen)
         if (!(p->vae = sdxl_vae_load(&vc, p->vae_st, 0, s, err, errlen))) goto out;
         free(s), s = NULL;
     }
-    if (merge_loras(p, o, err, errlen)) goto out;
+    if (setup_loras(p, o, err, errlen)) goto out;
     if (!(p->unet = sdxl_unet_create(&p->ucfg, p->uw, NULL, err, errlen))) goto out;
+    if (o->lora_runtime && o->nlora) {
+        p->rt = sdxl_lora_runtime_build(p->uw, NULL, SDXL_LORA_UNET, (const sdxl_lora *const *)p->loras,
+                                        o->lora_weight, (size_t)o->nlora, err, errlen);
+        if (!p->rt) goto out;
+        sdxl_unet_set_lora(p->unet, p->rt);
+    }
     if (sdxl_text_context_dim(p->text) != p->ucfg.cross_attention_dim[0]) {
         log_errf(err, errlen, cdir, "text context width %d does not match the UNet's cross_attention_dim %d",
                  sdxl_text_context_dim(p->text), p->ucfg.cross_attention_dim[0]);
@@ -289,6 +303,8 @@ void sdxl_pipe_free(sdxl_pipe *p)
     if (!p) return;
     sdxl_text_free(p->text);
     sdxl_unet_free(p->unet);
+    sdxl_lora_runtime_free(p->rt);
+    for (int i = 0; i < p->nlora; i++) sdxl_lora_free(p->loras[i]);
     nn_weights_free(p->uw);
     sdxl_vae_free(p->vae);
     safetensors_close(p->vae_st);

@@ -9,8 +9,9 @@
  * tokenizer/, tokenizer_2/; the fp32 files or the "fp16" variant), or a single-file checkpoint
  * (sd_xl_base_1.0.safetensors) with a folder that holds the configs and tokenizers (as diffusers'
  * from_single_file takes them from the hub). Weights stay memory-mapped views in the stored dtype.
- * LoRAs (models/sdxl/lora.h) are merged into the UNet when it is loaded: only the adapted tensors get new
- * (merged) copies in the base dtype, every other tensor stays a view of the file. */
+ * LoRAs (models/sdxl/lora.h) are merged into the UNet when it is loaded (only the adapted tensors get new merged
+ * copies in the base dtype, every other tensor stays a view of the file), or applied at run time on the unchanged
+ * base weights (y = W0 x + s B A x in the UNet's linear and conv ops). */
 #ifndef SF_SDXL_PIPE_H
 #define SF_SDXL_PIPE_H
 #include <stddef.h>
@@ -25,6 +26,7 @@ typedef struct {
     int nlora;
     const char *lora_path[SDXL_PIPE_MAX_LORAS];
     float lora_weight[SDXL_PIPE_MAX_LORAS];
+    int lora_runtime;           /* 0: merge into new tensors; 1: apply at run time on the unchanged base */
 } sdxl_pipe_opts;
 
 typedef struct {

@@ -551,6 +551,7 @@ sdxl_unet *sdxl_unet_create(const sdxl_unet_config *cfg, const nn_weights *w, co
 
 const sdxl_unet_config *sdxl_unet_cfg(const sdxl_unet *u) { return &u->cfg; }
 size_t sdxl_unet_param_count(const sdxl_unet *u) { return u->nparams; }
+void sdxl_unet_set_lora(sdxl_unet *u, const sdxl_lora_runtime *rt) { u->ops.lora = rt; }
 
 sdxl_unet *sdxl_unet_load_diffusers(const char *unet_dir, const char *variant, char *err, size_t errlen)
 {
