@@ -314,8 +314,9 @@ def lora(out):
     changed = [k for k in f2 if not torch.equal(f2[k].float(), base[k])]
     assert sorted(changed) == sorted({m + ".weight" for m, _ in LORA_A + LORA_B}), changed
     sdxl_st.save(os.path.join(out, "fused.safetensors"), res)
+    cfg = {k: v for k, v in dict(unet.config).items() if not k.startswith("_")}
     with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(dict(unet.config), f, indent=2, default=list)
+        json.dump(cfg, f, indent=2, sort_keys=True, default=list)
     print("lora: wrote", out, len(res), "fused tensors")
 
 
@@ -492,7 +493,27 @@ def pipeline(out):
     print("pipeline: wrote", out)
 
 
+def same(a, b):
+    """Two fixture files hold the same data: JSON/text byte for byte; safetensors with the same names, shapes and
+    dtypes, values within 1e-5 + 1e-5 |x| (torch's CPU kernels are not bitwise reproducible across thread counts).
+    Exit status 0 / 1."""
+    if not a.endswith(".safetensors"):
+        return 0 if open(a, "rb").read() == open(b, "rb").read() else 1
+    x, y = sdxl_st.load(a), sdxl_st.load(b)
+    if set(x) != set(y):
+        return 1
+    for k in x:
+        if x[k].shape != y[k].shape or x[k].dtype != y[k].dtype:
+            return 1
+        if not torch.allclose(x[k].double(), y[k].double(), atol=1e-5, rtol=1e-5):
+            print("differs:", k, (x[k].double() - y[k].double()).abs().max().item())
+            return 1
+    return 0
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "same":
+        sys.exit(same(sys.argv[2], sys.argv[3]))
     if len(sys.argv) == 3 and sys.argv[1] == "pipeline":
         pipeline(sys.argv[2])
         sys.exit(0)
