@@ -101,7 +101,7 @@ def euler(out):
 
 TINY_VAE = {
     "_class_name": "AutoencoderKL", "_diffusers_version": "0.25.1", "act_fn": "silu",
-    "block_out_channels": [8, 16, 32], "down_block_types": ["DownEncoderBlock2D"] * 3, "force_upcast": True,
+    "block_out_channels": [8, 16, 16], "down_block_types": ["DownEncoderBlock2D"] * 3, "force_upcast": True,
     "in_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 4, "out_channels": 3,
     "sample_size": 32, "scaling_factor": 0.13025, "up_block_types": ["UpDecoderBlock2D"] * 3,
 }
