@@ -34,6 +34,9 @@ done
 n_parsed=$(grep -o '{"[a-z-]*", [a-z_]*_argument' exp_sdxl/main.c | wc -l)
 [ "$n_parsed" = 20 ] && ok "20 options parsed, 20 documented" || bad "option count" "$n_parsed parsed"
 
+one_line_error "sdxl_tiny: unknown flag rejected" "bogus" $tiny --bogus
+one_line_error "sdxl_tiny: --out required" "--out" $tiny
+$tiny --help | grep -q -- "--seed" && ok "sdxl_tiny --help" || bad "sdxl_tiny --help" "no --seed"
 $tiny --out "$tmp/m" > /dev/null || { bad "sdxl_tiny writes the tiny model" "exit $?"; echo "RESULT passed=$pass failed=$fail"; exit 1; }
 ok "sdxl_tiny writes the tiny model"
 M=$tmp/m/diffusers
@@ -58,6 +61,13 @@ head -c 2000 "$tmp/m/lora_a_kohya.safetensors" > "$tmp/trunc.safetensors"
 one_line_error "truncated LoRA file named" "trunc.safetensors" $bin --family sdxl --model "$M" --lora "$tmp/trunc.safetensors" --out "$tmp/x"
 one_line_error "LoRA on a missing module named" "lora_a" $bin --family sdxl --model "$tmp/m/sd_xl_tiny.safetensors" \
   --config "$M" --lora "$tmp/m/lora_a_kohya.safetensors" --lora "$tmp/none/lora_a.safetensors" --out "$tmp/x"
+# a truncated weight file and a corrupt config are named
+cp -r "$M" "$tmp/t"
+head -c 5000 "$M/vae/diffusion_pytorch_model.safetensors" > "$tmp/t/vae/diffusion_pytorch_model.safetensors"
+one_line_error "truncated VAE file named" "vae/diffusion_pytorch_model.safetensors" $bin --family sdxl --model "$tmp/t" --out "$tmp/x"
+cp "$M/vae/diffusion_pytorch_model.safetensors" "$tmp/t/vae/"
+printf '{"num_train_timesteps": 1000,' > "$tmp/t/scheduler/scheduler_config.json"
+one_line_error "corrupt scheduler config named" "scheduler_config.json" $bin --family sdxl --model "$tmp/t" --out "$tmp/x"
 [ ! -e "$tmp/x" ] || [ -z "$(ls "$tmp/x")" ] && ok "failed runs left no image" || bad "failed runs left no image" "$(ls "$tmp/x")"
 
 run "$tmp/a" --dump "$tmp/a.safetensors" && ok "folder (fp32) run" || bad "folder (fp32) run" "$(cat "$tmp/log")"
