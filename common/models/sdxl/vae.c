@@ -102,7 +102,6 @@ int sdxl_vae_config_read(sdxl_vae_config *c, const char *path, char *err, size_t
     c->scaling_factor = (float)sf;
     c->nblocks = (int)nb;
     for (size_t i = 0; i < nb; i++) c->block_out[i] = (int)bo[i];
-    if (c->latent_channels % 1 != 0 || c->block_out[0] % c->norm_num_groups) goto done;
     rc = 0;
 done:
     json_free(d);
