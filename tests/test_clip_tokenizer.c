@@ -2,8 +2,9 @@
  * SimpleTokenizer (fixtures of tests/reference/sdxl_text_ref.py, tests/fixtures/sdxl/clip_tokens.json):
  *   - the cleaned text (html.unescape x2, whitespace, lower) byte for byte, for every awkward prompt;
  *   - the 77 ids and the untruncated counts with the reduced merges (committed: header + 256 merges, gzip);
- *   - the same with the REAL vocabulary when SF_CLIP_BPE names open_clip's bpe_simple_vocab_16e6.txt.gz
- *     (checked by its sha256 in the fixture; SKIP with a message otherwise: it cannot be fetched in CI);
+ *   - the same with the REAL vocabulary when SF_CLIP_BPE names open_clip's bpe_simple_vocab_16e6.txt.gz, or when
+ *     it lies at data/clip/bpe_simple_vocab_16e6.txt.gz (checked by its sha256 in the fixture; SKIP with a
+ *     message otherwise: no package registry reachable from CI ships it);
  *   - the diffusers folder form (tokenizer/: vocab.json + merges.txt, pads with <|endoftext|>), and tokenizer_2/'s
  *     "!" special token (pad id 0; "! !! !!!" -> six 0s, diffusers issue #4153);
  *   - bad input: missing/corrupt files, merges naming unknown symbols, invalid UTF-8 prompts.
@@ -74,7 +75,7 @@ static void check_block(const char *tag, const clip_tokenizer *t, const json_doc
         const char *text = json_at(prompts, p)->u.str.s;
         int32_t got[77];
         size_t n = 0;
-        char err[512] = "", why[256] = "", name[256];
+        char err[512] = "", why[600] = "", name[256];
         int ok = clip_tokenizer_tokenize(t, text, got, &n, err, sizeof err) == 0;
         int64_t wn = -1;
         if (ok) ok = same_ids(d, json_at(ids, p), got, 77, why, sizeof why);
@@ -144,9 +145,11 @@ int main(int argc, char **argv)
 
     /* 3. the real vocabulary, when present */
     const char *real = getenv("SF_CLIP_BPE");
+    if ((!real || !*real) && access("data/clip/bpe_simple_vocab_16e6.txt.gz", R_OK) == 0)
+        real = "data/clip/bpe_simple_vocab_16e6.txt.gz";
     if (!real || !*real) {
-        printf("SKIP real CLIP vocabulary: set SF_CLIP_BPE to open_clip's bpe_simple_vocab_16e6.txt.gz (make check-sdxl "
-               "does; it cannot be fetched in CI)\n");
+        printf("SKIP real CLIP vocabulary: put open_clip's bpe_simple_vocab_16e6.txt.gz at data/clip/ or name it in "
+               "SF_CLIP_BPE (make check-sdxl does; no package registry reachable from CI ships it)\n");
     } else {
         char hex[65];
         const char *want = json_get(json_get(root, "real"), "sha256")->u.str.s;
@@ -158,6 +161,14 @@ int main(int argc, char **argv)
                       clip_tokenizer_eos(rt) == 49407,
                   "real vocabulary: 49,408 ids, sot 49406, eot 49407");
             check_block("real", rt, d, json_get(root, "real"), prompts);
+            /* random prompts (check-sdxl writes them next to the fixtures; never committed) */
+            snprintf(path, sizeof path, "%s/clip_fuzz.json", fixdir());
+            if (access(path, R_OK) == 0) {
+                json_doc *fz = json_load(path, err, sizeof err);
+                test_report(fz != NULL, "clip_fuzz.json loads", err);
+                if (fz) check_block("fuzz", rt, fz, json_root(fz), json_get(json_root(fz), "prompts"));
+                json_free(fz);
+            }
             int32_t ids[77];
             clip_tokenizer_tokenize(rt, "a photo of a mathematics scientist", ids, NULL, err, sizeof err);
             CHECK(ids[1] == 320 && ids[2] == 1125 && ids[3] == 539 && ids[5] == 20113 && ids[6] == 11083 &&
@@ -247,6 +258,11 @@ int main(int argc, char **argv)
         clip_tokenizer_tokenize(red, longtext, ids, &n, err, sizeof err);
         CHECK(n > 77 && ids[0] == 768 && ids[76] == 769 && ids[75] != 769, "long prompt: 75 tokens + end token");
         int32_t raw[8];
+        CHECK(clip_tokenizer_set_pad(red, 769, err, sizeof err) == 0 &&
+                  clip_tokenizer_tokenize(red, "a", ids, NULL, err, sizeof err) == 0 && ids[2] == 769 && ids[76] == 769 &&
+                  clip_tokenizer_set_pad(red, 770, err, sizeof err) == -1 && strstr(err, "pad id 770 is not a token") &&
+                  clip_tokenizer_set_pad(red, 0, err, sizeof err) == 0,
+              "set_pad: end-token padding; an id outside the vocabulary refused");
         CHECK(clip_tokenizer_encode(red, "a a", raw, 8, &n, err, sizeof err) == 0 && n == 2 && raw[0] == raw[1] &&
                   raw[0] == 256 + 'a' - '!',
               "encode without start/end: \"a a\" -> a</w> a</w>");
