@@ -7,7 +7,7 @@
  *
  * Tolerances (error measured as max |ours - ref| / max |ref| over the whole output):
  *   fp32 weights vs diffusers fp32: 1e-5 (measured 1.3e-6; both sides round differently in every GEMM, conv and norm;
- *   model's output has max |ref| ~2);
+ *   the tiny model's output has max |ref| ~2);
  *   fp16 weights (diffusers variant and single file) vs diffusers run on the SAME fp16-rounded weights in fp32:
  *   1e-5 as well (measured 1.3e-6), since our widening is exact;
  *   and, for the record, fp16 weights vs fp32 weights: the rounding of the weights themselves, ~2e-3. */
@@ -21,6 +21,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -183,6 +184,38 @@ static void test_fixture_model(void)
         printf("# fp16 weights vs fp32 weights (the weight rounding itself): %.3g\n", e16);
         CHECK(e16 > 1e-5 && e16 < 1e-2, "fp16 weights move the output by the rounding only (1e-5 < rel < 1e-2)");
         sdxl_unet_free(u);
+    }
+
+    /* bf16 weights (the fp32 fixture rounded to bf16 in memory): the bf16 GEMM path, activations rounded to bf16
+     * at every GEMM input; checked against diffusers fp32 with the tolerance bf16 rounding allows */
+    {
+        nn_weights *w32 = nn_weights_alloc(), *w16 = nn_weights_alloc();
+        sdxl_unet_config cfg;
+        int ok = sdxl_unet_config_load(&cfg, FIX "/unet/config.json", err, sizeof err) == 0 &&
+                 nn_weights_add_diffusers(w32, FIX "/unet", "diffusion_pytorch_model", NULL, NULL, NULL, err,
+                                          sizeof err) == 0;
+        size_t nt = ok ? nn_weights_count(w32) : 0, total = 0;
+        for (size_t i = 0; i < nt; i++) total += nn_weights_tensor_at(w32, i)->numel;
+        uint16_t *bf = malloc((total + 1) * sizeof(uint16_t)), *p = bf;
+        for (size_t i = 0; i < nt && ok; i++) {
+            const nn_tensor *t = nn_weights_tensor_at(w32, i);
+            for (size_t j = 0; j < t->numel; j++) p[j] = nn_f32_to_bf16(((const float *)t->data)[j]);
+            nn_tensor v = nn_tensor_view(p, NN_BF16, DEVICE_CPU, t->ndim, t->shape);
+            ok = nn_weights_add_tensor(w16, nn_weights_name_at(w32, i), &v, "bf16 copy", err, sizeof err) == 0;
+            p += t->numel;
+        }
+        u = ok ? sdxl_unet_create(&cfg, w16, NULL, err, sizeof err) : NULL;
+        test_report(u != NULL, "bf16 weights (in memory) bind", err);
+        if (u) {
+            double e = run_unet(u, &io, out);
+            if (e == 0) e = rel_err(out, io.out32, n);
+            printf("# bf16 weights + bf16 GEMM inputs vs diffusers fp32: %.3g\n", e);
+            CHECK_CLOSE(e, 0, 3e-2, 0, "UNet bf16 path == diffusers fp32 to bf16 rounding (rel 3e-2)");
+            sdxl_unet_free(u);
+        }
+        free(bf);
+        nn_weights_free(w16);
+        nn_weights_free(w32);
     }
 
     /* single file, original names */

@@ -14,7 +14,7 @@
 #define SF_NN_ATTENTION_H
 #include <stddef.h>
 
-#define NN_ATTN_QB 32    /* query rows per block */
+#define NN_ATTN_QB 128   /* query rows per block (the transposed key block is rebuilt once per query block) */
 #define NN_ATTN_KB 128   /* keys per block */
 
 /* Floats of workspace for up to `threads` OpenMP threads (pass omp_get_max_threads()). */

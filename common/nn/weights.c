@@ -36,7 +36,7 @@ void nn_weights_free(nn_weights *w)
         if (w->e[i].t.owned) nn_tensor_free(&w->e[i].t);   /* replaced by nn_weights_replace */
     }
     for (int i = 0; i < w->nfiles; i++) {
-        safetensors_close(w->files[i]);
+        if (w->files[i]) safetensors_close(w->files[i]);
         free(w->paths[i]);
     }
     free(w->label);
@@ -73,7 +73,7 @@ static const weights_entry *weights_lookup(const nn_weights *w, const char *pref
         snprintf(full, sizeof full, "%s%s", prefix, name);
         name = full;
     }
-    if (!w->sorted) {   /* only reachable after a failed add (duplicate names): a linear scan is still right */
+    if (!w->sorted) {   /* after nn_weights_add_tensor or a failed add: a linear scan is still right */
         for (size_t i = 0; i < w->n; i++)
             if (!strcmp(w->e[i].name, name)) return &w->e[i];
         return NULL;
@@ -128,6 +128,37 @@ int nn_weights_add_file(nn_weights *w, const char *path, nn_weights_rename_fn re
     }
     w->sorted = 0;
     return weights_sort(w, err, errlen);
+}
+
+int nn_weights_add_tensor(nn_weights *w, const char *name, const nn_tensor *t, const char *label, char *err,
+                          size_t errlen)
+{
+    if (!label) label = "memory";
+    int fi = -1;
+    for (int i = 0; i < w->nfiles && fi < 0; i++)
+        if (!w->files[i] && !strcmp(w->paths[i], label)) fi = i;
+    if (fi < 0) {   /* a source without a file: files[fi] NULL, paths[fi] the label */
+        w->files = mem_realloc(w->files, (size_t)(w->nfiles + 1) * sizeof *w->files);
+        w->paths = mem_realloc(w->paths, (size_t)(w->nfiles + 1) * sizeof *w->paths);
+        fi = w->nfiles++;
+        w->files[fi] = NULL;
+        w->paths[fi] = mem_strdup(label);
+        if (!w->label) w->label = mem_strdup(label);
+    }
+    if (w->n == w->cap) {
+        w->cap = w->cap ? 2 * w->cap : 256;
+        w->e = mem_realloc(w->e, w->cap * sizeof *w->e);
+    }
+    const weights_entry *dup = weights_lookup(w, NULL, name);
+    if (dup) {
+        snprintf(err, errlen, "%s: tensor '%s': present twice (also in %s)", label, name, w->paths[dup->file]);
+        return -1;
+    }
+    nn_tensor v = *t;
+    v.owned = 0;
+    w->e[w->n++] = (weights_entry){.name = mem_strdup(name), .t = v, .file = fi};
+    w->sorted = 0;   /* lookups scan until the next file add sorts (adding many tensors stays O(n) each) */
+    return 0;
 }
 
 /* Directory part of a path ("a/b/c.json" -> "a/b/"; "c.json" -> ""), into out[len]. */
@@ -199,7 +230,7 @@ int nn_weights_add_index(nn_weights *w, const char *index_path, nn_weights_renam
         if (!found) {
             int other = e == NULL;
             for (int fi = first_file; other && fi < w->nfiles; fi++)
-                other = safetensors_find(w->files[fi], name) == NULL;
+                other = !w->files[fi] || safetensors_find(w->files[fi], name) == NULL;
             if (other) {   /* not even stored under another dtype */
                 snprintf(err, errlen, "%s: tensor '%s': listed in the index but not found in shard %s", index_path,
                          name, f);

@@ -45,8 +45,13 @@ int nn_weights_add_index(nn_weights *w, const char *index_path, nn_weights_renam
 int nn_weights_add_diffusers(nn_weights *w, const char *dir, const char *base, const char *variant,
                              nn_weights_rename_fn rename, void *ctx, char *err, size_t errlen);
 
+/* Add a caller's tensor as a view (its data must outlive the store), e.g. weights made in memory (a merged LoRA, a
+ * benchmark's random weights); label names its origin in messages. 0, or -1 (a name already present). */
+int nn_weights_add_tensor(nn_weights *w, const char *name, const nn_tensor *t, const char *label, char *err,
+                          size_t errlen);
+
 size_t nn_weights_count(const nn_weights *w);
-const char *nn_weights_name_at(const nn_weights *w, size_t i);          /* in name order */
+const char *nn_weights_name_at(const nn_weights *w, size_t i);          /* i < count; order unspecified */
 const nn_tensor *nn_weights_tensor_at(const nn_weights *w, size_t i);
 size_t nn_weights_skipped(const nn_weights *w);                         /* non-float tensors left out */
 /* The file a tensor came from (or the store's first file / "weights" if absent): for messages. */

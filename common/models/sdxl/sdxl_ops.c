@@ -1,11 +1,15 @@
 /* models/sdxl/sdxl_ops: CPU implementations of the SDXL networks' layer calls (see sdxl_ops.h). Linear layers
- * and convolutions go to the packed AVX-512 SGEMM (nn_sgemm, via nn_conv2d_forward for convolutions); norms,
- * activations and attention to nn/norm, nn/act, nn/attention. The f16 -> f32 widening uses the F16C conversion
- * instruction where the build has it (exact, like every f16 -> f32 conversion). */
+ * and convolutions with f32 / f16 weights go to the packed SGEMM (nn_sgemm, via nn_conv2d_forward for
+ * convolutions) after exact widening; with bf16 weights to the bf16 GEMM (nn_gemm_bf16: the weights are used as
+ * stored, the fp32 activations are rounded to bf16 while packed, products accumulate in fp32), convolutions
+ * through an im2col here. Norms, activations and attention go to nn/norm, nn/act, nn/attention. The f16 -> f32
+ * widening uses the F16C conversion instruction where the build has it (exact, like every f16 -> f32 conversion). */
 #include "sdxl_ops.h"
 #include "act.h"
 #include "attention.h"
 #include "gemm.h"
+#include "gemm_amx.h"
+#include "sdxl_ops_bf16.h"
 #include "log.h"
 #include "mem.h"
 #include "norm.h"
@@ -14,11 +18,27 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__AVX512F__)
+#if defined(__F16C__) && defined(__AVX2__)
 #include <immintrin.h>
+#define OPS_F16C 1
+#else
+#define OPS_F16C 0
 #endif
 
 void sdxl_ops_init(sdxl_ops *o) { memset(o, 0, sizeof *o); }
+
+const char *sdxl_ops_kind_name(int kind)
+{
+    static const char *const names[SDXL_OPS_NKIND] = {"linear", "conv", "attention", "norm", "other"};
+    return kind >= 0 && kind < SDXL_OPS_NKIND ? names[kind] : "?";
+}
+
+#define TIMED(o, kind, body)                                                   \
+    do {                                                                       \
+        const double t0_ = omp_get_wtime();                                    \
+        body;                                                                  \
+        (o)->seconds[kind] += omp_get_wtime() - t0_;                           \
+    } while (0)
 
 void sdxl_ops_free(sdxl_ops *o)
 {
@@ -26,6 +46,7 @@ void sdxl_ops_free(sdxl_ops *o)
     free(o->stats);
     free(o->attn_ws);
     free(o->lora_ws);
+    free(o->pack);
     memset(o, 0, sizeof *o);
 }
 
@@ -48,14 +69,14 @@ static void widen_range(float *out, const nn_tensor *t, size_t lo, size_t hi)
 {
     const uint16_t *h = t->data;   /* 2-byte alignment: safetensors offsets are multiples of the element size */
     size_t i = lo;
-#if defined(__AVX512F__)
+#if OPS_F16C
     if (t->dtype == NN_F16)
-        for (; i + 16 <= hi; i += 16)
-            _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + i))));
+        for (; i + 8 <= hi; i += 8)
+            _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
     else
-        for (; i + 16 <= hi; i += 16) {
-            __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(h + i)));
-            _mm512_storeu_si512(out + i, _mm512_slli_epi32(w, 16));
+        for (; i + 8 <= hi; i += 8) {
+            __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + i)));
+            _mm256_storeu_si256((__m256i *)(out + i), _mm256_slli_epi32(w, 16));
         }
 #endif
     if (t->dtype == NN_F16)
@@ -98,44 +119,162 @@ static void add_bias_rows(float *out, const float *b, int T, int OC)
     }
 }
 
+/* bf16 weights go to the bf16 GEMM as stored (2-byte aligned: safetensors offsets are multiples of 2) */
+static int use_bf16(const nn_tensor *W) { return W->dtype == NN_BF16 && ((uintptr_t)W->data & 1u) == 0; }
+
+/* run-time LoRA (lora.h) of weight W, when the table has it: out[T, OC] += sum_k s_k (in A_k^T) B_k^T. The
+ * scratch grows once per size, then is reused: the first step allocates, later ones do not. */
+static void lora_linear(sdxl_ops *o, float *out, const float *in, int T, int IC, int OC, const nn_tensor *W)
+{
+    const sdxl_lora_adapter *ad;
+    size_t na = sdxl_lora_runtime_find(o->lora, W, &ad);
+    if (na) sdxl_lora_linear_add(out, in, T, IC, OC, ad, na, grow(&o->lora_ws, &o->lora_cap, sdxl_lora_linear_ws(ad, na, T)));
+}
+
 void sdxl_ops_linear(sdxl_ops *o, float *out, const float *in, int T, const nn_tensor *W, const nn_tensor *b, int acc)
 {
     const int OC = (int)W->shape[0], IC = (int)(W->numel / (size_t)OC);   /* [OC, IC] or a 1x1 conv's [OC, IC, 1, 1] */
-    const float *w = sdxl_ops_f32(o, W, 0);
-    nn_sgemm(0, 1, T, OC, IC, 1.0f, in, IC, w, IC, acc ? 1.0f : 0.0f, out, OC);
-    if (b) add_bias_rows(out, sdxl_ops_f32(o, b, 1), T, OC);
-    const sdxl_lora_adapter *ad;
-    size_t na = sdxl_lora_runtime_find(o->lora, W, &ad);
-    if (na) {
-        /* grows once per size, then reused: the first step allocates, later ones do not */
-        float *ws = grow(&o->lora_ws, &o->lora_cap, sdxl_lora_linear_ws(ad, na, T));
-        sdxl_lora_linear_add(out, in, T, IC, OC, ad, na, ws);
+    TIMED(o, SDXL_OPS_LINEAR, {
+        if (use_bf16(W) && nn_amx_ok(OC, IC) && nn_amx_available()) {
+            void *pk = grow(&o->pack, &o->pack_cap, nn_amx_packed_bytes(IC, T) / sizeof(float) + 16);
+            nn_amx_pack_rows(pk, in, IC, T, IC);
+            nn_amx_gemm(OC, T, IC, W->data, IC, pk, acc ? 1.0f : 0.0f, out, OC, 1);
+        } else if (use_bf16(W))
+            sdxl_ops_bf16_linear(out, in, T, OC, IC, W->data, acc ? 1.0f : 0.0f);
+        else
+            nn_sgemm(0, 1, T, OC, IC, 1.0f, in, IC, sdxl_ops_f32(o, W, 0), IC, acc ? 1.0f : 0.0f, out, OC);
+        if (b) add_bias_rows(out, sdxl_ops_f32(o, b, 1), T, OC);
+        lora_linear(o, out, in, T, IC, OC, W);
+    });
+}
+
+void sdxl_ops_linear_multi(sdxl_ops *o, float *const *out, const float *in, int T, const nn_tensor *const *W, int n)
+{
+    int amx = nn_amx_available();
+    for (int i = 0; i < n; i++) amx &= use_bf16(W[i]) && nn_amx_ok((int)W[i]->shape[0], (int)W[i]->shape[1]) &&
+                                       W[i]->shape[1] == W[0]->shape[1];
+    if (!amx) {
+        for (int i = 0; i < n; i++) sdxl_ops_linear(o, out[i], in, T, W[i], NULL, 0);
+        return;
+    }
+    const int IC = (int)W[0]->shape[1];
+    TIMED(o, SDXL_OPS_LINEAR, {
+        void *pk = grow(&o->pack, &o->pack_cap, nn_amx_packed_bytes(IC, T) / sizeof(float) + 16);
+        nn_amx_pack_rows(pk, in, IC, T, IC);
+        for (int i = 0; i < n; i++) {
+            const int OC = (int)W[i]->shape[0];
+            nn_amx_gemm(OC, T, IC, W[i]->data, IC, pk, 0.0f, out[i], OC, 1);
+            lora_linear(o, out[i], in, T, IC, OC, W[i]);
+        }
+    });
+}
+
+/* col[IC KH KW, OH OW] of one image in[IC, H, W] (zero padding) */
+static void im2col(float *col, const float *in, const nn_conv_geom *g)
+{
+    const int P = g->OH * g->OW;
+    const long rows = (long)g->IC * g->KH * g->KW;
+#pragma omp parallel for schedule(static) if (rows * P > (1L << 16))
+    for (long r = 0; r < rows; r++) {
+        const int c = (int)(r / (g->KH * g->KW)), ky = (int)(r / g->KW % g->KH), kx = (int)(r % g->KW);
+        const float *src = in + (size_t)c * g->H * g->W;
+        float *dst = col + (size_t)r * P;
+        for (int oy = 0; oy < g->OH; oy++) {
+            const int y = oy * g->SH - g->PH + ky;
+            float *d = dst + (size_t)oy * g->OW;
+            if (y < 0 || y >= g->H) {
+                memset(d, 0, (size_t)g->OW * sizeof(float));
+                continue;
+            }
+            const float *srow = src + (size_t)y * g->W;
+            if (g->SW == 1) {
+                const int x0 = kx - g->PW;   /* x = ox + x0 */
+                for (int ox = 0; ox < g->OW; ox++) {
+                    const int x = ox + x0;
+                    d[ox] = x >= 0 && x < g->W ? srow[x] : 0.0f;
+                }
+            } else
+                for (int ox = 0; ox < g->OW; ox++) {
+                    const int x = ox * g->SW - g->PW + kx;
+                    d[ox] = x >= 0 && x < g->W ? srow[x] : 0.0f;
+                }
+        }
+    }
+}
+
+static void conv2d(sdxl_ops *o, float *out, const float *in, int B, const nn_conv_geom *g, const nn_tensor *W,
+                   const nn_tensor *b, float *ws, size_t ws_n)
+{
+    if (!use_bf16(W)) {
+        nn_conv2d_forward(out, in, sdxl_ops_f32(o, W, 0), sdxl_ops_f32(o, b, 1), B, g, ws, ws_n);
+        return;
+    }
+    const int K = g->IC * g->KH * g->KW, P = g->OH * g->OW;
+    if (nn_amx_ok(g->OC, K) && g->SH == g->SW && g->PH == g->PW && nn_amx_available()) {
+        /* im2col straight into the AMX packed layout, one image at a time */
+        void *pk = grow(&o->pack, &o->pack_cap, nn_amx_packed_bytes(K, P) / sizeof(float) + 16);
+        const float *bias = sdxl_ops_f32(o, b, 1);
+        for (int n = 0; n < B; n++) {
+            float *y = out + (size_t)n * g->OC * P;
+            nn_amx_pack_im2col(pk, in + (size_t)n * g->IC * g->H * g->W, g->IC, g->H, g->W, g->KH, g->KW, g->SH,
+                               g->PH, g->OH, g->OW);
+            nn_amx_gemm(g->OC, P, K, W->data, K, pk, 0.0f, y, P, 0);
+            if (bias)
+#pragma omp parallel for schedule(static) if ((long)g->OC * P > (1L << 16))
+                for (int c = 0; c < g->OC; c++) {
+                    float *row = y + (size_t)c * P;
+                    for (int i = 0; i < P; i++) row[i] += bias[c];
+                }
+        }
+        return;
+    }
+    const int pointwise = g->KH == 1 && g->KW == 1 && g->SH == 1 && g->SW == 1 && g->PH == 0 && g->PW == 0;
+    if (!pointwise && ws_n < (size_t)K * P)
+        LOG_FATAL("sdxl_ops_conv2d: workspace %zu floats < %zu", ws_n, (size_t)K * P);
+    const float *bias = sdxl_ops_f32(o, b, 1);
+    for (int n = 0; n < B; n++) {
+        const float *x = in + (size_t)n * g->IC * g->H * g->W;
+        float *y = out + (size_t)n * g->OC * P;
+        if (!pointwise) im2col(ws, x, g);
+        sdxl_ops_bf16_wx(y, W->data, pointwise ? x : ws, g->OC, P, K);
+        if (bias)
+#pragma omp parallel for schedule(static) if ((long)g->OC * P > (1L << 16))
+            for (int c = 0; c < g->OC; c++) {
+                float *row = y + (size_t)c * P;
+                for (int i = 0; i < P; i++) row[i] += bias[c];
+            }
     }
 }
 
 void sdxl_ops_conv2d(sdxl_ops *o, float *out, const float *in, int B, const nn_conv_geom *g, const nn_tensor *W,
                      const nn_tensor *b, float *ws, size_t ws_n)
 {
-    nn_conv2d_forward(out, in, sdxl_ops_f32(o, W, 0), sdxl_ops_f32(o, b, 1), B, g, ws, ws_n);
-    const sdxl_lora_adapter *ad;
-    size_t na = sdxl_lora_runtime_find(o->lora, W, &ad);
-    if (na) sdxl_lora_conv_add(out, in, B, g, ad, na, grow(&o->lora_ws, &o->lora_cap, sdxl_lora_conv_ws(ad, na, B, g)));
+    TIMED(o, SDXL_OPS_CONV, {
+        conv2d(o, out, in, B, g, W, b, ws, ws_n);
+        const sdxl_lora_adapter *ad;
+        size_t na = sdxl_lora_runtime_find(o->lora, W, &ad);
+        if (na)
+            sdxl_lora_conv_add(out, in, B, g, ad, na, grow(&o->lora_ws, &o->lora_cap, sdxl_lora_conv_ws(ad, na, B, g)));
+    });
 }
 
 void sdxl_ops_groupnorm(sdxl_ops *o, float *out, const float *in, int B, int C, int HW, int G, float eps,
                         const nn_tensor *gamma, const nn_tensor *beta, int silu)
 {
     float *st = grow(&o->stats, &o->stats_cap, 2 * (size_t)B * G);
-    nn_groupnorm_forward(out, st, st + (size_t)B * G, in, sdxl_ops_f32(o, gamma, 1), sdxl_ops_f32(o, beta, 2), B, C,
-                         HW, G, eps);
-    if (silu) sdxl_ops_silu(out, out, (size_t)B * C * HW);
+    TIMED(o, SDXL_OPS_NORM, {
+        nn_groupnorm_forward(out, st, st + (size_t)B * G, in, sdxl_ops_f32(o, gamma, 1), sdxl_ops_f32(o, beta, 2), B,
+                             C, HW, G, eps);
+        if (silu) sdxl_ops_silu(out, out, (size_t)B * C * HW);
+    });
 }
 
 void sdxl_ops_layernorm(sdxl_ops *o, float *out, const float *in, int N, int D, float eps, const nn_tensor *gamma,
                         const nn_tensor *beta)
 {
     float *st = grow(&o->stats, &o->stats_cap, 2 * (size_t)N);
-    nn_layernorm_forward(out, st, st + N, in, sdxl_ops_f32(o, gamma, 1), sdxl_ops_f32(o, beta, 2), N, D, eps);
+    TIMED(o, SDXL_OPS_NORM,
+          nn_layernorm_forward(out, st, st + N, in, sdxl_ops_f32(o, gamma, 1), sdxl_ops_f32(o, beta, 2), N, D, eps));
 }
 
 void sdxl_ops_silu(float *out, const float *in, size_t n)
@@ -167,7 +306,8 @@ void sdxl_ops_attention(sdxl_ops *o, float *out, const float *q, const float *k,
     const size_t need = nn_attention_ws_floats(dh, omp_get_max_threads());
     float *ws = grow(&o->attn_ws, &o->attn_cap, need);
     const int C = heads * dh;
-    nn_attention_forward(out, C, q, C, k, C, v, C, B, heads, Tq, Tk, dh, 1.0f / sqrtf((float)dh), ws, need);
+    TIMED(o, SDXL_OPS_ATTN,
+          nn_attention_forward(out, C, q, C, k, C, v, C, B, heads, Tq, Tk, dh, 1.0f / sqrtf((float)dh), ws, need));
 }
 
 /* blocked transposes: 32 x 32 tiles keep both sides in cache */

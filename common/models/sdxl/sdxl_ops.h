@@ -1,8 +1,10 @@
 /* models/sdxl/sdxl_ops: the few layer calls the SDXL networks make, in one place, so they can move onto the
  * engine's backend table (issue "common/nn v2") without touching the networks. CPU today: activations fp32,
- * weights as stored (nn_tensor f32 / f16 / bf16). A weight that is not fp32 (or not 4-byte aligned in its file) is
+ * weights as stored (nn_tensor f32 / f16 / bf16). An f16 weight (or an f32 one not 4-byte aligned in its file) is
  * widened exactly into a scratch buffer the context owns and reuses, one layer at a time, so a model never has a
- * whole fp32 copy.
+ * whole fp32 copy; bf16 weights are used as stored by the AMX tile GEMM (nn/gemm_amx, when the CPU has it and the
+ * sizes are multiples of 32) or the AVX-512 bf16 GEMM (nn/gemm_bf16), the activations rounded to bf16 as they are
+ * packed.
  *
  * Shapes: token matrices are row-major [T, D]; images NCHW [B, C, H, W]. Linear weights are torch's [OC, IC]. */
 #ifndef SF_SDXL_OPS_H
@@ -12,7 +14,11 @@
 #include "tensor.h"
 #include <stddef.h>
 
+/* time spent per kind of op (seconds, summed over calls): where a forward pass goes */
+enum { SDXL_OPS_LINEAR, SDXL_OPS_CONV, SDXL_OPS_ATTN, SDXL_OPS_NORM, SDXL_OPS_OTHER, SDXL_OPS_NKIND };
+
 typedef struct {
+    double seconds[SDXL_OPS_NKIND];
     float *wbuf[3];      /* widening scratch: [0] the big weight, [1] bias / gamma, [2] beta */
     size_t wcap[3];
     float *stats;        /* GroupNorm / LayerNorm mean + rstd */
@@ -24,9 +30,12 @@ typedef struct {
     const sdxl_lora_runtime *lora;
     float *lora_ws;
     size_t lora_cap;
+    float *pack;         /* AMX packed activations */
+    size_t pack_cap;
 } sdxl_ops;
 
 void sdxl_ops_init(sdxl_ops *o);
+const char *sdxl_ops_kind_name(int kind);   /* "linear", "conv", "attention", "norm", "other" */
 void sdxl_ops_free(sdxl_ops *o);
 /* Grow the weight scratch so a tensor of `numel` elements can be widened (call once at model creation with the
  * largest non-f32 weight, so nothing is allocated during a forward pass). */
@@ -37,6 +46,9 @@ const float *sdxl_ops_f32(sdxl_ops *o, const nn_tensor *t, int slot);
 
 /* out[T, OC] = in[T, IC] W[OC, IC]^T + b[OC] (b may be NULL). With acc != 0: out += (the same), for residuals. */
 void sdxl_ops_linear(sdxl_ops *o, float *out, const float *in, int T, const nn_tensor *W, const nn_tensor *b, int acc);
+/* n linear layers without bias on the same input (attention's to_q / to_k / to_v): out[i][T, OC_i] = in W_i^T;
+ * the input is converted / packed once for all of them */
+void sdxl_ops_linear_multi(sdxl_ops *o, float *const *out, const float *in, int T, const nn_tensor *const *W, int n);
 /* out[B, OC, OH, OW] = conv2d(in[B, IC, H, W]) + b, geometry g; ws[ws_n] im2col scratch */
 void sdxl_ops_conv2d(sdxl_ops *o, float *out, const float *in, int B, const nn_conv_geom *g, const nn_tensor *W,
                      const nn_tensor *b, float *ws, size_t ws_n);

@@ -333,6 +333,9 @@ typedef struct {
     char *err;
     size_t errlen;
     int failed;
+    sdxl_unet_tensor_fn list;   /* listing mode: report each tensor, bind a placeholder */
+    void *list_ctx;
+    nn_tensor placeholder;
 } binder;
 
 static const nn_tensor *bget(binder *bd, int ndim, const int64_t *shape, const char *fmt, ...)
@@ -343,13 +346,20 @@ static const nn_tensor *bget(binder *bd, int ndim, const int64_t *shape, const c
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
+    if (bd->list) {
+        bd->list(name, ndim, shape, bd->list_ctx);
+        bd->placeholder = nn_tensor_view(NULL, NN_F32, DEVICE_CPU, ndim, shape);
+        return &bd->placeholder;
+    }
     const nn_tensor *t = nn_weights_get(bd->w, bd->prefix, name, ndim, shape, bd->err, bd->errlen);
     if (!t) {
         bd->failed = 1;
         return NULL;
     }
     bd->u->nparams += t->numel;
-    if (t->dtype != NN_F32 || ((uintptr_t)t->data & 3u)) bd->u->max_widen = t->numel > bd->u->max_widen ? t->numel : bd->u->max_widen;
+    /* what sdxl_ops widens into its big scratch slot: f16 weights (bf16 go to the bf16 GEMM as stored) */
+    if ((t->dtype == NN_F16 || (t->dtype == NN_F32 && ((uintptr_t)t->data & 3u))) && t->numel > bd->u->max_widen)
+        bd->u->max_widen = t->numel;
     return t;
 }
 
@@ -466,14 +476,14 @@ void sdxl_unet_free(sdxl_unet *u)
     free(u);
 }
 
-sdxl_unet *sdxl_unet_create(const sdxl_unet_config *cfg, const nn_weights *w, const char *prefix, char *err,
-                            size_t errlen)
+static sdxl_unet *unet_bind(const sdxl_unet_config *cfg, const nn_weights *w, const char *prefix,
+                            sdxl_unet_tensor_fn list, void *list_ctx, char *err, size_t errlen)
 {
     sdxl_unet *u = mem_new(sdxl_unet, 1);
     u->cfg = *cfg;
     sdxl_ops_init(&u->ops);
     const sdxl_unet_config *c = &u->cfg;
-    binder bd = {.u = u, .w = w, .prefix = prefix, .err = err, .errlen = errlen};
+    binder bd = {.u = u, .w = w, .prefix = prefix, .err = err, .errlen = errlen, .list = list, .list_ctx = list_ctx};
     const int C0 = c->block_out_channels[0], ted = c->time_embed_dim, nb = c->nblocks;
     u->t1 = bind_linear(&bd, C0, ted, 1, "time_embedding.linear_1");
     u->t2 = bind_linear(&bd, ted, ted, 1, "time_embedding.linear_2");
@@ -545,13 +555,26 @@ sdxl_unet *sdxl_unet_create(const sdxl_unet_config *cfg, const nn_weights *w, co
         sdxl_unet_free(u);
         return NULL;
     }
-    sdxl_ops_reserve(&u->ops, u->max_widen);
+    if (!list) sdxl_ops_reserve(&u->ops, u->max_widen);
     return u;
+}
+
+sdxl_unet *sdxl_unet_create(const sdxl_unet_config *cfg, const nn_weights *w, const char *prefix, char *err,
+                            size_t errlen)
+{
+    return unet_bind(cfg, w, prefix, NULL, NULL, err, errlen);
+}
+
+void sdxl_unet_list_tensors(const sdxl_unet_config *cfg, sdxl_unet_tensor_fn fn, void *ctx)
+{
+    char err[16];
+    sdxl_unet_free(unet_bind(cfg, NULL, NULL, fn, ctx, err, sizeof err));
 }
 
 const sdxl_unet_config *sdxl_unet_cfg(const sdxl_unet *u) { return &u->cfg; }
 size_t sdxl_unet_param_count(const sdxl_unet *u) { return u->nparams; }
 void sdxl_unet_set_lora(sdxl_unet *u, const sdxl_lora_runtime *rt) { u->ops.lora = rt; }
+const double *sdxl_unet_op_seconds(const sdxl_unet *u) { return u->ops.seconds; }
 
 sdxl_unet *sdxl_unet_load_diffusers(const char *unet_dir, const char *variant, char *err, size_t errlen)
 {
@@ -707,7 +730,7 @@ static void run_conv(fwd *f, float *out, const float *in, const uconv *c, int H,
 static void run_resnet(fwd *f, float *out, const float *in, const uresnet *r, int H, int W)
 {
     sdxl_unet *u = f->u;
-    const int B = f->B, HW = H * W, G = u->cfg.norm_num_groups, ted = u->cfg.time_embed_dim;
+    const int B = f->B, HW = H * W, G = u->cfg.norm_num_groups;
     const float eps = u->cfg.norm_eps;
     float *t1 = f->tmp1, *t2 = f->tmp2;
     sdxl_ops_groupnorm(&u->ops, t1, in, B, r->ic, HW, G, eps, r->n1.g, r->n1.b, 1);
@@ -715,7 +738,6 @@ static void run_resnet(fwd *f, float *out, const float *in, const uresnet *r, in
     /* + time_emb_proj(SiLU(temb)) per channel */
     float tp[B * r->oc];
     sdxl_ops_linear(&u->ops, tp, f->semb, B, r->temb.w, r->temb.b, 0);
-    (void)ted;
     for (int b = 0; b < B; b++)
         for (int ch = 0; ch < r->oc; ch++) {
             float *p = t2 + ((size_t)b * r->oc + ch) * HW;
@@ -746,16 +768,15 @@ static void run_trans(fwd *f, float *out, const float *in, const utrans *t, int 
         const utblock *b = &t->tb[j];
         /* self-attention */
         sdxl_ops_layernorm(o, n, h, T, C, LAYERNORM_EPS, b->ln1.g, b->ln1.b);
-        sdxl_ops_linear(o, q, n, T, b->q1.w, NULL, 0);
-        sdxl_ops_linear(o, k, n, T, b->k1.w, NULL, 0);
-        sdxl_ops_linear(o, v, n, T, b->v1.w, NULL, 0);
+        sdxl_ops_linear_multi(o, (float *const[]){q, k, v}, n, T,
+                              (const nn_tensor *const[]){b->q1.w, b->k1.w, b->v1.w}, 3);
         sdxl_ops_attention(o, a, q, k, v, B, t->heads, HW, HW, t->dh);
         sdxl_ops_linear(o, h, a, T, b->o1.w, b->o1.b, 1);
         /* cross-attention on the text */
         sdxl_ops_layernorm(o, n, h, T, C, LAYERNORM_EPS, b->ln2.g, b->ln2.b);
         sdxl_ops_linear(o, q, n, T, b->q2.w, NULL, 0);
-        sdxl_ops_linear(o, k, f->ctx, B * L, b->k2.w, NULL, 0);
-        sdxl_ops_linear(o, v, f->ctx, B * L, b->v2.w, NULL, 0);
+        sdxl_ops_linear_multi(o, (float *const[]){k, v}, f->ctx, B * L, (const nn_tensor *const[]){b->k2.w, b->v2.w},
+                              2);
         sdxl_ops_attention(o, a, q, k, v, B, t->heads, HW, L, t->dh);
         sdxl_ops_linear(o, h, a, T, b->o2.w, b->o2.b, 1);
         /* GEGLU feed-forward */
@@ -826,7 +847,8 @@ int sdxl_unet_forward(sdxl_unet *u, float *eps, const float *x, const float *t, 
     /* time embedding (+ text_time), then SiLU once: every ResNet applies SiLU to temb before its projection */
     const int C0 = c->block_out_channels[0], ted = c->time_embed_dim;
     float *sin_t = emb, *h1 = sin_t + (size_t)B * C0, *temb = h1 + (size_t)B * ted, *semb = temb + (size_t)B * ted;
-    float *addin = semb + (size_t)B * ted, *h2 = addin + (size_t)B * (c->has_add_embed ? c->projection_class_embeddings_input_dim : 0);
+    float *addin = semb + (size_t)B * ted;
+    float *h2 = addin + (size_t)B * (c->has_add_embed ? c->projection_class_embeddings_input_dim : 0);
     sdxl_ops_timestep_embedding(sin_t, t, B, C0, c->flip_sin_to_cos, (float)c->freq_shift);
     sdxl_ops_linear(o, h1, sin_t, B, u->t1.w, u->t1.b, 0);
     sdxl_ops_silu(h1, h1, (size_t)B * ted);

@@ -1,6 +1,7 @@
 /* models/sdxl/unet: the SDXL UNet (diffusers UNet2DConditionModel with addition_embed_type "text_time"),
- * inference only, CPU, activations fp32, weights as stored (f32 / f16 / bf16 views, widened one layer at a time
- * into a reused scratch buffer). Issue 9 item 3; paper §5.2 / App. H (REFERENCE.md "SDXL experiment").
+ * inference only, CPU, activations fp32, weights as stored (f32 / f16 / bf16 views: f16 widened one layer at a
+ * time into a reused scratch buffer, bf16 straight into the bf16 / AMX GEMMs; see sdxl_ops.h). Issue 9 item 3;
+ * paper §5.2 / App. H (REFERENCE.md "SDXL experiment").
  *
  * Structure (every number from unet/config.json; nothing about SDXL's sizes is hard-coded):
  *   t -> sinusoidal(block_out_channels[0]) -> time_embedding (linear_1, SiLU, linear_2) = temb
@@ -56,6 +57,11 @@ int sdxl_unet_config_load(sdxl_unet_config *cfg, const char *path, char *err, si
 
 typedef struct sdxl_unet sdxl_unet;
 
+/* Every tensor the config needs, with its shape, in binding order: for tools that write checkpoints of a config
+ * and for benchmarks with random weights. */
+typedef void (*sdxl_unet_tensor_fn)(const char *name, int ndim, const int64_t *shape, void *ctx);
+void sdxl_unet_list_tensors(const sdxl_unet_config *cfg, sdxl_unet_tensor_fn fn, void *ctx);
+
 /* Bind every weight of the config (checking each shape) from a store holding diffusers names, optionally under a
  * prefix (e.g. "unet."): NULL with "<file>: tensor '<name>': missing | shape [..], expected [..]". The store must
  * outlive the model. */
@@ -64,6 +70,8 @@ sdxl_unet *sdxl_unet_create(const sdxl_unet_config *cfg, const nn_weights *w, co
 void sdxl_unet_free(sdxl_unet *u);
 const sdxl_unet_config *sdxl_unet_cfg(const sdxl_unet *u);
 size_t sdxl_unet_param_count(const sdxl_unet *u);
+/* Seconds spent per kind of op since creation, indexed by sdxl_ops' SDXL_OPS_* kinds (SDXL_OPS_NKIND entries). */
+const double *sdxl_unet_op_seconds(const sdxl_unet *u);
 
 /* Convenience: a diffusers unet/ folder (config.json + the fp32 file, or the fp16 variant when variant = "fp16").
  * The store is owned by the model. */
