@@ -6,9 +6,12 @@
  *     published counts of those models;
  *   - original names: unique, and every one of a few hand-checked pairs (input_blocks / output_blocks counting,
  *     upsampler index 2 after attention, resnet leaves);
- *   - OpenCLIP names of the text tower. */
+ *   - OpenCLIP names of the text tower;
+ *   - the same UNet list as the UNet's own binder (sdxl_unet_list_tensors) for the tiny and the real SDXL
+ *     config.json: names, shapes, order-free. */
 #include "safetensors.h"
 #include "sdxl_keys.h"
+#include "unet.h"
 #include "test.h"
 #include "vae.h"
 #include <stdio.h>
@@ -49,6 +52,54 @@ static void on_key(const char *d, const char *o, int ndim, const int64_t *shape,
 static void on_vae(const char *name, int ndim, const int64_t *shape, void *p) { on_key(name, NULL, ndim, shape, p); }
 
 static int cmp(const void *a, const void *b) { return strcmp(a, b); }
+
+/* names + shapes as "name:d0,d1,..." lines */
+typedef struct { char (*l)[240]; size_t n, cap; } lines;
+
+static void put(lines *L, const char *name, int ndim, const int64_t *shape)
+{
+    if (L->n == L->cap) return;
+    int o = snprintf(L->l[L->n], 240, "%s:", name);
+    for (int i = 0; i < ndim && o < 230; i++) o += snprintf(L->l[L->n] + o, (size_t)(240 - o), "%lld,", (long long)shape[i]);
+    L->n++;
+}
+static void on_binder(const char *name, int ndim, const int64_t *shape, void *p) { put(p, name, ndim, shape); }
+static void on_keys(const char *d, const char *o, int ndim, const int64_t *shape, void *p)
+{
+    (void)o;
+    put(p, d, ndim, shape);
+}
+
+/* the UNet shape of a config.json, as sdxl_pipe derives it */
+static void same_as_binder(const char *cfg_path, const char *what)
+{
+    sdxl_unet_config c;
+    char err[256], name[300];
+    if (sdxl_unet_config_load(&c, cfg_path, err, sizeof err)) {
+        test_report(0, what, err);
+        return;
+    }
+    sdxl_unet_shape s;
+    memset(&s, 0, sizeof s);
+    s.in_channels = c.in_channels, s.out_channels = c.out_channels, s.nblocks = c.nblocks;
+    s.layers_per_block = c.layers_per_block[0], s.cross_attention_dim = c.cross_attention_dim[0];
+    for (int b = 0; b < c.nblocks; b++)
+        s.block_out[b] = c.block_out_channels[b], s.down_attn[b] = c.down_attn[b],
+        s.transformer_layers[b] = c.transformer_layers[b];
+    s.addition_time_embed_dim = c.has_add_embed ? c.addition_time_embed_dim : 0;
+    s.projection_class_embeddings_input_dim = c.projection_class_embeddings_input_dim;
+    s.use_linear_projection = c.use_linear_projection;
+    lines a = {calloc(4096, 240), 0, 4096}, b = {calloc(4096, 240), 0, 4096};
+    sdxl_keys_unet(&s, on_keys, &a);
+    sdxl_unet_list_tensors(&c, on_binder, &b);
+    qsort(a.l, a.n, 240, cmp), qsort(b.l, b.n, 240, cmp);
+    int same = a.n == b.n && a.n < 4096;
+    for (size_t i = 0; same && i < a.n; i++) same = !strcmp(a.l[i], b.l[i]);
+    snprintf(name, sizeof name, "%s: sdxl_keys = the UNet binder's list (%zu vs %zu tensors, names and shapes)", what,
+             a.n, b.n);
+    CHECK(same, name);
+    free(a.l), free(b.l);
+}
 
 int main(void)
 {
@@ -149,5 +200,7 @@ int main(void)
               !strcmp(out, "positional_embedding"),
           "OpenCLIP: positional_embedding");
     CHECK(sdxl_keys_openclip("text_model.foo", out, sizeof out, &part) == -1, "OpenCLIP: unknown name refused");
+    same_as_binder("tests/fixtures/sdxl/unet/unet/config.json", "tiny UNet config");
+    same_as_binder("tests/fixtures/sdxl/sdxl_base_unet_config.json", "SDXL 1.0 base UNet config");
     return test_finish();
 }
