@@ -67,8 +67,8 @@ static void compose(uint8_t *canvas, size_t H, size_t W, size_t n, size_t gc, si
     }
 }
 
-/* Encode a H x W 8-bit gray canvas to f. */
-static int png_encode(png_ctx *c, FILE *f, const uint8_t *canvas, size_t H, size_t W)
+/* Encode a H x W 8-bit canvas of `ch` channels (1: gray, 3: RGB) to f. */
+static int png_encode(png_ctx *c, FILE *f, const uint8_t *canvas, size_t H, size_t W, int ch)
 {
     c->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, c, on_error, on_warning);
     c->info = c->png ? png_create_info_struct(c->png) : NULL;
@@ -78,10 +78,10 @@ static int png_encode(png_ctx *c, FILE *f, const uint8_t *canvas, size_t H, size
     }
     if (setjmp(png_jmpbuf(c->png))) return -1;
     png_init_io(c->png, f);
-    png_set_IHDR(c->png, c->info, (png_uint_32)W, (png_uint_32)H, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(c->png, c->info, (png_uint_32)W, (png_uint_32)H, 8, ch == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(c->png, c->info);
-    for (size_t r = 0; r < H; r++) png_write_row(c->png, canvas + r * W);
+    for (size_t r = 0; r < H; r++) png_write_row(c->png, canvas + r * W * (size_t)ch);
     png_write_end(c->png, NULL);
     return 0;
 }
@@ -117,27 +117,21 @@ static int grid_size(const char *path, size_t n, size_t gc, size_t h, size_t w, 
     return 0;
 }
 
-int imgrid_write_png(const char *path, size_t n, size_t grid_cols, size_t h, size_t w, const float *imgs, float lo,
-                     float hi, size_t pad, char *err, size_t errlen)
+/* Encode canvas[H][W][ch] to "<path>.tmp.<pid>" and rename it onto path; nothing is left behind on failure. */
+static int write_atomic(const char *path, const uint8_t *canvas, size_t H, size_t W, int ch, char *err,
+                        size_t errlen)
 {
-    size_t H, W;
-    if (grid_size(path, n, grid_cols, h, w, imgs, lo, hi, pad, &H, &W, err, errlen)) return -1;
-    uint8_t *canvas = mem_alloc(H * W);
-    compose(canvas, H, W, n, grid_cols, h, w, imgs, lo, hi, pad);
-
     /* same directory as path, so the rename cannot cross file systems */
     char *tmp = io_tmp_path(path);
     FILE *f = fopen(tmp, "wb");
     if (!f) {
         log_errf(err, errlen, path, "cannot create '%s': %s", tmp, strerror(errno));
         free(tmp);
-        free(canvas);
         return -1;
     }
     png_ctx c = {0};
-    int bad = png_encode(&c, f, canvas, H, W);
+    int bad = png_encode(&c, f, canvas, H, W, ch);
     png_destroy_write_struct(&c.png, &c.info);
-    free(canvas);
     errno = 0;
     /* flush + fsync + close: the bytes are on disk before the rename makes them the file */
     if (io_close_durable(f) != 0 && !bad) {
@@ -156,6 +150,27 @@ int imgrid_write_png(const char *path, size_t n, size_t grid_cols, size_t h, siz
     return bad ? -1 : 0;
 }
 
+int imgrid_write_png(const char *path, size_t n, size_t grid_cols, size_t h, size_t w, const float *imgs, float lo,
+                     float hi, size_t pad, char *err, size_t errlen)
+{
+    size_t H, W;
+    if (grid_size(path, n, grid_cols, h, w, imgs, lo, hi, pad, &H, &W, err, errlen)) return -1;
+    uint8_t *canvas = mem_alloc(H * W);
+    compose(canvas, H, W, n, grid_cols, h, w, imgs, lo, hi, pad);
+    int rc = write_atomic(path, canvas, H, W, 1, err, errlen);
+    free(canvas);
+    return rc;
+}
+
+int imgrid_write_png_rgb(const char *path, size_t h, size_t w, const uint8_t *rgb, char *err, size_t errlen)
+{
+    if (!h || !w || !rgb || h > IMGRID_MAX_SIDE || w > IMGRID_MAX_SIDE || h * w > IMGRID_MAX_PIXELS) {
+        log_errf(err, errlen, path, "bad RGB image of %zux%zu pixels%s", w, h, rgb ? "" : " (pixels NULL)");
+        return -1;
+    }
+    return write_atomic(path, rgb, h, w, 3, err, errlen);
+}
+
 /* ---------------------------------------------------------------------------------------------------------
  * Reading. */
 
@@ -172,7 +187,7 @@ static const char *color_name(int t)
 }
 
 /* Decode f (signature already read and checked) into c->buf; *h, *w set on success. */
-static int png_decode(png_ctx *c, FILE *f, size_t *h, size_t *w)
+static int png_decode(png_ctx *c, FILE *f, size_t *h, size_t *w, int ch)
 {
     c->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, c, on_error, on_warning);
     c->info = c->png ? png_create_info_struct(c->png) : NULL;
@@ -186,9 +201,9 @@ static int png_decode(png_ctx *c, FILE *f, size_t *h, size_t *w)
     png_read_info(c->png, c->info);
     png_uint_32 pw = png_get_image_width(c->png, c->info), ph = png_get_image_height(c->png, c->info);
     int depth = png_get_bit_depth(c->png, c->info), ct = png_get_color_type(c->png, c->info);
-    if (ct != PNG_COLOR_TYPE_GRAY || depth != 8) {
-        snprintf(c->msg, sizeof c->msg, "not an 8-bit grayscale PNG (colour type %s, bit depth %d)", color_name(ct),
-                 depth);
+    if (ct != (ch == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY) || depth != 8) {
+        snprintf(c->msg, sizeof c->msg, "not an 8-bit %s PNG (colour type %s, bit depth %d)",
+                 ch == 3 ? "RGB" : "grayscale", color_name(ct), depth);
         return -1;
     }
     if (png_get_interlace_type(c->png, c->info) != PNG_INTERLACE_NONE) png_set_interlace_handling(c->png);
@@ -197,9 +212,9 @@ static int png_decode(png_ctx *c, FILE *f, size_t *h, size_t *w)
         snprintf(c->msg, sizeof c->msg, "image of %ux%u pixels is too large", (unsigned)pw, (unsigned)ph);
         return -1;
     }
-    c->buf = mem_alloc((size_t)pw * ph);
+    c->buf = mem_alloc((size_t)pw * ph * (size_t)ch);
     c->rows = mem_alloc(ph * sizeof *c->rows);
-    for (png_uint_32 r = 0; r < ph; r++) c->rows[r] = c->buf + (size_t)r * pw;
+    for (png_uint_32 r = 0; r < ph; r++) c->rows[r] = c->buf + (size_t)r * pw * (size_t)ch;
     png_read_image(c->png, c->rows);
     png_read_end(c->png, NULL);
     *h = ph;
@@ -207,7 +222,7 @@ static int png_decode(png_ctx *c, FILE *f, size_t *h, size_t *w)
     return 0;
 }
 
-int imgrid_read_png_gray(const char *path, size_t *h, size_t *w, uint8_t **pixels, char *err, size_t errlen)
+static int read_png(const char *path, size_t *h, size_t *w, uint8_t **pixels, int ch, char *err, size_t errlen)
 {
     *h = *w = 0;
     *pixels = NULL;
@@ -226,7 +241,7 @@ int imgrid_read_png_gray(const char *path, size_t *h, size_t *w, uint8_t **pixel
     }
     png_ctx c = {0};
     size_t hh = 0, ww = 0;
-    int bad = png_decode(&c, f, &hh, &ww);
+    int bad = png_decode(&c, f, &hh, &ww, ch);
     png_destroy_read_struct(&c.png, &c.info, NULL);
     fclose(f);
     free(c.rows);
@@ -243,4 +258,14 @@ int imgrid_read_png_gray(const char *path, size_t *h, size_t *w, uint8_t **pixel
     *w = ww;
     *pixels = c.buf;
     return 0;
+}
+
+int imgrid_read_png_gray(const char *path, size_t *h, size_t *w, uint8_t **pixels, char *err, size_t errlen)
+{
+    return read_png(path, h, w, pixels, 1, err, errlen);
+}
+
+int imgrid_read_png_rgb(const char *path, size_t *h, size_t *w, uint8_t **pixels, char *err, size_t errlen)
+{
+    return read_png(path, h, w, pixels, 3, err, errlen);
 }

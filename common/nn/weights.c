@@ -2,6 +2,7 @@
  * maps for single-file checkpoints (see weights.h). */
 #include "weights.h"
 #include "json.h"
+#include "log.h"
 #include "mem.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,10 @@ nn_weights *nn_weights_alloc(void) { return mem_new(nn_weights, 1); }
 void nn_weights_free(nn_weights *w)
 {
     if (!w) return;
-    for (size_t i = 0; i < w->n; i++) free(w->e[i].name);
+    for (size_t i = 0; i < w->n; i++) {
+        free(w->e[i].name);
+        if (w->e[i].t.owned) nn_tensor_free(&w->e[i].t);   /* replaced by nn_weights_replace */
+    }
     for (int i = 0; i < w->nfiles; i++) {
         if (w->files[i]) safetensors_close(w->files[i]);
         free(w->paths[i]);
@@ -299,4 +303,25 @@ const nn_tensor *nn_weights_get(const nn_weights *w, const char *prefix, const c
         return NULL;
     }
     return &e->t;
+}
+
+int nn_weights_replace(nn_weights *w, const char *prefix, const char *name, nn_tensor *t, char *err, size_t errlen)
+{
+    weights_entry *e = (weights_entry *)weights_lookup(w, prefix, name);
+    char shp[2][96];
+    if (!e) {
+        log_errf(err, errlen, w->label ? w->label : "weights", "tensor '%s%s': missing (cannot replace it)",
+                 prefix ? prefix : "", name);
+        return -1;
+    }
+    if (!nn_tensor_shape_is(&e->t, t->ndim, t->shape)) {
+        log_errf(err, errlen, w->label ? w->label : "weights", "tensor '%s%s': replacement of shape %s, stored %s",
+                 prefix ? prefix : "", name, nn_tensor_shape_str(t, shp[0], sizeof shp[0]),
+                 nn_tensor_shape_str(&e->t, shp[1], sizeof shp[1]));
+        return -1;
+    }
+    if (e->t.owned) nn_tensor_free(&e->t);
+    e->t = *t;
+    memset(t, 0, sizeof *t);
+    return 0;
 }

@@ -64,4 +64,9 @@ const nn_tensor *nn_weights_find(const nn_weights *w, const char *prefix, const 
 const nn_tensor *nn_weights_get(const nn_weights *w, const char *prefix, const char *name, int ndim,
                                 const int64_t *shape, char *err, size_t errlen);
 
+/* Replace the tensor prefix+name (which must exist, with the same shape) by t, taking ownership of t's data (t
+ * must be owned; *t is cleared): how a LoRA merge swaps in the merged copy of a weight while every other tensor
+ * stays a view of the shared file. 0, or -1 with "<file>: tensor '<name>': <why>". */
+int nn_weights_replace(nn_weights *w, const char *prefix, const char *name, nn_tensor *t, char *err, size_t errlen);
+
 #endif

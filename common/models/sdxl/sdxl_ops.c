@@ -45,6 +45,7 @@ void sdxl_ops_free(sdxl_ops *o)
     for (int i = 0; i < 3; i++) free(o->wbuf[i]);
     free(o->stats);
     free(o->attn_ws);
+    free(o->lora_ws);
     free(o->pack);
     memset(o, 0, sizeof *o);
 }
@@ -121,6 +122,15 @@ static void add_bias_rows(float *out, const float *b, int T, int OC)
 /* bf16 weights go to the bf16 GEMM as stored (2-byte aligned: safetensors offsets are multiples of 2) */
 static int use_bf16(const nn_tensor *W) { return W->dtype == NN_BF16 && ((uintptr_t)W->data & 1u) == 0; }
 
+/* run-time LoRA (lora.h) of weight W, when the table has it: out[T, OC] += sum_k s_k (in A_k^T) B_k^T. The
+ * scratch grows once per size, then is reused: the first step allocates, later ones do not. */
+static void lora_linear(sdxl_ops *o, float *out, const float *in, int T, int IC, int OC, const nn_tensor *W)
+{
+    const sdxl_lora_adapter *ad;
+    size_t na = sdxl_lora_runtime_find(o->lora, W, &ad);
+    if (na) sdxl_lora_linear_add(out, in, T, IC, OC, ad, na, grow(&o->lora_ws, &o->lora_cap, sdxl_lora_linear_ws(ad, na, T)));
+}
+
 void sdxl_ops_linear(sdxl_ops *o, float *out, const float *in, int T, const nn_tensor *W, const nn_tensor *b, int acc)
 {
     const int OC = (int)W->shape[0], IC = (int)(W->numel / (size_t)OC);   /* [OC, IC] or a 1x1 conv's [OC, IC, 1, 1] */
@@ -134,6 +144,7 @@ void sdxl_ops_linear(sdxl_ops *o, float *out, const float *in, int T, const nn_t
         else
             nn_sgemm(0, 1, T, OC, IC, 1.0f, in, IC, sdxl_ops_f32(o, W, 0), IC, acc ? 1.0f : 0.0f, out, OC);
         if (b) add_bias_rows(out, sdxl_ops_f32(o, b, 1), T, OC);
+        lora_linear(o, out, in, T, IC, OC, W);
     });
 }
 
@@ -153,6 +164,7 @@ void sdxl_ops_linear_multi(sdxl_ops *o, float *const *out, const float *in, int 
         for (int i = 0; i < n; i++) {
             const int OC = (int)W[i]->shape[0];
             nn_amx_gemm(OC, T, IC, W[i]->data, IC, pk, 0.0f, out[i], OC, 1);
+            lora_linear(o, out[i], in, T, IC, OC, W[i]);
         }
     });
 }
@@ -237,7 +249,13 @@ static void conv2d(sdxl_ops *o, float *out, const float *in, int B, const nn_con
 void sdxl_ops_conv2d(sdxl_ops *o, float *out, const float *in, int B, const nn_conv_geom *g, const nn_tensor *W,
                      const nn_tensor *b, float *ws, size_t ws_n)
 {
-    TIMED(o, SDXL_OPS_CONV, conv2d(o, out, in, B, g, W, b, ws, ws_n));
+    TIMED(o, SDXL_OPS_CONV, {
+        conv2d(o, out, in, B, g, W, b, ws, ws_n);
+        const sdxl_lora_adapter *ad;
+        size_t na = sdxl_lora_runtime_find(o->lora, W, &ad);
+        if (na)
+            sdxl_lora_conv_add(out, in, B, g, ad, na, grow(&o->lora_ws, &o->lora_cap, sdxl_lora_conv_ws(ad, na, B, g)));
+    });
 }
 
 void sdxl_ops_groupnorm(sdxl_ops *o, float *out, const float *in, int B, int C, int HW, int G, float eps,

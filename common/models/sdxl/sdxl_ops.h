@@ -10,6 +10,7 @@
 #ifndef SF_SDXL_OPS_H
 #define SF_SDXL_OPS_H
 #include "conv.h"
+#include "lora.h"
 #include "tensor.h"
 #include <stddef.h>
 
@@ -24,6 +25,11 @@ typedef struct {
     size_t stats_cap;
     float *attn_ws;
     size_t attn_cap;
+    /* run-time LoRA (models/sdxl/lora.h): linear and conv weights found in this table get
+     * y += sum_k s_k B_k (A_k x) after the base op, on the unchanged shared weights; NULL: none */
+    const sdxl_lora_runtime *lora;
+    float *lora_ws;
+    size_t lora_cap;
     float *pack;         /* AMX packed activations */
     size_t pack_cap;
 } sdxl_ops;

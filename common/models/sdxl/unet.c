@@ -573,6 +573,7 @@ void sdxl_unet_list_tensors(const sdxl_unet_config *cfg, sdxl_unet_tensor_fn fn,
 
 const sdxl_unet_config *sdxl_unet_cfg(const sdxl_unet *u) { return &u->cfg; }
 size_t sdxl_unet_param_count(const sdxl_unet *u) { return u->nparams; }
+void sdxl_unet_set_lora(sdxl_unet *u, const sdxl_lora_runtime *rt) { u->ops.lora = rt; }
 const double *sdxl_unet_op_seconds(const sdxl_unet *u) { return u->ops.seconds; }
 
 sdxl_unet *sdxl_unet_load_diffusers(const char *unet_dir, const char *variant, char *err, size_t errlen)

@@ -21,6 +21,7 @@
  * Errors (config, weights, inputs) are one line naming the file and the key or tensor, returned in err. */
 #ifndef SF_SDXL_UNET_H
 #define SF_SDXL_UNET_H
+#include "lora.h"
 #include "weights.h"
 #include <stddef.h>
 
@@ -88,5 +89,10 @@ size_t sdxl_unet_ws_floats(const sdxl_unet *u, int B, int H, int W, int ctx_len)
 int sdxl_unet_forward(sdxl_unet *u, float *eps, const float *x, const float *t, const float *ctx, int ctx_len,
                       const float *text_embeds, const float *time_ids, int B, int H, int W, float *ws, size_t ws_n,
                       char *err, size_t errlen);
+
+/* Run-time LoRA on this UNet's (shared) weights: rt from sdxl_lora_runtime_build on the same store (NULL: none). Two
+ * UNets created on one store with different tables are two LoRA'd models at the cost of one copy of the base. rt
+ * must outlive its use. */
+void sdxl_unet_set_lora(sdxl_unet *u, const sdxl_lora_runtime *rt);
 
 #endif
