@@ -66,8 +66,8 @@ static void compose(uint8_t *canvas, size_t H, size_t W, size_t n, size_t gc, si
     }
 }
 
-/* Encode a H x W 8-bit gray canvas to f. */
-static int png_encode(png_ctx *c, FILE *f, const uint8_t *canvas, size_t H, size_t W)
+/* Encode a H x W 8-bit canvas of `ch` channels (1: gray, 3: RGB) to f. */
+static int png_encode(png_ctx *c, FILE *f, const uint8_t *canvas, size_t H, size_t W, int ch)
 {
     c->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, c, on_error, on_warning);
     c->info = c->png ? png_create_info_struct(c->png) : NULL;
@@ -77,10 +77,10 @@ static int png_encode(png_ctx *c, FILE *f, const uint8_t *canvas, size_t H, size
     }
     if (setjmp(png_jmpbuf(c->png))) return -1;
     png_init_io(c->png, f);
-    png_set_IHDR(c->png, c->info, (png_uint_32)W, (png_uint_32)H, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(c->png, c->info, (png_uint_32)W, (png_uint_32)H, 8, ch == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(c->png, c->info);
-    for (size_t r = 0; r < H; r++) png_write_row(c->png, canvas + r * W);
+    for (size_t r = 0; r < H; r++) png_write_row(c->png, canvas + r * W * (size_t)ch);
     png_write_end(c->png, NULL);
     return 0;
 }
@@ -116,14 +116,10 @@ static int grid_size(const char *path, size_t n, size_t gc, size_t h, size_t w, 
     return 0;
 }
 
-int imgrid_write_png(const char *path, size_t n, size_t grid_cols, size_t h, size_t w, const float *imgs, float lo,
-                     float hi, size_t pad, char *err, size_t errlen)
+/* Encode canvas[H][W][ch] to "<path>.tmp.<pid>" and rename it onto path; nothing is left behind on failure. */
+static int write_atomic(const char *path, const uint8_t *canvas, size_t H, size_t W, int ch, char *err,
+                        size_t errlen)
 {
-    size_t H, W;
-    if (grid_size(path, n, grid_cols, h, w, imgs, lo, hi, pad, &H, &W, err, errlen)) return -1;
-    uint8_t *canvas = mem_alloc(H * W);
-    compose(canvas, H, W, n, grid_cols, h, w, imgs, lo, hi, pad);
-
     /* same directory as path, so the rename cannot cross file systems */
     size_t tlen = strlen(path) + 32;
     char *tmp = mem_alloc(tlen);
@@ -132,13 +128,11 @@ int imgrid_write_png(const char *path, size_t n, size_t grid_cols, size_t h, siz
     if (!f) {
         log_errf(err, errlen, path, "cannot create '%s': %s", tmp, strerror(errno));
         free(tmp);
-        free(canvas);
         return -1;
     }
     png_ctx c = {0};
-    int bad = png_encode(&c, f, canvas, H, W);
+    int bad = png_encode(&c, f, canvas, H, W, ch);
     png_destroy_write_struct(&c.png, &c.info);
-    free(canvas);
     errno = 0;
     if (!bad && (fflush(f) != 0 || ferror(f))) {
         bad = 1;
@@ -160,6 +154,27 @@ int imgrid_write_png(const char *path, size_t n, size_t grid_cols, size_t h, siz
     return bad ? -1 : 0;
 }
 
+int imgrid_write_png(const char *path, size_t n, size_t grid_cols, size_t h, size_t w, const float *imgs, float lo,
+                     float hi, size_t pad, char *err, size_t errlen)
+{
+    size_t H, W;
+    if (grid_size(path, n, grid_cols, h, w, imgs, lo, hi, pad, &H, &W, err, errlen)) return -1;
+    uint8_t *canvas = mem_alloc(H * W);
+    compose(canvas, H, W, n, grid_cols, h, w, imgs, lo, hi, pad);
+    int rc = write_atomic(path, canvas, H, W, 1, err, errlen);
+    free(canvas);
+    return rc;
+}
+
+int imgrid_write_png_rgb(const char *path, size_t h, size_t w, const uint8_t *rgb, char *err, size_t errlen)
+{
+    if (!h || !w || !rgb || h > IMGRID_MAX_SIDE || w > IMGRID_MAX_SIDE || h * w > IMGRID_MAX_PIXELS) {
+        log_errf(err, errlen, path, "bad RGB image of %zux%zu pixels%s", w, h, rgb ? "" : " (pixels NULL)");
+        return -1;
+    }
+    return write_atomic(path, rgb, h, w, 3, err, errlen);
+}
+
 /* ---------------------------------------------------------------------------------------------------------
  * Reading. */
 
@@ -175,8 +190,10 @@ static const char *color_name(int t)
     }
 }
 
-/* Decode f (signature already read and checked) into c->buf; *h, *w set on success. */
-static int png_decode(png_ctx *c, FILE *f, size_t *h, size_t *w)
+/* Decode f (signature already read and checked) into c->buf; *h, *w set on success. ch 1 or 3: exactly an 8-bit
+ * gray or RGB file, no conversion; ch 0: any PNG, converted to 8 bits as imgrid_read_png_any says, with the
+ * channel count, stored depth and palette flag in *info. */
+static int png_decode(png_ctx *c, FILE *f, size_t *h, size_t *w, int ch, imgrid_image *info)
 {
     c->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, c, on_error, on_warning);
     c->info = c->png ? png_create_info_struct(c->png) : NULL;
@@ -190,20 +207,41 @@ static int png_decode(png_ctx *c, FILE *f, size_t *h, size_t *w)
     png_read_info(c->png, c->info);
     png_uint_32 pw = png_get_image_width(c->png, c->info), ph = png_get_image_height(c->png, c->info);
     int depth = png_get_bit_depth(c->png, c->info), ct = png_get_color_type(c->png, c->info);
-    if (ct != PNG_COLOR_TYPE_GRAY || depth != 8) {
-        snprintf(c->msg, sizeof c->msg, "not an 8-bit grayscale PNG (colour type %s, bit depth %d)", color_name(ct),
-                 depth);
+    if (ch && (ct != (ch == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY) || depth != 8)) {
+        snprintf(c->msg, sizeof c->msg, "not an 8-bit %s PNG (colour type %s, bit depth %d)",
+                 ch == 3 ? "RGB" : "grayscale", color_name(ct), depth);
         return -1;
+    }
+    if (!ch) {
+        /* PIL's readings: palette -> its colours (tRNS -> alpha), gray below 8 bits scaled up (v * 255 / (2^d - 1),
+         * which is libpng's bit replication), 16 bits -> the high byte; a tRNS on gray or RGB adds no channel */
+        if (ct == PNG_COLOR_TYPE_PALETTE) {
+            png_set_palette_to_rgb(c->png);
+            if (png_get_valid(c->png, c->info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(c->png);
+        }
+        if (ct == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(c->png);
+        if (depth == 16) png_set_strip_16(c->png);
+        info->bit_depth = depth;
+        info->palette = ct == PNG_COLOR_TYPE_PALETTE;
     }
     if (png_get_interlace_type(c->png, c->info) != PNG_INTERLACE_NONE) png_set_interlace_handling(c->png);
     png_read_update_info(c->png, c->info);
+    const int nch = ch ? ch : png_get_channels(c->png, c->info);
+    if (!ch) {
+        if (png_get_bit_depth(c->png, c->info) != 8 || nch < 1 || nch > 4 ||
+            png_get_rowbytes(c->png, c->info) != (size_t)pw * (size_t)nch) {
+            snprintf(c->msg, sizeof c->msg, "cannot convert a %d-bit %s PNG to 8 bits", depth, color_name(ct));
+            return -1;
+        }
+        info->channels = nch;
+    }
     if ((size_t)pw * ph > IMGRID_MAX_PIXELS) {
         snprintf(c->msg, sizeof c->msg, "image of %ux%u pixels is too large", (unsigned)pw, (unsigned)ph);
         return -1;
     }
-    c->buf = mem_alloc((size_t)pw * ph);
+    c->buf = mem_alloc((size_t)pw * ph * (size_t)nch);
     c->rows = mem_alloc(ph * sizeof *c->rows);
-    for (png_uint_32 r = 0; r < ph; r++) c->rows[r] = c->buf + (size_t)r * pw;
+    for (png_uint_32 r = 0; r < ph; r++) c->rows[r] = c->buf + (size_t)r * pw * (size_t)nch;
     png_read_image(c->png, c->rows);
     png_read_end(c->png, NULL);
     *h = ph;
@@ -211,7 +249,8 @@ static int png_decode(png_ctx *c, FILE *f, size_t *h, size_t *w)
     return 0;
 }
 
-int imgrid_read_png_gray(const char *path, size_t *h, size_t *w, uint8_t **pixels, char *err, size_t errlen)
+static int read_png(const char *path, size_t *h, size_t *w, uint8_t **pixels, int ch, imgrid_image *info, char *err,
+                    size_t errlen)
 {
     *h = *w = 0;
     *pixels = NULL;
@@ -230,7 +269,7 @@ int imgrid_read_png_gray(const char *path, size_t *h, size_t *w, uint8_t **pixel
     }
     png_ctx c = {0};
     size_t hh = 0, ww = 0;
-    int bad = png_decode(&c, f, &hh, &ww);
+    int bad = png_decode(&c, f, &hh, &ww, ch, info);
     png_destroy_read_struct(&c.png, &c.info, NULL);
     fclose(f);
     free(c.rows);
@@ -246,5 +285,27 @@ int imgrid_read_png_gray(const char *path, size_t *h, size_t *w, uint8_t **pixel
     *h = hh;
     *w = ww;
     *pixels = c.buf;
+    return 0;
+}
+
+int imgrid_read_png_gray(const char *path, size_t *h, size_t *w, uint8_t **pixels, char *err, size_t errlen)
+{
+    return read_png(path, h, w, pixels, 1, NULL, err, errlen);
+}
+
+int imgrid_read_png_rgb(const char *path, size_t *h, size_t *w, uint8_t **pixels, char *err, size_t errlen)
+{
+    return read_png(path, h, w, pixels, 3, NULL, err, errlen);
+}
+
+int imgrid_read_png_any(const char *path, imgrid_image *img, char *err, size_t errlen)
+{
+    memset(img, 0, sizeof *img);
+    imgrid_image info = {0};
+    size_t h, w;
+    uint8_t *px;
+    if (read_png(path, &h, &w, &px, 0, &info, err, errlen)) return -1;
+    *img = info;
+    img->h = h, img->w = w, img->pixels = px;
     return 0;
 }

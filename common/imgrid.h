@@ -1,5 +1,6 @@
 /* imgrid: image grids as 8-bit grayscale PNG (libpng), for the sample figures of the image experiments
- * (paper §5.1 / App. G: generated 7s and 9s), and a matching reader for tests and tools.
+ * (paper §5.1 / App. G: generated 7s and 9s), and a matching reader for tests and tools; single 8-bit RGB images
+ * (paper §5.2: SDXL samples) and their reader.
  * (Not named png.h: that would shadow libpng's own header.)
  *
  * Errors never exit: functions return 0, or -1 with ONE line "<path>: <reason>" in err (when err != NULL and
@@ -27,5 +28,24 @@ int imgrid_write_png(const char *path, size_t n, size_t grid_cols, size_t h, siz
  * a message naming the colour type and depth). On success *pixels is a malloc'ed [h][w] buffer (free()).
  * On error *h = *w = 0 and *pixels = NULL. */
 int imgrid_read_png_gray(const char *path, size_t *h, size_t *w, uint8_t **pixels, char *err, size_t errlen);
+
+/* Write one 8-bit RGB image rgb[h][w][3] (the decoded images of the SDXL pipeline), atomically as above. */
+int imgrid_write_png_rgb(const char *path, size_t h, size_t w, const uint8_t *rgb, char *err, size_t errlen);
+/* Read an 8-bit RGB PNG (no alpha) into a malloc'ed [h][w][3] buffer; other colour types are refused. */
+int imgrid_read_png_rgb(const char *path, size_t *h, size_t *w, uint8_t **pixels, char *err, size_t errlen);
+
+/* Any PNG (gray, gray+alpha, RGB, RGBA, palette; 1 to 16 bits; interlaced or not) as 8-bit pixels, converted as
+ * PIL reads them: a palette becomes its RGB colours (RGBA when the file has a tRNS chunk), gray below 8 bits is
+ * scaled up (v * 255 / (2^depth - 1)), 16-bit samples keep their high byte; a tRNS chunk on a gray or RGB image
+ * adds no channel. bit_depth and palette say what the file stored, so callers can refuse what they cannot treat
+ * as PIL would. */
+typedef struct {
+    size_t h, w;
+    int channels;        /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA */
+    int bit_depth;       /* as stored: 1, 2, 4, 8 or 16 */
+    int palette;         /* 1: the file is a palette image */
+    uint8_t *pixels;     /* [h][w][channels], malloc'ed (free()) */
+} imgrid_image;
+int imgrid_read_png_any(const char *path, imgrid_image *img, char *err, size_t errlen);
 
 #endif
