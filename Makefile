@@ -44,6 +44,8 @@ EXP_BIN    := exp_gaussian/exp_gaussian
 EG_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard exp_gaussian/*.c))
 EE_BIN     := exp_emnist/exp_emnist
 EE_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard exp_emnist/*.c))
+# the CLIP metric command of the SDXL experiment (its own main: keep it out of exp_sdxl's object list)
+CF_BIN     := exp_sdxl/clip_fraction
 THEORY_BIN := $(patsubst %.c,%,$(wildcard theory/theory_*.c))
 TEST_BIN   := $(patsubst tests/%.c,tests/bin/%,$(wildcard tests/test_*.c))
 BENCH_BIN  := $(patsubst bench/%.c,bench/bin/%,$(wildcard bench/bench_*.c))
@@ -52,7 +54,7 @@ BENCH_BIN  := $(patsubst bench/%.c,bench/bin/%,$(wildcard bench/bench_*.c))
 .SECONDARY:
 
 .PHONY: all backend test test-cuda reproduce bench bench-torch check-torch check-sdxl bootstrap clean data
-all: backend $(LIB) $(EXP_BIN) $(if $(EE_OBJ),$(EE_BIN)) $(THEORY_BIN) $(TEST_BIN) $(BENCH_BIN)
+all: backend $(LIB) $(EXP_BIN) $(if $(EE_OBJ),$(EE_BIN)) $(CF_BIN) $(THEORY_BIN) $(TEST_BIN) $(BENCH_BIN)
 
 backend:
 	@echo "scorefusion: building the $(BACKEND) backend$(if $(NVCC), (nvcc: $(NVCC)), (no nvcc found: CPU only))"
@@ -84,6 +86,10 @@ exp_gaussian/exp_gaussian: $(EG_OBJ) $(LIB)
 	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 exp_emnist/exp_emnist: $(EE_OBJ) $(LIB)
+	@echo "  LD    $@"
+	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+exp_sdxl/clip_fraction: $(BUILD)/exp_sdxl/clip_fraction.o $(LIB)
 	@echo "  LD    $@"
 	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
