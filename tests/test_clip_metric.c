@@ -16,6 +16,7 @@
 #include "clip_model.h"
 #include "clip_tokenizer.h"
 #include "imgrid.h"
+#include "log.h"
 #include "mem.h"
 #include "safetensors.h"
 #include "tensor.h"
@@ -539,6 +540,72 @@ static void test_bad_input(const clip_tokenizer *tok)
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", dir);
 }
 
+/* SF_CLIP_FULL=DIR (clip_metric_ref.py --full DIR): a random CLIP of the real ViT-B/32 shapes in both layouts,
+ * head counts inferred (width / 64) and from transformers' defaults; the PNGs through our preprocessing; SF_CLIP_BPE
+ * (open_clip's real vocabulary) for the tokens. Prints SKIP without it. */
+static void test_full(void)
+{
+    const char *dir = getenv("SF_CLIP_FULL");
+    if (!dir || !*dir) {
+        printf("SKIP full-size ViT-B/32 check: set SF_CLIP_FULL (tests/reference/clip_metric_ref.py --full DIR)\n");
+        return;
+    }
+    char path[1024], err[512], name[256];
+    snprintf(path, sizeof path, "%s/ref.safetensors", dir);
+    safetensors *ref = safetensors_open(path, err, sizeof err);
+    if (!ref) {
+        test_report(0, "full: reference", err);
+        return;
+    }
+    float *px = tensor_f32(ref, "px", NULL), *ie = tensor_f32(ref, "image_embeds", NULL);
+    float *te = tensor_f32(ref, "text_embeds", NULL);
+    const safetensors_tensor *ids = safetensors_find(ref, "ids");
+    const char *layouts[2] = {"hf", "openclip.safetensors"};
+    for (int k = 0; k < 2 && px && ie && te && ids; k++) {
+        snprintf(path, sizeof path, "%s/%s", dir, layouts[k]);
+        clip_model *m = clip_model_load(path, NULL, err, sizeof err);
+        snprintf(name, sizeof name, "full ViT-B/32 (%s): load", layouts[k]);
+        test_report(m && clip_model_embed_dim(m) == 512 && clip_model_image_size(m) == 224, name, m ? "sizes" : err);
+        if (!m) continue;
+        float *oe = mem_alloc(2 * 512 * sizeof(float)), *ot = mem_alloc(4 * 512 * sizeof(float));
+        float *opx = mem_alloc(2 * 3 * 224 * 224 * sizeof(float));
+        double t0 = log_now();
+        int bad = clip_model_encode_image(m, px, 2, oe, err, sizeof err);
+        double t1 = log_now();
+        snprintf(name, sizeof name, "full ViT-B/32 (%s): image embeddings vs open_clip", layouts[k]);
+        if (bad) test_report(0, name, err);
+        else check_close(oe, ie, 2 * 512, 1e-5, 1e-3, name);
+        printf("  full (%s): 2 images in %.2f s\n", layouts[k], t1 - t0);
+        bad = clip_model_encode_text(m, (const int32_t *)ids->data, 4, 77, ot, err, sizeof err);
+        snprintf(name, sizeof name, "full ViT-B/32 (%s): text embeddings vs open_clip", layouts[k]);
+        if (bad) test_report(0, name, err);
+        else check_close(ot, te, 4 * 512, 1e-5, 1e-3, name);
+        for (int i = 0; i < 2; i++) {
+            snprintf(path, sizeof path, "%s/im%d.png", dir, i);
+            if (clip_image_load_png(path, 224, opx + (size_t)i * 3 * 224 * 224, err, sizeof err)) test_report(0, path, err);
+        }
+        double m_, w = worst_ratio(opx, px, 2 * 3 * 224 * 224, 1e-6, 0, &m_);
+        snprintf(name, sizeof name, "full (%s): preprocessing of the 1024^2 and 300x217 PNGs", layouts[k]);
+        CHECK(w <= 1, name);
+        clip_model_free(m);
+        free(oe), free(ot), free(opx);
+    }
+    const char *bpe = getenv("SF_CLIP_BPE");
+    if (bpe && *bpe && ids) {
+        clip_tokenizer *tok = clip_tokenizer_load_bpe(bpe, err, sizeof err);
+        int same = tok != NULL;
+        for (int p = 0; p < 4 && tok; p++) {
+            int32_t t[77];
+            same &= clip_tokenizer_tokenize(tok, clip_metric_paper_pairs[p / 2][p % 2], t, NULL, err, sizeof err) == 0;
+            same &= memcmp(t, (const int32_t *)ids->data + p * 77, sizeof t) == 0;
+        }
+        CHECK(same, "full: the paper's prompts in the real vocabulary equal open_clip.tokenize");
+        clip_tokenizer_free(tok);
+    }
+    free(px), free(ie), free(te);
+    safetensors_close(ref);
+}
+
 int main(void)
 {
     test_resize();
@@ -563,6 +630,7 @@ int main(void)
     }
     test_intervals();
     if (tok) test_bad_input(tok);
+    test_full();
     clip_tokenizer_free(tok);
     return test_finish();
 }

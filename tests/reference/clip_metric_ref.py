@@ -122,7 +122,12 @@ def make_model(vocab):
 
 
 def hf_state(m):
-    """open_clip CLIP state_dict -> transformers CLIPModel names (as transformers' convert_clip script maps them)."""
+    return hf_state_sized(m, 2, 24, 2, 32)
+
+
+def hf_state_sized(m, tl, tw, vl, vw):
+    """open_clip CLIP state_dict -> transformers CLIPModel names (as transformers' convert_clip script maps them);
+    tl, tw, vl, vw: text / vision layers and widths."""
     sd, out = m.state_dict(), {}
 
     def layers(src, dst, n, d):
@@ -141,7 +146,7 @@ def hf_state(m):
 
     out["text_model.embeddings.token_embedding.weight"] = sd["token_embedding.weight"]
     out["text_model.embeddings.position_embedding.weight"] = sd["positional_embedding"]
-    layers("transformer.resblocks.", "text_model.encoder.layers.", 2, 24)
+    layers("transformer.resblocks.", "text_model.encoder.layers.", tl, tw)
     out["text_model.final_layer_norm.weight"] = sd["ln_final.weight"]
     out["text_model.final_layer_norm.bias"] = sd["ln_final.bias"]
     out["text_projection.weight"] = sd["text_projection"].t()
@@ -150,7 +155,7 @@ def hf_state(m):
     out["vision_model.embeddings.position_embedding.weight"] = sd["visual.positional_embedding"]
     out["vision_model.pre_layrnorm.weight"] = sd["visual.ln_pre.weight"]
     out["vision_model.pre_layrnorm.bias"] = sd["visual.ln_pre.bias"]
-    layers("visual.transformer.resblocks.", "vision_model.encoder.layers.", 2, 32)
+    layers("visual.transformer.resblocks.", "vision_model.encoder.layers.", vl, vw)
     out["vision_model.post_layernorm.weight"] = sd["visual.ln_post.weight"]
     out["vision_model.post_layernorm.bias"] = sd["visual.ln_post.bias"]
     out["visual_projection.weight"] = sd["visual.proj"].t()
@@ -158,7 +163,8 @@ def hf_state(m):
     res = {k: v.float().numpy().astype(np.float16) for k, v in out.items()}
     res["logit_scale"] = sd["logit_scale"].float().numpy().astype(np.float32)
     # the buffer transformers keeps in older files; the loader must ignore it
-    res["vision_model.embeddings.position_ids"] = np.arange(17, dtype=np.int32)[None]
+    res["vision_model.embeddings.position_ids"] = np.arange(sd["visual.positional_embedding"].shape[0],
+                                                            dtype=np.int32)[None]
     return res
 
 
@@ -202,7 +208,55 @@ def write_images(d):
     return files
 
 
+def full_size(out):
+    """--full OUT: a random CLIP with the REAL ViT-B-32 shapes (open_clip's model config, QuickGELU as OpenAI's),
+    in open_clip names and as a transformers folder (F16, bf16-exact weights, ~300 MB each; not committed), and its
+    float64 outputs for two 224-px procedural images and the paper's prompts (real vocabulary), for
+    SF_CLIP_FULL=OUT tests/bin/test_clip_metric."""
+    os.makedirs(os.path.join(out, "hf"), exist_ok=True)
+    torch.manual_seed(5)
+    m = open_clip.create_model("ViT-B-32", pretrained=None, force_quick_gelu=True)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if name == "logit_scale":
+                continue
+            if name.endswith("bias"):
+                v = torch.randn_like(p) * 0.02
+            elif ("ln" in name) and name.endswith("weight"):
+                v = 1.0 + torch.randn_like(p) * 0.1
+            elif p.ndim >= 2 and "embedding" not in name and name not in ("text_projection", "visual.proj"):
+                v = torch.randn_like(p) * (1.0 / np.sqrt(np.prod(p.shape[1:])))
+            else:
+                v = p.clone()
+            p.copy_(exact_weights(v))
+    m = m.double().eval()
+    oc = {k: v.float().numpy().astype(np.float16) for k, v in m.state_dict().items()}
+    oc["logit_scale"] = m.logit_scale.detach().float().numpy().astype(np.float32)
+    write_safetensors(os.path.join(out, "openclip.safetensors"), oc, {"format": "pt"})
+    sd = m.state_dict()
+    cfg = {"architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": 512,
+           "text_config": {"model_type": "clip_text_model"}, "vision_config": {"model_type": "clip_vision_model"}}
+    with open(os.path.join(out, "hf", "config.json"), "w") as f:
+        json.dump(cfg, f)
+    write_safetensors(os.path.join(out, "hf", "model.safetensors"), hf_state_sized(m, 12, 512, 12, 768),
+                      {"format": "pt"})
+    pre = open_clip.image_transform(224, is_train=False)
+    ims = [Image.fromarray(pattern(1024, 1024), "RGB"), Image.fromarray(pattern(300, 217), "RGB")]
+    for i, im in enumerate(ims):
+        im.save(os.path.join(out, f"im{i}.png"))
+    px = torch.stack([pre(im) for im in ims])
+    ids = open_clip.tokenize(PROMPTS)
+    with torch.no_grad():
+        ie, te = m.encode_image(px.double()), m.encode_text(ids)
+    write_safetensors(os.path.join(out, "ref.safetensors"), {
+        "ids": ids.numpy().astype(np.int32), "px": px.float().numpy(), "image_embeds": ie.float().numpy(),
+        "text_embeds": te.float().numpy()})
+    print(f"clip_metric_ref: wrote the full-size ViT-B-32 check into {out}")
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--full":
+        return full_size(sys.argv[2])
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/clip"
     here = os.path.dirname(os.path.abspath(__file__))
     red = os.path.join(here, "..", "fixtures", "sdxl", "clip_bpe_reduced.txt.gz")
