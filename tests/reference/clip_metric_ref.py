@@ -269,14 +269,24 @@ def main():
     # ---- weights in both namings ----
     hdir = os.path.join(out, "hf")
     os.makedirs(hdir, exist_ok=True)
-    cfg = {"architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": E, "logit_scale_init_value": 2.6592,
-           "text_config": {"hidden_size": 24, "intermediate_size": 96, "num_attention_heads": 3,
-                           "num_hidden_layers": 2, "max_position_embeddings": 77, "vocab_size": V,
-                           "hidden_act": "quick_gelu", "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1,
-                           "model_type": "clip_text_model"},
-           "vision_config": {"hidden_size": 32, "intermediate_size": 128, "num_attention_heads": 4,
-                             "num_hidden_layers": 2, "image_size": 32, "patch_size": 8, "hidden_act": "quick_gelu",
-                             "layer_norm_eps": 1e-05, "model_type": "clip_vision_model"}}
+    # laid out like openai/clip-vit-base-patch32's config.json (a full transformers dump: "architectures": null,
+    # id2label, pruned_heads, ... and a projection_dim inside each sub-config that CLIPModel ignores: the
+    # top-level one sizes both projections)
+    dump = {"_name_or_path": "", "architectures": None, "id2label": {"0": "LABEL_0", "1": "LABEL_1"},
+            "label2id": {"LABEL_0": 0, "LABEL_1": 1}, "pruned_heads": {}, "task_specific_params": None,
+            "initializer_factor": 1.0, "initializer_range": 0.02, "projection_dim": 512, "dropout": 0.0}
+    cfg = {"_name_or_path": "tiny-clip-vit-b-32-structure", "architectures": ["CLIPModel"],
+           "initializer_factor": 1.0, "logit_scale_init_value": 2.6592, "model_type": "clip", "projection_dim": E,
+           "text_config": dict(dump, **{"hidden_size": 24, "intermediate_size": 96, "num_attention_heads": 3,
+                                        "num_hidden_layers": 2, "max_position_embeddings": 77, "vocab_size": V,
+                                        "hidden_act": "quick_gelu", "bos_token_id": 0, "eos_token_id": 2,
+                                        "pad_token_id": 1, "model_type": "clip_text_model"}),
+           "text_config_dict": None, "transformers_version": None,
+           "vision_config": dict(dump, **{"hidden_size": 32, "intermediate_size": 128, "num_attention_heads": 4,
+                                          "num_hidden_layers": 2, "image_size": 32, "patch_size": 8,
+                                          "hidden_act": "quick_gelu", "layer_norm_eps": 1e-05, "num_channels": 3,
+                                          "model_type": "clip_vision_model"}),
+           "vision_config_dict": None}
     with open(os.path.join(hdir, "config.json"), "w") as f:
         json.dump(cfg, f, indent=1)
         f.write("\n")
