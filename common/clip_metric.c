@@ -129,6 +129,30 @@ int clip_metric_score_files(const clip_metric *cm, const char *const *paths, siz
     return bad ? -1 : 0;
 }
 
+int clip_metric_score_rgb8(const clip_metric *cm, const uint8_t *const *rgb, int w, int h, size_t n, int batch,
+                           double *scores, char *err, size_t errlen)
+{
+    if (w < 1 || h < 1) {
+        log_errf(err, errlen, "clip_metric", "images of %dx%d pixels", w, h);
+        return -1;
+    }
+    if (batch <= 0) batch = 16;
+    const size_t per = (size_t)3 * cm->S * cm->S;
+    float *px = mem_alloc((size_t)batch * per * sizeof(float));
+    uint8_t *rc = mem_alloc((size_t)cm->S * cm->S * 3);
+    int bad = 0;
+    for (size_t i0 = 0; i0 < n && !bad; i0 += (size_t)batch) {
+        const int b = (int)(n - i0 < (size_t)batch ? n - i0 : (size_t)batch);
+        for (int i = 0; i < b; i++) {
+            clip_image_resize_crop(rgb[i0 + i], w, h, 3, cm->S, rc);
+            clip_image_normalise(rc, cm->S, 3, px + i * per);
+        }
+        bad = clip_metric_score_pixels(cm, px, b, scores + i0 * cm->nprompts, err, errlen);
+    }
+    free(px), free(rc);
+    return bad ? -1 : 0;
+}
+
 long clip_metric_count_first(const double *scores, size_t n, int nprompts, int pair)
 {
     long k = 0;

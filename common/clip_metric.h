@@ -15,6 +15,7 @@
 #include "clip_model.h"
 #include "clip_tokenizer.h"
 #include <stddef.h>
+#include <stdint.h>
 
 #define CLIP_METRIC_NPAIRS_PAPER 2
 extern const char *const clip_metric_paper_pairs[CLIP_METRIC_NPAIRS_PAPER][2];
@@ -42,6 +43,10 @@ const float *clip_metric_text_embeds(const clip_metric *cm);   /* [nprompts, E] 
  * file that failed (unreadable, corrupt, refused colour type) or the model error. */
 int clip_metric_score_files(const clip_metric *cm, const char *const *paths, size_t n, int batch, double *scores,
                             char *err, size_t errlen);
+/* Score n decoded 8-bit images in memory, rgb[i] = [h][w][3] (e.g. straight from the VAE, before or instead of
+ * writing PNGs; identical to scoring the PNG files of the same pixels). */
+int clip_metric_score_rgb8(const clip_metric *cm, const uint8_t *const *rgb, int w, int h, size_t n, int batch,
+                           double *scores, char *err, size_t errlen);
 /* Score preprocessed images px[n, 3, S, S]. */
 int clip_metric_score_pixels(const clip_metric *cm, const float *px, int n, double *scores, char *err, size_t errlen);
 

@@ -317,6 +317,26 @@ static void test_model(const char *label, const char *path, const refdata *r, co
             snprintf(name, sizeof name, "%s: every nearer-prompt decision equals open_clip's", label);
             CHECK(agree, name);
         }
+        /* the same RGB images from memory */
+        {
+            const int rgb_img[3] = {0, 4, 1};   /* rgb_40x56, rgb_64x64, rgb_75x33 */
+            double a[4], b[4];
+            int same = 1;
+            for (int k = 0; k < 3; k++) {
+                imgrid_image im;
+                if (imgrid_read_png_any(paths[rgb_img[k]], &im, err, sizeof err) || im.channels != 3) {
+                    same = 0;
+                    continue;
+                }
+                const uint8_t *one[1] = {im.pixels};
+                same &= clip_metric_score_rgb8(cm, one, (int)im.w, (int)im.h, 1, 0, a, err, sizeof err) == 0;
+                same &= clip_metric_score_files(cm, paths + rgb_img[k], 1, 0, b, err, sizeof err) == 0;
+                same &= memcmp(a, b, sizeof a) == 0;
+                free(im.pixels);
+            }
+            snprintf(name, sizeof name, "%s: clip_metric_score_rgb8 (in memory) equals scoring the PNG files", label);
+            CHECK(same, name);
+        }
         free(sc);
         for (int i = 0; i < r->n; i++) free(own[i]);
         free(own), free(paths);
