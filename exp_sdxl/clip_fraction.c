@@ -36,11 +36,14 @@ static const char *usage =
     "                      without config.json\n"
     "  --text-heads N, --vision-heads N   head counts for a file without config.json (default width / 64)\n"
     "  --batch N           images per forward pass (default 16)\n"
+    "  --compare FILE      the paper's fractions (results/paper/sdxl_clip.csv: pair,model,weight,fraction_first,n):\n"
+    "                      writes DIR/clip_compare.csv, each paper row beside ours where our method equals its\n"
+    "                      model and our lambda its weight (numerically; both empty match)\n"
     "  --out DIR           output folder (default results/sdxl)\n"
     "  --help              this text\n"
     "Writes DIR/clip_scores.csv (method, lambda, seed, file, pair, score_first, score_second, nearer_first) and\n"
     "DIR/clip_fractions.csv (method, lambda, pair, prompt_first, prompt_second, n, k, fraction, ci_lo, ci_hi, ci,\n"
-    "level), each with a .meta file; both appear only when every image was scored.\n";
+    "level), each with a .meta file; all appear only when every image was scored.\n";
 
 #define MAX_PAIRS 16
 
@@ -139,6 +142,67 @@ static row *read_images(const char *csv, size_t *nrows)
     return rows;
 }
 
+typedef struct {
+    char *pair, *model, *weight;
+    double fraction;
+    long n;
+} paper_row;
+
+/* the paper's fractions file (pair,model,weight,fraction_first,n); dies naming the file and line */
+static paper_row *read_paper(const char *csv, size_t *nrows)
+{
+    FILE *f = fopen(csv, "r");
+    if (!f) log_die("--compare: cannot open '%s'", csv);
+    char *line = NULL, *fld[8];
+    size_t cap = 0, n = 0;
+    paper_row *rows = NULL;
+    long lineno = 0;
+    while (getline(&line, &cap, f) != -1) {
+        lineno++;
+        int k = split_csv(line, fld, 8);
+        if (lineno == 1) {
+            if (k != 5 || strcmp(fld[0], "pair") || strcmp(fld[1], "model") || strcmp(fld[2], "weight") ||
+                strcmp(fld[3], "fraction_first") || strcmp(fld[4], "n"))
+                log_die("%s:1: the header must be pair,model,weight,fraction_first,n", csv);
+            continue;
+        }
+        if (k == 1 && !fld[0][0]) continue;
+        if (k != 5) log_die("%s:%ld: %d fields, expected 5", csv, lineno, k);
+        char *e1, *e2;
+        double fr = strtod(fld[3], &e1);
+        long nn = strtol(fld[4], &e2, 10);
+        if (!fld[3][0] || *e1 || !(fr >= 0 && fr <= 1) || !fld[4][0] || *e2 || nn < 1)
+            log_die("%s:%ld: fraction '%s' or n '%s' is not a number in range", csv, lineno, fld[3], fld[4]);
+        rows = realloc(rows, (n + 1) * sizeof *rows);
+        LOG_CHECK(rows, "out of memory");
+        rows[n].pair = mem_strdup(fld[0]), rows[n].model = mem_strdup(fld[1]), rows[n].weight = mem_strdup(fld[2]);
+        rows[n].fraction = fr, rows[n].n = nn;
+        n++;
+    }
+    free(line);
+    fclose(f);
+    if (n == 0) log_die("%s: no rows", csv);
+    *nrows = n;
+    return rows;
+}
+
+/* lambda strings equal: both empty, or both numbers of the same value, or the same text */
+static int same_weight(const char *a, const char *b)
+{
+    if (!*a || !*b) return !*a && !*b;
+    char *ea, *eb;
+    double x = strtod(a, &ea), y = strtod(b, &eb);
+    if (!*ea && !*eb) return x == y;
+    return !strcmp(a, b);
+}
+
+typedef struct {
+    size_t first;    /* row index of the group's first image */
+    int pair;
+    long n, k;
+    double lo, hi;
+} group;
+
 /* a CSV field, quoted when it needs to be */
 static void put_field(FILE *f, const char *s)
 {
@@ -165,10 +229,10 @@ int main(int argc, char **argv)
                                        {"text-heads", required_argument, 0, 'T'},
                                        {"vision-heads", required_argument, 0, 'V'},
                                        {"batch", required_argument, 0, 'b'},    {"out", required_argument, 0, 'o'},
-                                       {0, 0, 0, 0}};
+                                       {"compare", required_argument, 0, 'C'}, {0, 0, 0, 0}};
     static const char *const ci_names[] = {"clopper-pearson", "wilson", NULL};
     static const char *const act_names[] = {"quick_gelu", "gelu", NULL};
-    const char *model_path = NULL, *tok_path = NULL, *images = NULL, *out = "results/sdxl";
+    const char *model_path = NULL, *tok_path = NULL, *images = NULL, *out = "results/sdxl", *compare = NULL;
     char *pair_name[MAX_PAIRS], *prompts[2 * MAX_PAIRS];
     int npairs = 0, batch = 16;
     double level = 0.95;
@@ -201,6 +265,7 @@ int main(int argc, char **argv)
         case 'V': mo.vision_heads = (int)cli_long("--vision-heads", optarg, 1, 1024); break;
         case 'b': batch = (int)cli_long("--batch", optarg, 1, 4096); break;
         case 'o': out = optarg; break;
+        case 'C': compare = optarg; break;
         case ':': log_die("%s needs a value (see --help)", argv[optind - 1]);
         default: cli_bad_option(argv[optind - 1]);
         }
@@ -224,6 +289,8 @@ int main(int argc, char **argv)
     io_meta_init(&meta, argc, argv);
     size_t n;
     row *rows = read_images(images, &n);
+    size_t npaper = 0;
+    paper_row *paper = compare ? read_paper(compare, &npaper) : NULL;
     cli_output_dir("--out", out);
     char err[1024];
     clip_model *model = clip_model_load(model_path, &mo, err, sizeof err);
@@ -277,6 +344,8 @@ int main(int argc, char **argv)
     /* groups in order of first appearance */
     char *done = mem_calloc(n, 1);
     double *sub = mem_alloc(n * 2 * (size_t)npairs * sizeof(double));
+    group *g = mem_alloc(n * (size_t)npairs * sizeof *g);
+    size_t ng = 0;
     for (size_t i = 0; i < n; i++) {
         if (done[i]) continue;
         size_t m = 0;
@@ -287,20 +356,50 @@ int main(int argc, char **argv)
                 m++;
             }
         for (int p = 0; p < npairs; p++) {
-            const long k = clip_metric_count_first(sub, m, 2 * npairs, p);
-            double lo_, hi_;
-            if (clip_metric_ci(k, (long)m, level, ci, &lo_, &hi_)) LOG_FATAL("interval of %ld / %zu failed", k, m);
+            group *q = &g[ng++];
+            q->first = i, q->pair = p, q->n = (long)m;
+            q->k = clip_metric_count_first(sub, m, 2 * npairs, p);
+            if (clip_metric_ci(q->k, q->n, level, ci, &q->lo, &q->hi))
+                LOG_FATAL("interval of %ld / %ld failed", q->k, q->n);
             put_field(f, rows[i].method), fputc(',', f), put_field(f, rows[i].lambda), fputc(',', f);
             put_field(f, pair_name[p]), fputc(',', f), put_field(f, prompts[2 * p]), fputc(',', f);
             put_field(f, prompts[2 * p + 1]);
-            fprintf(f, ",%zu,%ld,%.6f,%.6f,%.6f,%s,%g\n", m, k, (double)k / m, lo_, hi_, clip_metric_ci_name(ci), level);
+            fprintf(f, ",%ld,%ld,%.6f,%.6f,%.6f,%s,%g\n", q->n, q->k, (double)q->k / q->n, q->lo, q->hi,
+                    clip_metric_ci_name(ci), level);
         }
+    }
+    io_csv *cc = NULL;
+    char *cpath = NULL;
+    if (paper) {
+        cpath = io_path(out, "clip_compare.csv");
+        cc = io_csv_open(cpath, "pair,model,weight,paper_fraction,paper_n,ours_fraction,ours_n,ours_ci_lo,ours_ci_hi,"
+                                "paper_inside_ours_ci");
+        f = io_csv_stream(cc);
+        for (size_t r = 0; r < npaper; r++) {
+            const group *q = NULL;
+            for (size_t j = 0; j < ng && !q; j++)
+                if (!strcmp(pair_name[g[j].pair], paper[r].pair) && !strcmp(rows[g[j].first].method, paper[r].model) &&
+                    same_weight(rows[g[j].first].lambda, paper[r].weight))
+                    q = &g[j];
+            put_field(f, paper[r].pair), fputc(',', f), put_field(f, paper[r].model), fputc(',', f);
+            put_field(f, paper[r].weight);
+            fprintf(f, ",%.6f,%ld", paper[r].fraction, paper[r].n);
+            if (q)
+                fprintf(f, ",%.6f,%ld,%.6f,%.6f,%d\n", (double)q->k / q->n, q->n, q->lo, q->hi,
+                        paper[r].fraction >= q->lo && paper[r].fraction <= q->hi);
+            else
+                fputs(",,,,,\n", f);   /* no images of that model here */
+        }
+        io_meta_set(&meta, "compare", "%s (the paper's fractions, typed from REFERENCE.md)", compare);
     }
     io_csv_commit(cs, &meta);
     io_csv_commit(cf, &meta);
+    if (cc) io_csv_commit(cc, &meta);
     log_info("wrote %s and %s (%zu images, %.1f s)", spath, fpath, n, secs);
 
-    free(done), free(sub), free(spath), free(fpath), free(paths), free(sc);
+    free(done), free(sub), free(g), free(spath), free(fpath), free(cpath), free(paths), free(sc);
+    for (size_t r = 0; r < npaper; r++) free(paper[r].pair), free(paper[r].model), free(paper[r].weight);
+    free(paper);
     for (size_t i = 0; i < n; i++) free(rows[i].method), free(rows[i].lambda), free(rows[i].seed), free(rows[i].file),
                                    free(rows[i].path);
     free(rows);

@@ -45,6 +45,18 @@ $bin --model $fx/hf --tokenizer $tok --images $fx/images.csv --out "$tmp/p" $hea
   diff <(grep ,gender, "$tmp/p/clip_fractions.csv") <(grep ,gender, "$tmp/hf/clip_fractions.csv") > /dev/null
 check "--pair gives one pair, with the same numbers" $?
 
+# --compare: paper rows beside ours by (pair, method = model, lambda = weight numerically)
+printf 'pair,model,weight,fraction_first,n\ngender,A,.50,0.3,512\ngender,B,1.0,0.9,512\nethnicity,merged,0.5,0.316,512\n' \
+  > "$tmp/paper.csv"
+$bin --model $fx/hf --tokenizer $tok --images $fx/images.csv --out "$tmp/c" $heads --compare "$tmp/paper.csv" 2> /dev/null
+awk -F, 'NR == 2 && $6 == "0.200000" && $7 == 5 && $10 == 1 { a = 1 } NR == 3 && $6 == "0.000000" && $10 == 0 { b = 1 }
+         NR == 4 && $6 == "" { c = 1 } END { exit !(a && b && c && NR == 4) }' "$tmp/c/clip_compare.csv"
+check "--compare: matched rows with ours and whether the paper's value is inside our interval; unmatched left empty" $? \
+  "$(cat "$tmp/c/clip_compare.csv" 2>&1)"
+$bin --model $fx/hf --tokenizer $tok --images $fx/images.csv --out "$tmp/c2" $heads --compare results/paper/sdxl_clip.csv \
+  2> /dev/null && [ "$(wc -l < "$tmp/c2/clip_compare.csv")" = 9 ]
+check "--compare reads the committed results/paper/sdxl_clip.csv (8 rows)" $?
+
 # bad input: one line, non-zero exit, no output files
 bad() {   # bad NAME EXPECTED-SUBSTRING ARGS...
   local name=$1 want=$2; shift 2
@@ -72,5 +84,8 @@ bad "a model that is not CLIP: file named" "text_single.safetensors" --model tes
   --tokenizer $tok --images $fx/images.csv $heads
 bad "open_clip file without head counts: says what to give" "head count" --model $fx/openclip.safetensors \
   --tokenizer $tok --images $fx/images.csv
+printf 'pair,model,weight,fraction_first,n\ngender,A,0.5,1.7,512\n' > "$tmp/badpaper.csv"
+bad "--compare file with a fraction out of range: file and line named" "badpaper.csv:2" --model $fx/hf --tokenizer $tok \
+  --images $fx/images.csv $heads --compare "$tmp/badpaper.csv"
 echo "RESULT passed=$passed failed=$failed"
 [ $failed = 0 ]
