@@ -250,6 +250,11 @@ int main(int argc, char **argv)
         clip_tokenizer_tokenize(red, longtext, ids, &n, err, sizeof err);
         CHECK(n > 77 && ids[0] == 768 && ids[76] == 769 && ids[75] != 769, "long prompt: 75 tokens + end token");
         int32_t raw[8];
+        CHECK(clip_tokenizer_set_pad(red, 769, err, sizeof err) == 0 &&
+                  clip_tokenizer_tokenize(red, "a", ids, NULL, err, sizeof err) == 0 && ids[2] == 769 && ids[76] == 769 &&
+                  clip_tokenizer_set_pad(red, 770, err, sizeof err) == -1 && strstr(err, "pad id 770 is not a token") &&
+                  clip_tokenizer_set_pad(red, 0, err, sizeof err) == 0,
+              "set_pad: end-token padding; an id outside the vocabulary refused");
         CHECK(clip_tokenizer_encode(red, "a a", raw, 8, &n, err, sizeof err) == 0 && n == 2 && raw[0] == raw[1] &&
                   raw[0] == 256 + 'a' - '!',
               "encode without start/end: \"a a\" -> a</w> a</w>");

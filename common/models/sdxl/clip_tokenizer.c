@@ -997,6 +997,16 @@ int clip_tokenizer_tokenize(const clip_tokenizer *t, const char *text, int32_t *
     return rc;
 }
 
+int clip_tokenizer_set_pad(clip_tokenizer *t, int32_t id, char *err, size_t errlen)
+{
+    if (!clip_tokenizer_token(t, id)) {
+        log_errf(err, errlen, t->label, "pad id %d is not a token", id);
+        return -1;
+    }
+    t->pad = id;
+    return 0;
+}
+
 int clip_tokenizer_context(const clip_tokenizer *t) { return t->context; }
 int32_t clip_tokenizer_bos(const clip_tokenizer *t) { return t->bos; }
 int32_t clip_tokenizer_eos(const clip_tokenizer *t) { return t->eos; }

@@ -56,6 +56,10 @@ int clip_tokenizer_encode(const clip_tokenizer *t, const char *text, int32_t *id
 int clip_tokenizer_tokenize(const clip_tokenizer *t, const char *text, int32_t *ids, size_t *untruncated,
                             char *err, size_t errlen);
 
+/* Pad with another id (e.g. the end token, to give open_clip's merges file the padding of SDXL's tokenizer/, as
+ * the original single-file pipeline's CLIP-L tokenizer pads). 0, or -1 with err when no token has that id. */
+int clip_tokenizer_set_pad(clip_tokenizer *t, int32_t id, char *err, size_t errlen);
+
 int clip_tokenizer_context(const clip_tokenizer *t);   /* 77 */
 int32_t clip_tokenizer_bos(const clip_tokenizer *t);
 int32_t clip_tokenizer_eos(const clip_tokenizer *t);
