@@ -116,7 +116,7 @@ int clip_metric_score_pixels(const clip_metric *cm, const float *px, int n, doub
 int clip_metric_score_files(const clip_metric *cm, const char *const *paths, size_t n, int batch, double *scores,
                             char *err, size_t errlen)
 {
-    if (batch <= 0) batch = 16;
+    if (batch <= 0) batch = 32;
     const size_t per = (size_t)3 * cm->S * cm->S;
     float *px = mem_alloc((size_t)batch * per * sizeof(float));
     int bad = 0;
@@ -136,7 +136,7 @@ int clip_metric_score_rgb8(const clip_metric *cm, const uint8_t *const *rgb, int
         log_errf(err, errlen, "clip_metric", "images of %dx%d pixels", w, h);
         return -1;
     }
-    if (batch <= 0) batch = 16;
+    if (batch <= 0) batch = 32;
     const size_t per = (size_t)3 * cm->S * cm->S;
     float *px = mem_alloc((size_t)batch * per * sizeof(float));
     uint8_t *rc = mem_alloc((size_t)cm->S * cm->S * 3);

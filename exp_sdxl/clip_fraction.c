@@ -35,7 +35,7 @@ static const char *usage =
     "  --act A             quick_gelu (default: OpenAI's CLIP) | gelu (open_clip's own trainings): for a file\n"
     "                      without config.json\n"
     "  --text-heads N, --vision-heads N   head counts for a file without config.json (default width / 64)\n"
-    "  --batch N           images per forward pass (default 16)\n"
+    "  --batch N           images per forward pass (default 32)\n"
     "  --compare FILE      the paper's fractions (results/paper/sdxl_clip.csv: pair,model,weight,fraction_first,n):\n"
     "                      writes DIR/clip_compare.csv, each paper row beside ours where our method equals its\n"
     "                      model and our lambda its weight (numerically; both empty match)\n"
@@ -234,7 +234,7 @@ int main(int argc, char **argv)
     static const char *const act_names[] = {"quick_gelu", "gelu", NULL};
     const char *model_path = NULL, *tok_path = NULL, *images = NULL, *out = "results/sdxl", *compare = NULL;
     char *pair_name[MAX_PAIRS], *prompts[2 * MAX_PAIRS];
-    int npairs = 0, batch = 16;
+    int npairs = 0, batch = 32;
     double level = 0.95;
     clip_ci_method ci = CLIP_CI_CLOPPER_PEARSON;
     clip_model_opts mo = {CLIP_ACT_QUICK_GELU, 0, 0};
