@@ -39,7 +39,8 @@ void clip_metric_free(clip_metric *cm);
 int clip_metric_nprompts(const clip_metric *cm);
 const float *clip_metric_text_embeds(const clip_metric *cm);   /* [nprompts, E] */
 
-/* Score n PNG files: scores[n, nprompts] (batches of `batch` images; 0 = 32: each forward pass widens every weight once, so larger batches amortise it). 0, or -1 with one line naming the
+/* Score n PNG files: scores[n, nprompts], in batches of `batch` images (0 = 32: each forward pass widens every
+ * weight once, so larger batches amortise it). 0, or -1 with one line naming the
  * file that failed (unreadable, corrupt, refused colour type) or the model error. */
 int clip_metric_score_files(const clip_metric *cm, const char *const *paths, size_t n, int batch, double *scores,
                             char *err, size_t errlen);

@@ -319,7 +319,8 @@ int main(int argc, char **argv)
     io_meta_set(&meta, "model", "%s (%s names)", clip_model_weights_path(model), clip_model_naming(model));
     io_meta_set(&meta, "tokenizer", "%s", clip_tokenizer_label(tok));
     io_meta_set(&meta, "image_size", "%d", clip_model_image_size(model));
-    io_meta_set(&meta, "logit_scale_exp", "%.6g (the scores use 100, the paper's factor)", clip_model_logit_scale(model));
+    io_meta_set(&meta, "logit_scale_exp", "%.6g (the scores use 100, the paper's factor)",
+                clip_model_logit_scale(model));
     io_meta_set(&meta, "preprocessing", "open_clip eval: Resize(shortest side, PIL bicubic a=-0.5 antialiased), "
                                         "CenterCrop, RGB, OpenAI mean/std");
     io_meta_set(&meta, "ci", "%s", clip_metric_ci_name(ci));

@@ -356,7 +356,8 @@ static int read_csv(const char *path, char rows[][12][64], int maxrows)
     while (fgets(line, sizeof line, f) && n < maxrows) {
         if (n >= 0) {
             int c = 0;
-            for (char *tok = strtok(line, ",\n"); tok && c < 12; tok = strtok(NULL, ",\n")) snprintf(rows[n][c++], 64, "%s", tok);
+            for (char *tok = strtok(line, ",\n"); tok && c < 12; tok = strtok(NULL, ",\n"))
+                snprintf(rows[n][c++], 64, "%s", tok);
         }
         n++;
     }
@@ -474,7 +475,8 @@ static void test_bad_input(const clip_tokenizer *tok)
     /* wrong shape */
     write_variant(fpath("hf/model.safetensors"), q, NULL, "vision_model.embeddings.position_embedding.weight");
     m = clip_model_load(p, &o, err, sizeof err);
-    CHECK(!m && contains(err, q, "'vision_model.embeddings.position_embedding.weight': shape [1, 544], expected [17, 32]"),
+    CHECK(!m && contains(err, q,
+                         "'vision_model.embeddings.position_embedding.weight': shape [1, 544], expected [17, 32]"),
           "wrong shape: one line naming the file, the tensor and both shapes");
     printf("  error: %s\n", err);
     clip_model_free(m);
@@ -602,7 +604,8 @@ static void test_full(void)
         else check_close(ot, te, 4 * 512, 1e-5, 1e-3, name);
         for (int i = 0; i < 2; i++) {
             snprintf(path, sizeof path, "%s/im%d.png", dir, i);
-            if (clip_image_load_png(path, 224, opx + (size_t)i * 3 * 224 * 224, err, sizeof err)) test_report(0, path, err);
+            if (clip_image_load_png(path, 224, opx + (size_t)i * 3 * 224 * 224, err, sizeof err))
+                test_report(0, path, err);
         }
         double m_, w = worst_ratio(opx, px, 2 * 3 * 224 * 224, 1e-6, 0, &m_);
         snprintf(name, sizeof name, "full (%s): preprocessing of the 1024^2 and 300x217 PNGs", layouts[k]);
@@ -638,7 +641,8 @@ int main(void)
         int32_t ids[77];
         int same = 1;
         for (int p = 0; p < 4; p++) {
-            same &= clip_tokenizer_tokenize(tok, clip_metric_paper_pairs[p / 2][p % 2], ids, NULL, err, sizeof err) == 0;
+            same &= clip_tokenizer_tokenize(tok, clip_metric_paper_pairs[p / 2][p % 2], ids, NULL, err, sizeof err) ==
+                    0;
             same &= memcmp(ids, r.ids + p * 77, sizeof ids) == 0;
         }
         CHECK(same, "token ids of the paper's 4 prompts equal open_clip's (reduced vocabulary)");

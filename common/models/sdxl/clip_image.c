@@ -33,7 +33,8 @@ static int coeffs(int in_size, int out_size, int **boundsp, int **kkp)
     const double support = 2.0 * filterscale;
     const int ksize = (int)ceil(support) * 2 + 1;
     double *pre = mem_alloc((size_t)out_size * ksize * sizeof(double));
-    int *bounds = mem_alloc((size_t)out_size * 2 * sizeof(int)), *kk = mem_alloc((size_t)out_size * ksize * sizeof(int));
+    int *bounds = mem_alloc((size_t)out_size * 2 * sizeof(int));
+    int *kk = mem_alloc((size_t)out_size * ksize * sizeof(int));
     for (int xx = 0; xx < out_size; xx++) {
         const double center = (xx + 0.5) * scale, ss = 1.0 / filterscale;
         int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);

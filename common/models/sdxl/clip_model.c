@@ -68,8 +68,9 @@ static int infer(const safetensors *st, const char *path, int oc, const clip_mod
                      err, errlen)) ||
         !(conv = need(st, path, oc ? "visual.conv1.weight" : "vision_model.embeddings.patch_embedding.weight", 4,
                       err, errlen)) ||
-        !(vpos = need(st, path, oc ? "visual.positional_embedding" : "vision_model.embeddings.position_embedding.weight",
-                      2, err, errlen)))
+        !(vpos = need(st, path,
+                      oc ? "visual.positional_embedding" : "vision_model.embeddings.position_embedding.weight", 2,
+                      err, errlen)))
         return -1;
     memset(tc, 0, sizeof *tc), memset(vc, 0, sizeof *vc);
     tc->vocab_size = (int)tok->shape[0], tc->hidden = (int)tok->shape[1], tc->max_pos = (int)pos->shape[0];
