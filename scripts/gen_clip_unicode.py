@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Generates common/models/sdxl/clip_unicode.c: the Unicode tables the CLIP tokenizer needs, taken from the
 very libraries whose behaviour it reproduces (Debian 12's /usr/bin/python3 + python3-regex, as open_clip runs):
-  - \\p{L}, \\p{N} and \\s exactly as the `regex` module matches them (CLIP's pre-tokenisation pattern);
+  - [\\p{L}], [\\p{N}] and [^\\s\\p{L}\\p{N}] exactly as the `regex` module matches them in CLIP's pattern
+    (compiled with IGNORECASE), and \\s (whitespace_clean);
   - str.isspace (what str.strip() removes) and str.lower() (1:1 mappings as runs; the one 1:2 mapping, U+0130,
     is handled in the C code);
-  - html.unescape's tables: the HTML 4 entity names (with ';') plus every HTML5 name that may omit the ';',
+  - Cased and Case_Ignorable as str.lower()'s final-sigma rule sees them;
+  - html.unescape's tables: every HTML5 entity name (html.entities.html5, with and without ';' as listed there),
     the Windows-1252 remapping of numeric references 0x80-0x9F, and the code points it drops.
 Usage: /usr/bin/python3 scripts/gen_clip_unicode.py > common/models/sdxl/clip_unicode.c
 """
@@ -43,16 +45,34 @@ def emit_ranges(name, rs, f):
     f.write(f"const size_t {name}_n = {len(rs)};\n\n")
 
 
+def cenc(ch):
+    """one character for a C string literal: printable ASCII and printable non-ASCII as is (UTF-8 source), the rest
+    as octal escapes (never \\x: a following hex digit would extend it)"""
+    if ch in '"\\?':
+        return "\\" + ch
+    if (0x20 <= ord(ch) < 0x7F) or (ord(ch) >= 0xA0 and ch.isprintable() and unicodedata.category(ch)[0] != "M"):
+        return ch
+    return "".join(f"\\{b:03o}" for b in ch.encode("utf-8"))
+
+
 def chars_ok(cp):
     return not (0xD800 <= cp <= 0xDFFF)
 
 
 def main():
     f = sys.stdout
-    pl, pn, ps = regex.compile(r"\p{L}"), regex.compile(r"\p{N}"), regex.compile(r"\s")
+    # the classes of CLIP's pattern exactly as it is compiled (re.IGNORECASE): under it U+0345 (which folds to a
+    # letter) is in none of them and is skipped like a space
+    ic = regex.IGNORECASE
+    pl, pn = regex.compile(r"[\p{L}]", ic), regex.compile(r"[\p{N}]", ic)
+    po, ps = regex.compile(r"[^\s\p{L}\p{N}]", ic), regex.compile(r"\s")
     letters = ranges(lambda c: chars_ok(c) and pl.match(chr(c)) is not None)
     numbers = ranges(lambda c: chars_ok(c) and pn.match(chr(c)) is not None)
+    other = ranges(lambda c: chars_ok(c) and po.match(chr(c)) is not None)
     space = ranges(lambda c: chars_ok(c) and ps.match(chr(c)) is not None)
+    for ch in "trevmld":   # the contractions' letters fold only to their capitals (and s also to U+017F)
+        assert [c for c in range(0x110000) if chars_ok(c) and regex.fullmatch(ch, chr(c), ic)] == [ord(ch) - 32, ord(ch)]
+    assert [c for c in range(0x110000) if chars_ok(c) and regex.fullmatch("s", chr(c), ic)] == [0x53, 0x73, 0x17F]
     isspace = ranges(lambda c: chr(c).isspace())
     # lower-case runs: (lo, hi, delta, stride): cp in [lo, hi] with (cp - lo) % stride == 0 maps to cp + delta
     pairs = []
@@ -79,6 +99,7 @@ def main():
     f.write('#include "clip_unicode.h"\n\n')
     emit_ranges("clip_uc_letter", letters, f)
     emit_ranges("clip_uc_number", numbers, f)
+    emit_ranges("clip_uc_other", other, f)
     emit_ranges("clip_uc_space", space, f)
     emit_ranges("clip_uc_isspace", isspace, f)
     f.write("const clip_uc_case_run clip_uc_lower[] = {\n")
@@ -91,21 +112,21 @@ def main():
         line += item
     f.write(line + "\n};\n")
     f.write(f"const size_t clip_uc_lower_n = {len(runs)};\n\n")
-    # html.unescape tables
-    ents = {}
-    for name in html.entities.name2codepoint:   # the HTML 4 names, with html.unescape's (HTML5) values
-        ents[name + ";"] = html.entities.html5[name + ";"]
-    for name, val in html.entities.html5.items():
-        if not name.endswith(";"):
-            ents[name] = val
-            ents[name + ";"] = html.entities.html5[name + ";"]
-    ents["apos;"] = "'"
-    for k, v in ents.items():
-        assert html.entities.html5[k] == v, k
+    # Python's final-sigma rule of str.lower() needs Cased and Case_Ignorable; they are read off lower() itself:
+    # "cΣ" ends in ς iff c is cased and not ignorable; "AcΣ" iff c is ignorable or cased; "AΣc" has ς iff c is
+    # ignorable or not cased -- so ignorable = both of the last two.
+    def sigma_final(s, i):
+        return s.lower()[i] == "\u03c2"
+    ign = ranges(lambda c: chars_ok(c) and sigma_final(f"A{chr(c)}\u03a3", -1) and sigma_final(f"A\u03a3{chr(c)}", 1))
+    cased = ranges(lambda c: chars_ok(c) and sigma_final(f"{chr(c)}\u03a3", -1))
+    emit_ranges("clip_uc_case_ignorable", ign, f)
+    emit_ranges("clip_uc_cased", cased, f)
+    # html.unescape tables: every HTML5 name (html.entities.html5, what html.unescape looks up)
+    ents = dict(html.entities.html5)
     f.write("const clip_uc_entity clip_uc_entities[] = {\n")
     for k in sorted(ents):
         v = ents[k]
-        enc = "".join(f"\\x{b:02x}" for b in v.encode("utf-8"))
+        enc = "".join(cenc(ch) for ch in v)
         f.write(f'    {{"{k}", "{enc}"}},\n')
     f.write("};\n")
     f.write(f"const size_t clip_uc_entities_n = {len(ents)};\n\n")

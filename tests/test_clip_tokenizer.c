@@ -75,7 +75,7 @@ static void check_block(const char *tag, const clip_tokenizer *t, const json_doc
         const char *text = json_at(prompts, p)->u.str.s;
         int32_t got[77];
         size_t n = 0;
-        char err[512] = "", why[256] = "", name[256];
+        char err[512] = "", why[600] = "", name[256];
         int ok = clip_tokenizer_tokenize(t, text, got, &n, err, sizeof err) == 0;
         int64_t wn = -1;
         if (ok) ok = same_ids(d, json_at(ids, p), got, 77, why, sizeof why);
@@ -161,6 +161,14 @@ int main(int argc, char **argv)
                       clip_tokenizer_eos(rt) == 49407,
                   "real vocabulary: 49,408 ids, sot 49406, eot 49407");
             check_block("real", rt, d, json_get(root, "real"), prompts);
+            /* random prompts (check-sdxl writes them next to the fixtures; never committed) */
+            snprintf(path, sizeof path, "%s/clip_fuzz.json", fixdir());
+            if (access(path, R_OK) == 0) {
+                json_doc *fz = json_load(path, err, sizeof err);
+                test_report(fz != NULL, "clip_fuzz.json loads", err);
+                if (fz) check_block("fuzz", rt, fz, json_root(fz), json_get(json_root(fz), "prompts"));
+                json_free(fz);
+            }
             int32_t ids[77];
             clip_tokenizer_tokenize(rt, "a photo of a mathematics scientist", ids, NULL, err, sizeof err);
             CHECK(ids[1] == 320 && ids[2] == 1125 && ids[3] == 539 && ids[5] == 20113 && ids[6] == 11083 &&

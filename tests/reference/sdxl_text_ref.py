@@ -3,6 +3,8 @@
 encoders, computed with open_clip v2.23.0 on Debian's python3-torch (the environment of
 shared/anchors/sdxl_reference_env.sh; transformers is not in it).
 
+Usage: sdxl_text_ref.py [OUT] [--fuzz=N]   (--fuzz=N: also clip_fuzz.json, N random prompts with the real
+vocabulary's ids; check-sdxl uses it, it is not committed)
 Writes into OUT (default tests/fixtures/sdxl):
   clip_bpe_reduced.txt.gz   the header + first 256 merges of open_clip's bpe_simple_vocab_16e6 (no final newline),
                             so CI can check the tokenizer without the real vocabulary; vocabulary 512+256+2 = 770
@@ -80,6 +82,10 @@ PROMPTS = [
     " ".join(["a very detailed photograph of a scientist"] * 12),
     " ".join(f"word{i}" for i in range(60)),
     "supercalifragilisticexpialidocious antidisestablishmentarianism pneumonoultramicroscopicsilicovolcanoconiosis",
+    "final sigma \u039f\u0394\u039f\u03a3 \u03c3\u03bf\u03c6\u03a3 \u03a3\u0391\u03a3 \u03a3 a\u03a3-b "
+    "\u03a3\u0345\u03a3 ypogegrammeni \u0345 x\u0345y \u0345\u0345!",
+    "html5 &bigstar; &CounterClockwiseContourIntegral; &NotNestedGreaterGreater; &fjlig; &amp &ampx &notin &notit; "
+    "&lt&gt &#X41; &#65 &#x110000; &#xFDD0;",
 ]
 
 
@@ -92,6 +98,30 @@ def reduced_merges(real_path, out_path):
         with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
             gz.write(data)
     return lines[1: 1 + NMERGES]
+
+
+def fuzz_prompts(n, seed):
+    """random prompts of awkward pieces and random code points (check-sdxl only: not committed)"""
+    import random
+    rnd = random.Random(seed)
+    pieces = ["a", "photo", "Scientist", "don't", "it's", "'S", "'ll", " ", "\t", "\n", "\u00a0", "\u3000", "&amp;",
+              "&lt;", "&gt", "&#39;", "&#x27;", "&#128512;", "&#0;", "&#x80;", "&#150;", "&eacute", "&notit;", "&AMP",
+              "&", "#", ";", "&#", "&#x", "&#xD800;", "&#xFFFE;", "&#13;", "&copy2", "&alpha;", "&bigstar;", "!", "?",
+              "...", "_", "<", ">", "0", "12", "3.14", "\u0663", "\u00bd", "\u2167", "\u00e9", "e\u0301", "\u00df",
+              "\u0130", "\u03a3", "\u03c3", "\u0416", "\u4e2d\u6587", "\U0001F600", "\U0001F469\u200d\U0001F52C",
+              "\ufb01", "\uff26", "\u2018", "\u2014", "\x1c", "\x0b", "\u2028", "\u0085", "\u200b", "\u00ad", "A" * 40,
+              "<start_of_text>", "<end_of_text>", "\u212a", "\u017f", "\u0345", "\U00010400"]
+    out = []
+    for _ in range(n):
+        s = []
+        for _ in range(rnd.randrange(1, 30)):
+            if rnd.random() < 0.8:
+                s.append(rnd.choice(pieces))
+            else:
+                c = rnd.randrange(0x20, 0x30000)
+                s.append(chr(c) if not 0xD800 <= c <= 0xDFFF else "?")
+        out.append("".join(s))
+    return out
 
 
 def tok_ids(tok, texts):
@@ -205,7 +235,9 @@ def run_tower(m, ids):
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/sdxl"
+    args = [a for a in sys.argv[1:] if not a.startswith("--fuzz=")]
+    nfuzz = sum(int(a.split("=")[1]) for a in sys.argv[1:] if a.startswith("--fuzz="))
+    out = args[0] if args else "tests/fixtures/sdxl"
     os.makedirs(out, exist_ok=True)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     real = default_bpe()
@@ -226,6 +258,11 @@ def main():
         "reduced": {"file": "clip_bpe_reduced.txt.gz", "merges": NMERGES, "ids": ids_red, "n": n_red},
         "real": {"file": "bpe_simple_vocab_16e6.txt.gz", "sha256": sha, "ids": ids_real, "n": n_real},
     })
+
+    if nfuzz:   # random prompts against the real vocabulary, ids up to the end token (check-sdxl only)
+        fz = fuzz_prompts(nfuzz, 20261127)
+        ids, n = tok_ids(tok_real, fz)
+        write_json(os.path.join(out, "clip_fuzz.json"), {"prompts": fz, "ids": ids, "n": n})
 
     # a diffusers-style tokenizer folder (SDXL tokenizer/) of the reduced vocabulary, with HF special names
     tdir = os.path.join(out, "tokenizer")

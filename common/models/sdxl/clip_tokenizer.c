@@ -27,8 +27,11 @@ static int in_ranges(const uint32_t (*r)[2], size_t n, uint32_t cp)
 
 int clip_uc_is_letter(uint32_t cp) { return in_ranges(clip_uc_letter, clip_uc_letter_n, cp); }
 int clip_uc_is_number(uint32_t cp) { return in_ranges(clip_uc_number, clip_uc_number_n, cp); }
+int clip_uc_is_other(uint32_t cp) { return in_ranges(clip_uc_other, clip_uc_other_n, cp); }
 int clip_uc_is_space(uint32_t cp) { return in_ranges(clip_uc_space, clip_uc_space_n, cp); }
 int clip_uc_is_strip_space(uint32_t cp) { return in_ranges(clip_uc_isspace, clip_uc_isspace_n, cp); }
+int clip_uc_is_case_ignorable(uint32_t cp) { return in_ranges(clip_uc_case_ignorable, clip_uc_case_ignorable_n, cp); }
+int clip_uc_is_cased(uint32_t cp) { return in_ranges(clip_uc_cased, clip_uc_cased_n, cp); }
 
 uint32_t clip_uc_lower1(uint32_t cp)
 {
@@ -264,6 +267,17 @@ static void clean(const uint32_t *in, size_t n, cpvec *out)
         if (a.c[i] == 0x130) {   /* the one 1:2 lower-case mapping */
             cp_push(out, 'i');
             cp_push(out, 0x307);
+        } else if (a.c[i] == 0x3A3) {
+            /* Python's Final_Sigma: a cased letter before (case-ignorables skipped), and no cased letter after */
+            size_t j = i;
+            while (j > 0 && clip_uc_is_case_ignorable(a.c[j - 1])) j--;
+            int fin = j > 0 && clip_uc_is_cased(a.c[j - 1]);
+            if (fin) {
+                size_t k = i + 1;
+                while (k < a.n && clip_uc_is_case_ignorable(a.c[k])) k++;
+                fin = k == a.n || !clip_uc_is_cased(a.c[k]);
+            }
+            cp_push(out, fin ? 0x3C2 : 0x3C3);
         } else {
             cp_push(out, clip_uc_lower1(a.c[i]));
         }
@@ -908,13 +922,13 @@ static void pretokenize(const clip_tokenizer *t, const uint32_t *c, size_t n, in
         } else if (clip_uc_is_number(c[i])) {
             piece(t, c, i, i + 1, o, &ub, &ubcap);
             i++;
-        } else if (!clip_uc_is_space(c[i])) {
+        } else if (clip_uc_is_other(c[i])) {
             size_t j = i + 1;
-            while (j < n && !clip_uc_is_space(c[j]) && !clip_uc_is_letter(c[j]) && !clip_uc_is_number(c[j])) j++;
+            while (j < n && clip_uc_is_other(c[j])) j++;
             piece(t, c, i, j, o, &ub, &ubcap);
             i = j;
         } else {
-            i++;
+            i++;   /* whitespace, and U+0345: no alternative of the pattern matches there */
         }
     }
     free(ub);

@@ -11,15 +11,15 @@
  *
  * Text processing (identical to open_clip's SimpleTokenizer with the `ftfy` stand-in of the reference
  * environment, i.e. ftfy.fix_text as the identity):
- *   1. html.unescape twice (numeric references with Python's rules: Windows-1252 remap of 0x80-0x9F, U+FFFD for
- *      surrogates / > U+10FFFF / 0, dropped non-characters and controls; named entities: every HTML 4 name and
- *      every HTML5 name that may omit the ';', with Python's longest-prefix rule; OTHER HTML5-only names such as
- *      "&bigstar;" are left as written -- open_clip would replace them), then str.strip();
+ *   1. html.unescape twice (Python's rules: numeric references with the Windows-1252 remap of 0x80-0x9F, U+FFFD
+ *      for surrogates / > U+10FFFF / 0, non-characters and controls dropped; every HTML5 entity name, with the
+ *      longest-prefix rule for names that may omit the ';'), then str.strip();
  *   2. every run of regex \s becomes one space, str.strip();
- *   3. str.lower() (all 1:1 mappings and U+0130 -> "i\u0307"; the Greek final-sigma rule of Python's lower() is
- *      NOT applied: a capital sigma always becomes U+03C3);
- *   4. CLIP's pattern, left to right: special tokens | 's 't 're 've 'm 'll 'd | \p{L}+ | one \p{N} | a run of
- *      [^\s\p{L}\p{N}]; Unicode classes from the regex module's own tables (clip_unicode.c, generated);
+ *   3. str.lower(): all 1:1 mappings, U+0130 -> "i\u0307", and the Greek final sigma (capital sigma after a cased
+ *      letter and not before one -> U+03C2), as Python does;
+ *   4. CLIP's pattern (compiled with IGNORECASE), left to right: special tokens | 's 't 're 've 'm 'll 'd |
+ *      \p{L}+ | one \p{N} | a run of [^\s\p{L}\p{N}]; characters no alternative matches are skipped (whitespace,
+ *      and U+0345, which folds to a letter); the classes are read off the regex module itself (clip_unicode.c);
  *   5. each piece -> UTF-8 bytes -> byte symbols (the last one with "</w>") -> lowest-rank merges first.
  * The ftfy and transformers differences: transformers' CLIPTokenizer cleans with ftfy when it is installed
  * (fix_text: NFC, curly quotes to straight, HTML entities only when the text has no '<', ...) and with BERT's

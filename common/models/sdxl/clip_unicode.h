@@ -17,8 +17,11 @@ typedef struct {
     const char *utf8;         /* replacement text */
 } clip_uc_entity;
 
-extern const uint32_t clip_uc_letter[][2], clip_uc_number[][2], clip_uc_space[][2], clip_uc_isspace[][2];
-extern const size_t clip_uc_letter_n, clip_uc_number_n, clip_uc_space_n, clip_uc_isspace_n;
+extern const uint32_t clip_uc_letter[][2], clip_uc_number[][2], clip_uc_other[][2], clip_uc_space[][2],
+    clip_uc_isspace[][2];
+extern const size_t clip_uc_letter_n, clip_uc_number_n, clip_uc_other_n, clip_uc_space_n, clip_uc_isspace_n;
+extern const uint32_t clip_uc_case_ignorable[][2], clip_uc_cased[][2];
+extern const size_t clip_uc_case_ignorable_n, clip_uc_cased_n;
 extern const clip_uc_case_run clip_uc_lower[];
 extern const size_t clip_uc_lower_n;
 extern const clip_uc_entity clip_uc_entities[];
@@ -26,10 +29,13 @@ extern const size_t clip_uc_entities_n;
 extern const uint32_t clip_uc_charref_remap[][2], clip_uc_charref_drop[][2];
 extern const size_t clip_uc_charref_remap_n, clip_uc_charref_drop_n;
 
-int clip_uc_is_letter(uint32_t cp);        /* regex \p{L} */
-int clip_uc_is_number(uint32_t cp);        /* regex \p{N} */
+int clip_uc_is_letter(uint32_t cp);        /* [\p{L}] in CLIP's pattern (IGNORECASE) */
+int clip_uc_is_number(uint32_t cp);        /* [\p{N}] in CLIP's pattern */
+int clip_uc_is_other(uint32_t cp);         /* [^\s\p{L}\p{N}] in CLIP's pattern (not U+0345, which folds to a letter) */
 int clip_uc_is_space(uint32_t cp);         /* regex \s */
 int clip_uc_is_strip_space(uint32_t cp);   /* Python str.isspace (what str.strip() removes) */
 uint32_t clip_uc_lower1(uint32_t cp);      /* Python str.lower() for 1:1 mappings (U+0130 is the caller's) */
+int clip_uc_is_case_ignorable(uint32_t cp);   /* as str.lower()'s final-sigma rule sees it */
+int clip_uc_is_cased(uint32_t cp);            /* (for characters that are not case-ignorable) */
 
 #endif
