@@ -61,8 +61,10 @@ EG_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard exp_gaussian/*.c))
 EE_BIN     := exp_emnist/exp_emnist
 EE_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard exp_emnist/*.c))
 ES_BIN     := exp_sdxl/exp_sdxl
-ES_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(filter-out exp_sdxl/sdxl_tiny.c,$(wildcard exp_sdxl/*.c)))
+ES_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(filter-out exp_sdxl/sdxl_tiny.c exp_sdxl/clip_fraction.c,$(wildcard exp_sdxl/*.c)))
 TINY_BIN   := exp_sdxl/sdxl_tiny
+# the CLIP metric command of the SDXL experiment (its own main: keep it out of exp_sdxl's object list)
+CF_BIN     := exp_sdxl/clip_fraction
 THEORY_BIN := $(patsubst %.c,%,$(wildcard theory/theory_*.c))
 TEST_BIN   := $(patsubst tests/%.c,tests/bin/%,$(wildcard tests/test_*.c))
 BENCH_BIN  := $(patsubst bench/%.c,bench/bin/%,$(wildcard bench/bench_*.c))
@@ -71,7 +73,7 @@ BENCH_BIN  := $(patsubst bench/%.c,bench/bin/%,$(wildcard bench/bench_*.c))
 .SECONDARY:
 
 .PHONY: all backend test test-cuda gpu-check asan fuzz reproduce bench bench-torch check-torch check-sdxl bootstrap clean data
-all: backend $(LIB) $(EXP_BIN) $(if $(EE_OBJ),$(EE_BIN)) $(if $(ES_OBJ),$(ES_BIN)) $(TINY_BIN) $(THEORY_BIN) $(TEST_BIN) $(BENCH_BIN)
+all: backend $(LIB) $(EXP_BIN) $(if $(EE_OBJ),$(EE_BIN)) $(if $(ES_OBJ),$(ES_BIN)) $(TINY_BIN) $(CF_BIN) $(THEORY_BIN) $(TEST_BIN) $(BENCH_BIN)
 
 backend:
 	@echo "scorefusion: building the $(BACKEND) backend$(if $(NVCC), (nvcc: $(NVCC)), (no nvcc found: CPU only))"
@@ -120,6 +122,10 @@ exp_sdxl/exp_sdxl: $(ES_OBJ) $(LIB)
 	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 exp_sdxl/sdxl_tiny: $(BUILD)/exp_sdxl/sdxl_tiny.o $(LIB)
+	@echo "  LD    $@"
+	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+exp_sdxl/clip_fraction: $(BUILD)/exp_sdxl/clip_fraction.o $(LIB)
 	@echo "  LD    $@"
 	@$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
@@ -210,6 +216,6 @@ check-sdxl:
 	@rc=0; for s in tests/reference/sdxl_*_check.sh; do [ -f "$$s" ] || continue; bash "$$s" || rc=1; done; exit $$rc
 
 clean:
-	rm -rf build $(EXP_BIN) $(EE_BIN) $(ES_BIN) $(TINY_BIN) $(THEORY_BIN) tests/bin bench/bin
+	rm -rf build $(EXP_BIN) $(EE_BIN) $(ES_BIN) $(TINY_BIN) $(CF_BIN) $(THEORY_BIN) tests/bin bench/bin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -186,8 +186,10 @@ static const char *color_name(int t)
     }
 }
 
-/* Decode f (signature already read and checked) into c->buf; *h, *w set on success. */
-static int png_decode(png_ctx *c, FILE *f, size_t *h, size_t *w, int ch)
+/* Decode f (signature already read and checked) into c->buf; *h, *w set on success. ch 1 or 3: exactly an 8-bit
+ * gray or RGB file, no conversion; ch 0: any PNG, converted to 8 bits as imgrid_read_png_any says, with the
+ * channel count, stored depth and palette flag in *info. */
+static int png_decode(png_ctx *c, FILE *f, size_t *h, size_t *w, int ch, imgrid_image *info)
 {
     c->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, c, on_error, on_warning);
     c->info = c->png ? png_create_info_struct(c->png) : NULL;
@@ -201,20 +203,41 @@ static int png_decode(png_ctx *c, FILE *f, size_t *h, size_t *w, int ch)
     png_read_info(c->png, c->info);
     png_uint_32 pw = png_get_image_width(c->png, c->info), ph = png_get_image_height(c->png, c->info);
     int depth = png_get_bit_depth(c->png, c->info), ct = png_get_color_type(c->png, c->info);
-    if (ct != (ch == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY) || depth != 8) {
+    if (ch && (ct != (ch == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY) || depth != 8)) {
         snprintf(c->msg, sizeof c->msg, "not an 8-bit %s PNG (colour type %s, bit depth %d)",
                  ch == 3 ? "RGB" : "grayscale", color_name(ct), depth);
         return -1;
     }
+    if (!ch) {
+        /* PIL's readings: palette -> its colours (tRNS -> alpha), gray below 8 bits scaled up (v * 255 / (2^d - 1),
+         * which is libpng's bit replication), 16 bits -> the high byte; a tRNS on gray or RGB adds no channel */
+        if (ct == PNG_COLOR_TYPE_PALETTE) {
+            png_set_palette_to_rgb(c->png);
+            if (png_get_valid(c->png, c->info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(c->png);
+        }
+        if (ct == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(c->png);
+        if (depth == 16) png_set_strip_16(c->png);
+        info->bit_depth = depth;
+        info->palette = ct == PNG_COLOR_TYPE_PALETTE;
+    }
     if (png_get_interlace_type(c->png, c->info) != PNG_INTERLACE_NONE) png_set_interlace_handling(c->png);
     png_read_update_info(c->png, c->info);
+    const int nch = ch ? ch : png_get_channels(c->png, c->info);
+    if (!ch) {
+        if (png_get_bit_depth(c->png, c->info) != 8 || nch < 1 || nch > 4 ||
+            png_get_rowbytes(c->png, c->info) != (size_t)pw * (size_t)nch) {
+            snprintf(c->msg, sizeof c->msg, "cannot convert a %d-bit %s PNG to 8 bits", depth, color_name(ct));
+            return -1;
+        }
+        info->channels = nch;
+    }
     if ((size_t)pw * ph > IMGRID_MAX_PIXELS) {
         snprintf(c->msg, sizeof c->msg, "image of %ux%u pixels is too large", (unsigned)pw, (unsigned)ph);
         return -1;
     }
-    c->buf = mem_alloc((size_t)pw * ph * (size_t)ch);
+    c->buf = mem_alloc((size_t)pw * ph * (size_t)nch);
     c->rows = mem_alloc(ph * sizeof *c->rows);
-    for (png_uint_32 r = 0; r < ph; r++) c->rows[r] = c->buf + (size_t)r * pw * (size_t)ch;
+    for (png_uint_32 r = 0; r < ph; r++) c->rows[r] = c->buf + (size_t)r * pw * (size_t)nch;
     png_read_image(c->png, c->rows);
     png_read_end(c->png, NULL);
     *h = ph;
@@ -222,7 +245,8 @@ static int png_decode(png_ctx *c, FILE *f, size_t *h, size_t *w, int ch)
     return 0;
 }
 
-static int read_png(const char *path, size_t *h, size_t *w, uint8_t **pixels, int ch, char *err, size_t errlen)
+static int read_png(const char *path, size_t *h, size_t *w, uint8_t **pixels, int ch, imgrid_image *info, char *err,
+                    size_t errlen)
 {
     *h = *w = 0;
     *pixels = NULL;
@@ -241,7 +265,7 @@ static int read_png(const char *path, size_t *h, size_t *w, uint8_t **pixels, in
     }
     png_ctx c = {0};
     size_t hh = 0, ww = 0;
-    int bad = png_decode(&c, f, &hh, &ww, ch);
+    int bad = png_decode(&c, f, &hh, &ww, ch, info);
     png_destroy_read_struct(&c.png, &c.info, NULL);
     fclose(f);
     free(c.rows);
@@ -262,10 +286,22 @@ static int read_png(const char *path, size_t *h, size_t *w, uint8_t **pixels, in
 
 int imgrid_read_png_gray(const char *path, size_t *h, size_t *w, uint8_t **pixels, char *err, size_t errlen)
 {
-    return read_png(path, h, w, pixels, 1, err, errlen);
+    return read_png(path, h, w, pixels, 1, NULL, err, errlen);
 }
 
 int imgrid_read_png_rgb(const char *path, size_t *h, size_t *w, uint8_t **pixels, char *err, size_t errlen)
 {
-    return read_png(path, h, w, pixels, 3, err, errlen);
+    return read_png(path, h, w, pixels, 3, NULL, err, errlen);
+}
+
+int imgrid_read_png_any(const char *path, imgrid_image *img, char *err, size_t errlen)
+{
+    memset(img, 0, sizeof *img);
+    imgrid_image info = {0};
+    size_t h, w;
+    uint8_t *px;
+    if (read_png(path, &h, &w, &px, 0, &info, err, errlen)) return -1;
+    *img = info;
+    img->h = h, img->w = w, img->pixels = px;
+    return 0;
 }

@@ -34,4 +34,18 @@ int imgrid_write_png_rgb(const char *path, size_t h, size_t w, const uint8_t *rg
 /* Read an 8-bit RGB PNG (no alpha) into a malloc'ed [h][w][3] buffer; other colour types are refused. */
 int imgrid_read_png_rgb(const char *path, size_t *h, size_t *w, uint8_t **pixels, char *err, size_t errlen);
 
+/* Any PNG (gray, gray+alpha, RGB, RGBA, palette; 1 to 16 bits; interlaced or not) as 8-bit pixels, converted as
+ * PIL reads them: a palette becomes its RGB colours (RGBA when the file has a tRNS chunk), gray below 8 bits is
+ * scaled up (v * 255 / (2^depth - 1)), 16-bit samples keep their high byte; a tRNS chunk on a gray or RGB image
+ * adds no channel. bit_depth and palette say what the file stored, so callers can refuse what they cannot treat
+ * as PIL would. */
+typedef struct {
+    size_t h, w;
+    int channels;        /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA */
+    int bit_depth;       /* as stored: 1, 2, 4, 8 or 16 */
+    int palette;         /* 1: the file is a palette image */
+    uint8_t *pixels;     /* [h][w][channels], malloc'ed (free()) */
+} imgrid_image;
+int imgrid_read_png_any(const char *path, imgrid_image *img, char *err, size_t errlen);
+
 #endif

@@ -229,6 +229,123 @@ static void test_read(void)
     expect_read_reject("missing file", p, "cannot open: No such file or directory");
 }
 
+/* imgrid_read_png_any: every colour type and depth to 8 bits as PIL reads them; and the RGB writer / reader. */
+static void test_read_any(void)
+{
+    char p[256], err[512] = "";
+    uint8_t src[8 * 6 * 8];
+    for (size_t i = 0; i < sizeof src; i++) src[i] = (uint8_t)(i * 37 + 11);
+    imgrid_image im;
+    /* RGB round trip through the RGB writer, then both readers */
+    snprintf(p, sizeof p, "%s/rgb8.png", dir);
+    int ok = imgrid_write_png_rgb(p, 6, 8, src, err, sizeof err) == 0;
+    size_t h = 0, w = 0;
+    uint8_t *px = NULL;
+    ok = ok && imgrid_read_png_rgb(p, &h, &w, &px, err, sizeof err) == 0 && h == 6 && w == 8 &&
+         memcmp(px, src, 6 * 8 * 3) == 0;
+    free(px);
+    ok = ok && imgrid_read_png_any(p, &im, err, sizeof err) == 0 && im.channels == 3 && im.bit_depth == 8 &&
+         !im.palette && memcmp(im.pixels, src, 6 * 8 * 3) == 0;
+    free(im.pixels);
+    CHECK(ok, "RGB: imgrid_write_png_rgb, imgrid_read_png_rgb and imgrid_read_png_any agree");
+    /* gray 8 bit, interlaced */
+    snprintf(p, sizeof p, "%s/g8i.png", dir);
+    write_png_raw(p, 8, 6, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_ADAM7, src, 8);
+    ok = imgrid_read_png_any(p, &im, err, sizeof err) == 0 && im.channels == 1 && im.h == 6 && im.w == 8 &&
+         memcmp(im.pixels, src, 48) == 0;
+    free(im.pixels);
+    CHECK(ok, "any: 8-bit gray, interlaced");
+    /* gray at 1, 2, 4 bits: v * 255 / (2^d - 1) */
+    for (int d = 1; d <= 4; d *= 2) {
+        uint8_t packed[6 * 8], want[6 * 8];
+        memset(packed, 0, sizeof packed);
+        const int per = 8 / d, rowbytes = (8 + per - 1) / per;
+        for (int y = 0; y < 6; y++)
+            for (int x = 0; x < 8; x++) {
+                const int v = src[y * 8 + x] & ((1 << d) - 1);
+                packed[y * rowbytes + x / per] |= (uint8_t)(v << (8 - d - (x % per) * d));
+                want[y * 8 + x] = (uint8_t)(v * 255 / ((1 << d) - 1));
+            }
+        snprintf(p, sizeof p, "%s/g%d.png", dir, d);
+        write_png_raw(p, 8, 6, d, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, packed, rowbytes);
+        ok = imgrid_read_png_any(p, &im, err, sizeof err) == 0 && im.channels == 1 && im.bit_depth == d &&
+             memcmp(im.pixels, want, 48) == 0;
+        free(im.pixels);
+        char nm[96];
+        snprintf(nm, sizeof nm, "any: %d-bit gray scaled to 8 bits (v * 255 / %d)", d, (1 << d) - 1);
+        CHECK(ok, nm);
+    }
+    /* 16 bits: the high byte (gray and RGB) */
+    snprintf(p, sizeof p, "%s/g16.png", dir);
+    write_png_raw(p, 8, 6, 16, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, src, 16);
+    ok = imgrid_read_png_any(p, &im, err, sizeof err) == 0 && im.channels == 1 && im.bit_depth == 16;
+    for (int i = 0; ok && i < 48; i++) ok = im.pixels[i] == src[2 * i];
+    free(im.pixels);
+    CHECK(ok, "any: 16-bit gray keeps the high byte");
+    snprintf(p, sizeof p, "%s/rgb16.png", dir);
+    write_png_raw(p, 4, 2, 16, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, src, 24);
+    ok = imgrid_read_png_any(p, &im, err, sizeof err) == 0 && im.channels == 3 && im.bit_depth == 16;
+    for (int i = 0; ok && i < 24; i++) ok = im.pixels[i] == src[2 * i];
+    free(im.pixels);
+    CHECK(ok, "any: 16-bit RGB keeps the high bytes");
+    /* alpha channels kept */
+    snprintf(p, sizeof p, "%s/ga.png", dir);
+    write_png_raw(p, 8, 6, 8, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_INTERLACE_NONE, src, 16);
+    ok = imgrid_read_png_any(p, &im, err, sizeof err) == 0 && im.channels == 2 && memcmp(im.pixels, src, 96) == 0;
+    free(im.pixels);
+    snprintf(p, sizeof p, "%s/rgba.png", dir);
+    write_png_raw(p, 8, 6, 8, PNG_COLOR_TYPE_RGB_ALPHA, PNG_INTERLACE_NONE, src, 32);
+    ok = ok && imgrid_read_png_any(p, &im, err, sizeof err) == 0 && im.channels == 4 &&
+         memcmp(im.pixels, src, 192) == 0;
+    free(im.pixels);
+    CHECK(ok, "any: gray+alpha and RGBA keep their alpha");
+    /* palette, without and with tRNS; tRNS on RGB adds no channel */
+    for (int trns = 0; trns < 3; trns++) {
+        snprintf(p, sizeof p, "%s/pal%d.png", dir, trns);
+        FILE *f = fopen(p, "wb");
+        png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+        png_infop info = png_create_info_struct(png);
+        if (!f || !info || setjmp(png_jmpbuf(png))) LOG_FATAL("cannot write %s", p);
+        png_init_io(png, f);
+        const int ct = trns == 2 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_PALETTE;
+        png_set_IHDR(png, info, 4, 2, 8, ct, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+        png_color pal[4] = {{10, 20, 30}, {40, 50, 60}, {70, 80, 90}, {200, 210, 220}};
+        png_byte alpha[4] = {255, 128, 0, 255};
+        png_color_16 key = {0, 10, 20, 30, 0};
+        if (ct == PNG_COLOR_TYPE_PALETTE) png_set_PLTE(png, info, pal, 4);
+        if (trns == 1) png_set_tRNS(png, info, alpha, 4, NULL);
+        if (trns == 2) png_set_tRNS(png, info, NULL, 0, &key);
+        png_write_info(png, info);
+        uint8_t idx[8] = {0, 1, 2, 3, 3, 2, 1, 0}, rgbrow[24];
+        for (int r = 0; r < 2; r++) {
+            if (ct == PNG_COLOR_TYPE_PALETTE) {
+                png_write_row(png, idx + 4 * r);
+            } else {
+                for (int x = 0; x < 4; x++)
+                    rgbrow[3 * x] = pal[idx[4 * r + x]].red, rgbrow[3 * x + 1] = pal[idx[4 * r + x]].green,
+                    rgbrow[3 * x + 2] = pal[idx[4 * r + x]].blue;
+                png_write_row(png, rgbrow);
+            }
+        }
+        png_write_end(png, NULL);
+        png_destroy_write_struct(&png, &info);
+        fclose(f);
+        const int ch = trns == 1 ? 4 : 3;
+        ok = imgrid_read_png_any(p, &im, err, sizeof err) == 0 && im.channels == ch && im.palette == (trns < 2);
+        for (int i = 0; ok && i < 8; i++) {
+            const uint8_t *q = im.pixels + i * ch;
+            ok = q[0] == pal[idx[i]].red && q[1] == pal[idx[i]].green && q[2] == pal[idx[i]].blue &&
+                 (ch == 3 || q[3] == alpha[idx[i]]);
+        }
+        free(im.pixels);
+        CHECK(ok, trns == 0 ? "any: palette -> its RGB colours" : trns == 1 ? "any: palette + tRNS -> RGBA"
+                                                                           : "any: RGB + tRNS stays RGB");
+    }
+    snprintf(p, sizeof p, "%s/missing.png", dir);
+    ok = imgrid_read_png_any(p, &im, err, sizeof err) == -1 && one_line_naming(err, p) && !im.pixels;
+    CHECK(ok, "any: a missing file, named");
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) LOG_FATAL("mkdtemp failed");
@@ -236,6 +353,7 @@ int main(void)
     test_mapping();
     test_write_errors();
     test_read();
+    test_read_any();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);

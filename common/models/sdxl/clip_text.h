@@ -33,14 +33,15 @@
  *   Other tensors in the file (position_ids, logit_scale, the UNet, ...) are ignored.
  * A single file has no config.json: V, D, P, I, E and the layer count come from the tensor shapes; the head count
  * is the caller's, or D / 64 (both SDXL towers have 64-wide heads: 768/12, 1280/20); the activation is quick_gelu
- * for embedder 0 and gelu for embedder 1, LayerNorm eps 1e-5, pooling by argmax -- SDXL's own architecture. */
+ * for embedder 0 and gelu for embedder 1, LayerNorm eps 1e-5, pooling by argmax -- SDXL's own architecture.
+ * The layers themselves (and their name maps) are clip_encoder's, shared with the image tower clip_vision. */
 #ifndef SF_CLIP_TEXT_H
 #define SF_CLIP_TEXT_H
+#include "clip_encoder.h"
+#include "json.h"
 #include "safetensors.h"
 #include <stddef.h>
 #include <stdint.h>
-
-typedef enum { CLIP_ACT_QUICK_GELU = 0, CLIP_ACT_GELU } clip_act;
 
 typedef struct {
     int vocab_size, hidden, layers, heads, intermediate, max_pos;
@@ -51,6 +52,15 @@ typedef struct {
 } clip_text_config;
 
 typedef struct clip_text clip_text;
+
+/* The config of a text tower from a JSON object: a text encoder's config.json (root) or the "text_config" of a
+ * CLIPModel config.json. defaults 0: vocab_size, hidden_size, num_hidden_layers, num_attention_heads,
+ * intermediate_size, max_position_embeddings and hidden_act are required; 1: absent keys take transformers'
+ * CLIPTextConfig defaults (49408, 512, 12, 8, 2048, 77, quick_gelu: ViT-B/32's text tower). eos_token_id defaults
+ * to 2 (argmax pooling), layer_norm_eps to 1e-5; proj_dim is projection_dim when "architectures" names
+ * CLIPTextModelWithProjection, else 0 (a CLIPModel caller sets it from the top-level projection_dim). */
+int clip_text_config_parse(const json_doc *d, const json_value *obj, int defaults, clip_text_config *c, char *err,
+                           size_t errlen);
 
 /* A diffusers component folder: DIR/config.json + DIR/model[.VARIANT].safetensors (variant NULL: model.safetensors,
  * or model.fp16.safetensors when only that exists). NULL with one line in err. */
