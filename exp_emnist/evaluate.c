@@ -239,6 +239,16 @@ int ee_eval_read(const ee_config *c, const char *model, long n, ee_eval *e, char
         log_errf(err, errlen, path, "row has %d fields, expected 30", k + 1);
         goto out;
     }
+    /* integer fields must be finite, whole and in range BEFORE the casts (a cast of NaN or 1e308 to an integer
+     * type is undefined behaviour; the fuzzer found it) */
+    static const int int_fields[] = {0, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 27};
+    for (size_t i = 0; i < sizeof int_fields / sizeof int_fields[0]; i++) {
+        double x = v[int_fields[i]];
+        if (!(x >= 0 && x <= 1e15 && x == floor(x))) {
+            log_errf(err, errlen, path, "field %d is not a count (%g)", int_fields[i] + 2, x);
+            goto out;
+        }
+    }
     e->n = (long)v[0];
     for (int i = 0; i < 10; i++) e->probs[i] = v[1 + i];
     for (int i = 0; i < 10; i++) e->counts[i] = (long)v[11 + i];

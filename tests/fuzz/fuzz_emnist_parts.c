@@ -49,14 +49,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     free(header);
     volatile double sink = 0;
+    char err[512];
     ee_eval e;
-    if (ee_eval_read(&c, "aux1", 0, &e) == 0) {
+    if (ee_eval_read(&c, "aux1", 0, &e, err, sizeof err) == 0) {
         if (memchr(e.model, 0, sizeof e.model) == NULL) abort();   /* the name is a terminated string */
         for (int i = 0; i < 10; i++) sink += e.probs[i] + (double)e.counts[i];
     }
-    if (ee_eval_read(&c, "b1", 64, &e) == 0) sink += e.bpd_paper + e.nfe;
+    if (ee_eval_read(&c, "b1", 64, &e, err, sizeof err) == 0) sink += e.bpd_paper + e.nfe;
     ee_fusion f;
-    if (ee_fusion_read(&c, 64, &f) == 0)
+    if (ee_fusion_read(&c, 64, &f, err, sizeof err) == 0)
         for (int m = 0; m < EE_NCAL; m++)
             for (int i = 0; i < EE_K; i++) sink += f.lambda[m][i];
     free(pe);
