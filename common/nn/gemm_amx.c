@@ -5,9 +5,11 @@
  * tiles (tmm6-7, 16 pairs x 16 columns) feed four TDPBF16PS. Work is cut into tasks of one column chunk
  * (AMX_NC columns: its packed operand, K x AMX_NC bf16, stays in L2 while the weight panels of the task stream
  * past) x a group of row panels; OpenMP threads take whole tasks. Everything vector here is compiled for
- * AMX + AVX-512 through function target attributes and reached only after nn_amx_available() said yes, so the
- * rest of the library keeps the portable baseline. */
+ * AMX + AVX-512 (this object is built with AVX512_FLAGS and -mamx-*, like the other AVX-512 kernels: clang does not
+ * carry function target attributes into OpenMP-outlined regions) and reached only after nn_amx_available() said
+ * yes, so the rest of the library keeps the portable baseline. */
 #include "gemm_amx.h"
+#include "gemm_bf16.h"
 #include "log.h"
 #include <cpuid.h>
 #include <immintrin.h>
@@ -24,26 +26,9 @@
 
 #define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
 
-static int amx_state = -1;   /* -1 unknown, 0 no, 1 yes */
-
-int nn_amx_available(void)
-{
-    if (amx_state >= 0) return amx_state;
-    int ok = 0;
-    const char *force = getenv("SF_GEMM_KERNEL");
-    unsigned a, b, c, d;
-    if (!(force && !strcmp(force, "generic")) && __get_cpuid_count(7, 0, &a, &b, &c, &d)) {
-        const int amx_bf16 = (d >> 22) & 1, amx_tile = (d >> 24) & 1, avx512f = (b >> 16) & 1, avx512bw = (b >> 30) & 1;
-        unsigned a1 = 0, b1, c1, d1;
-        __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1);
-        const int avx512bf16 = (a1 >> 5) & 1;
-        if (amx_bf16 && amx_tile && avx512f && avx512bw && avx512bf16)
-            ok = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
-    }
-#pragma omp atomic write
-    amx_state = ok;
-    return ok;
-}
+/* One decision for every AMX user: the bf16 GEMM's dispatcher (common/nn/gemm_bf16.c) checks the CPU, asks Linux
+ * for the tile state and honours SF_GEMM_KERNEL; this file only runs where it chose AMX. */
+int nn_amx_available(void) { return strcmp(nn_gemm_bf16_kernel(), "amx") == 0; }
 
 static int npad32(int N) { return (N + 31) / 32 * 32; }
 
