@@ -8,7 +8,7 @@ CC      ?= gcc
 ARCH    ?= native
 CFLAGS  ?= -O2
 CFLAGS  += -std=c11 -march=$(ARCH) -fopenmp -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP \
-           -I common -I common/nn -DSF_GIT_COMMIT=\"$(GIT_COMMIT)\"
+           -I common -I common/nn -I common/models -DSF_GIT_COMMIT=\"$(GIT_COMMIT)\"
 # GSL, libpng and zlib linked statically so binaries carried to another machine (e.g. the GPU box) need none
 # of them there
 LDLIBS  := -Wl,-Bstatic -lgsl -lgslcblas -lpng16 -lz -Wl,-Bdynamic -lm
@@ -23,7 +23,7 @@ CUDA_ARCH ?= sm_90
 BUILD = build/$(BACKEND)
 LIB   = $(BUILD)/libscorefusion.a
 
-LIB_SRC  := $(wildcard common/*.c common/nn/*.c)
+LIB_SRC  := $(wildcard common/*.c common/nn/*.c common/models/*.c)
 CU_SRC   := $(wildcard common/cuda/*.cu)
 ifeq ($(strip $(NVCC)),)
   BACKEND := cpu

@@ -19,6 +19,7 @@
 #include "io.h"
 #include "linear.h"
 #include "log.h"
+#include "ws.h"
 #include "mem.h"
 #include "norm.h"
 #include "safetensors.h"
@@ -81,83 +82,54 @@ struct scorenet {
     size_t colbuf_n;
 };
 
-static size_t pad16(size_t n) { return (n + 15) / 16 * 16; }
-
-static float *falloc(size_t n)
-{
-    size_t bytes = ((n ? n : 1) * sizeof(float) + 63) / 64 * 64;
-    float *b = aligned_alloc(64, bytes);
-    LOG_CHECK(b, "out of memory (%zu bytes)", bytes);
-    memset(b, 0, bytes);
-    return b;
-}
-
 static size_t stage_numel(int k) { return (size_t)STAGES[k].c * STAGES[k].h * STAGES[k].h; }
 static size_t cat_channels(int j) { return (size_t)(j == 0 ? 256 : j == 1 ? 128 : 64); }
 static size_t cat_side(int j) { return (size_t)(j == 0 ? 5 : j == 1 ? 12 : 26); }
 static size_t cat_numel(int j) { return cat_channels(j) * cat_side(j) * cat_side(j); }
 
-static float *take(float *base, size_t *off, size_t n)
-{
-    float *q = base ? base + *off : NULL;
-    *off += pad16(n);
-    return q;
-}
-
 /* Points m's workspace arrays into base (NULL: only counts); returns the floats needed for cap samples. */
 static size_t carve(scorenet *m, float *base, size_t cap)
 {
     size_t off = 0, maxst = 0;
-    m->t = take(base, &off, cap);
-    m->std = take(base, &off, cap);
-    m->tdraw = take(base, &off, cap);
-    m->four = take(base, &off, cap * EMB);
-    m->epre = take(base, &off, cap * EMB);
-    m->temb = take(base, &off, cap * EMB);
-    m->dtemb = take(base, &off, cap * EMB);
-    m->depre = take(base, &off, cap * EMB);
+    m->t = nn_ws_take(base, &off, cap);
+    m->std = nn_ws_take(base, &off, cap);
+    m->tdraw = nn_ws_take(base, &off, cap);
+    m->four = nn_ws_take(base, &off, cap * EMB);
+    m->epre = nn_ws_take(base, &off, cap * EMB);
+    m->temb = nn_ws_take(base, &off, cap * EMB);
+    m->dtemb = nn_ws_take(base, &off, cap * EMB);
+    m->depre = nn_ws_take(base, &off, cap * EMB);
     for (int k = 0; k < NSTAGE; k++) {
         size_t c = (size_t)STAGES[k].c, sz = stage_numel(k), g = (size_t)STAGES[k].groups;
-        m->dk[k] = take(base, &off, cap * c);
-        m->ddk[k] = take(base, &off, cap * c);
-        m->a[k] = take(base, &off, cap * sz);
-        m->y[k] = take(base, &off, cap * sz);
-        m->h[k] = take(base, &off, cap * sz);
-        m->mean[k] = take(base, &off, cap * g);
-        m->rstd[k] = take(base, &off, cap * g);
-        m->dh[k] = k < 4 ? take(base, &off, cap * sz) : NULL;
+        m->dk[k] = nn_ws_take(base, &off, cap * c);
+        m->ddk[k] = nn_ws_take(base, &off, cap * c);
+        m->a[k] = nn_ws_take(base, &off, cap * sz);
+        m->y[k] = nn_ws_take(base, &off, cap * sz);
+        m->h[k] = nn_ws_take(base, &off, cap * sz);
+        m->mean[k] = nn_ws_take(base, &off, cap * g);
+        m->rstd[k] = nn_ws_take(base, &off, cap * g);
+        m->dh[k] = k < 4 ? nn_ws_take(base, &off, cap * sz) : NULL;
         if (sz > maxst) maxst = sz;
     }
     for (int j = 0; j < 3; j++) {
-        m->cat[j] = take(base, &off, cap * cat_numel(j));
-        m->dcat[j] = take(base, &off, cap * cat_numel(j));
+        m->cat[j] = nn_ws_take(base, &off, cap * cat_numel(j));
+        m->dcat[j] = nn_ws_take(base, &off, cap * cat_numel(j));
     }
-    m->dy = take(base, &off, cap * maxst);
-    m->da = take(base, &off, cap * maxst);
-    m->x = take(base, &off, cap * SCORENET_DIM);
-    m->out = take(base, &off, cap * SCORENET_DIM);
-    m->dout = take(base, &off, cap * SCORENET_DIM);
-    m->z = take(base, &off, cap * SCORENET_DIM);
-    m->xt = take(base, &off, cap * SCORENET_DIM);
-    m->sc = take(base, &off, cap * SCORENET_DIM);
-    m->dsc = take(base, &off, cap * SCORENET_DIM);
+    m->dy = nn_ws_take(base, &off, cap * maxst);
+    m->da = nn_ws_take(base, &off, cap * maxst);
+    m->x = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->out = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->dout = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->z = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->xt = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->sc = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->dsc = nn_ws_take(base, &off, cap * SCORENET_DIM);
     return off;
 }
 
 
 
 /* ---------------------------------------------------------------- allocation and torch-style initialisation */
-
-static size_t add4(nn_params *p, const char *name, int64_t a, int64_t b, int64_t c, int64_t d, int ndim)
-{
-    int64_t sh[4] = {a, b, c, d};
-    return nn_params_add(p, name, ndim, sh, 1);
-}
-
-static void init_uniform(float *w, size_t n, double bound, rng *r)
-{
-    for (size_t i = 0; i < n; i++) w[i] = (float)(bound * (2.0 * rng_uniform(r) - 1.0));
-}
 
 /* Geometries of the seven stage convolutions and of tconv1; returns the im2col workspace (floats) that the
  * conv layers recommend for batches of up to cap. */
@@ -193,24 +165,25 @@ static scorenet *scorenet_new(const sde *s, size_t max_batch)
     char nm[NN_PARAMS_NAME_MAX];
     int64_t sh[1] = {NFREQ};
     m->i_fw = nn_params_add(p, "embed.0.W", 1, sh, 0);
-    m->i_ew = add4(p, "embed.1.weight", EMB, EMB, 0, 0, 2);
-    m->i_eb = add4(p, "embed.1.bias", EMB, 0, 0, 0, 1);
+    m->i_ew = nn_params_add4(p, "embed.1.weight", 2, EMB, EMB, 0, 0);
+    m->i_eb = nn_params_add4(p, "embed.1.bias", 1, EMB, 0, 0, 0);
     for (int k = 0; k < NSTAGE; k++) {
         const stage_desc *d = &STAGES[k];
         snprintf(nm, sizeof nm, "%s.weight", d->conv);
         /* Conv2d [out, in, 3, 3]; ConvTranspose2d [in, out, 3, 3] */
-        m->i_cw[k] = d->transposed ? add4(p, nm, d->cin, d->c, 3, 3, 4) : add4(p, nm, d->c, d->cin, 3, 3, 4);
+        m->i_cw[k] = d->transposed ? nn_params_add4(p, nm, 4, d->cin, d->c, 3, 3)
+                                   : nn_params_add4(p, nm, 4, d->c, d->cin, 3, 3);
         snprintf(nm, sizeof nm, "%s.dense.weight", d->dense);
-        m->i_dw[k] = add4(p, nm, d->c, EMB, 0, 0, 2);
+        m->i_dw[k] = nn_params_add4(p, nm, 2, d->c, EMB, 0, 0);
         snprintf(nm, sizeof nm, "%s.dense.bias", d->dense);
-        m->i_db[k] = add4(p, nm, d->c, 0, 0, 0, 1);
+        m->i_db[k] = nn_params_add4(p, nm, 1, d->c, 0, 0, 0);
         snprintf(nm, sizeof nm, "%s.weight", d->gn);
-        m->i_gw[k] = add4(p, nm, d->c, 0, 0, 0, 1);
+        m->i_gw[k] = nn_params_add4(p, nm, 1, d->c, 0, 0, 0);
         snprintf(nm, sizeof nm, "%s.bias", d->gn);
-        m->i_gb[k] = add4(p, nm, d->c, 0, 0, 0, 1);
+        m->i_gb[k] = nn_params_add4(p, nm, 1, d->c, 0, 0, 0);
     }
-    m->i_t1w = add4(p, "tconv1.weight", 64, 1, 3, 3, 4);
-    m->i_t1b = add4(p, "tconv1.bias", 1, 0, 0, 0, 1);
+    m->i_t1w = nn_params_add4(p, "tconv1.weight", 4, 64, 1, 3, 3);
+    m->i_t1b = nn_params_add4(p, "tconv1.bias", 1, 1, 0, 0, 0);
     nn_params_finalize(p);
     size_t np = nn_params_count(p);
     LOG_CHECK(np == SCORENET_NUM_PARAMS, "scorenet: %zu trainable parameters, the paper's ScoreNet has %u", np,
@@ -220,10 +193,10 @@ static scorenet *scorenet_new(const sde *s, size_t max_batch)
     m->cap = max_batch;
     scorenet tmp;
     memset(&tmp, 0, sizeof tmp);
-    m->ws = falloc(carve(&tmp, NULL, max_batch));
+    m->ws = nn_ws_falloc(carve(&tmp, NULL, max_batch));
     carve(m, m->ws, max_batch);
     m->colbuf_n = setup_geoms(m->geom, &m->geom_t1, max_batch);
-    m->colbuf = falloc(m->colbuf_n);
+    m->colbuf = nn_ws_falloc(m->colbuf_n);
     return m;
 }
 
@@ -236,23 +209,22 @@ scorenet *scorenet_alloc(const sde *s, size_t max_batch, uint64_t seed)
     /* torch: GaussianFourierProjection W = randn(128) * 30 */
     nn_fourier_init(w + p->t[m->i_fw].offset, NFREQ, 30.0, r);
     /* nn.Linear: weight kaiming_uniform(a = sqrt 5) = U(+-1/sqrt(fan_in)), bias U(+-1/sqrt(fan_in)) */
-    init_uniform(w + p->t[m->i_ew].offset, (size_t)EMB * EMB, 1.0 / sqrt((double)EMB), r);
-    init_uniform(w + p->t[m->i_eb].offset, EMB, 1.0 / sqrt((double)EMB), r);
+    nn_params_init_uniform(w + p->t[m->i_ew].offset, (size_t)EMB * EMB, 1.0 / sqrt((double)EMB), r);
+    nn_params_init_uniform(w + p->t[m->i_eb].offset, EMB, 1.0 / sqrt((double)EMB), r);
     for (int k = 0; k < NSTAGE; k++) {
         const nn_params_tensor *cw = &p->t[m->i_cw[k]];
         /* _calculate_fan_in_and_fan_out: fan_in = weight.size(1) * kh * kw, for Conv2d [out, in, ..] that is
          * in * 9, for ConvTranspose2d [in, out, ..] it is out * 9 */
         double fan_in = (double)cw->shape[1] * 9.0;
-        init_uniform(w + cw->offset, cw->numel, 1.0 / sqrt(fan_in), r);
-        init_uniform(w + p->t[m->i_dw[k]].offset, p->t[m->i_dw[k]].numel, 1.0 / sqrt((double)EMB), r);
-        init_uniform(w + p->t[m->i_db[k]].offset, p->t[m->i_db[k]].numel, 1.0 / sqrt((double)EMB), r);
+        nn_params_init_uniform(w + cw->offset, cw->numel, 1.0 / sqrt(fan_in), r);
+        nn_params_init_uniform(w + p->t[m->i_dw[k]].offset, p->t[m->i_dw[k]].numel, 1.0 / sqrt((double)EMB), r);
+        nn_params_init_uniform(w + p->t[m->i_db[k]].offset, p->t[m->i_db[k]].numel, 1.0 / sqrt((double)EMB), r);
         float *g = w + p->t[m->i_gw[k]].offset;
         for (int c = 0; c < STAGES[k].c; c++) g[c] = 1.0f;   /* GroupNorm: weight 1, bias 0 (already 0) */
     }
-    init_uniform(w + p->t[m->i_t1w].offset, 64 * 9, 1.0 / sqrt(1.0 * 9.0), r);   /* fan_in = out(1) * 9 */
-    init_uniform(w + p->t[m->i_t1b].offset, 1, 1.0 / sqrt(1.0 * 9.0), r);
+    nn_params_init_uniform(w + p->t[m->i_t1w].offset, 64 * 9, 1.0 / sqrt(1.0 * 9.0), r);   /* fan_in = out(1) * 9 */
+    nn_params_init_uniform(w + p->t[m->i_t1b].offset, 1, 1.0 / sqrt(1.0 * 9.0), r);
     rng_free(r);
-    memcpy(p->ema, p->data, p->total * sizeof(float));
     return m;
 }
 
@@ -266,7 +238,7 @@ void scorenet_free(scorenet *m)
 }
 
 size_t scorenet_num_params(const scorenet *m) { return nn_params_count(m->p); }
-nn_params *scorenet_params(scorenet *m) { return m->p; }
+nn_params *scorenet_params(scorenet *m) { return nn_params_train(m->p); }
 size_t scorenet_max_batch(const scorenet *m) { return m->cap; }
 const nn_params *scorenet_params_const(const scorenet *m) { return m->p; }
 
@@ -286,7 +258,7 @@ const sde *scorenet_sde(const scorenet *m) { return &m->s; }
 
 void scorenet_reset_optimizer(scorenet *m)
 {
-    nn_params *p = m->p;
+    nn_params *p = nn_params_train(m->p);
     memset(p->m, 0, p->total * sizeof *p->m);
     memset(p->v, 0, p->total * sizeof *p->v);
     memcpy(p->ema, p->data, p->total * sizeof *p->ema);
@@ -312,7 +284,7 @@ size_t scorenet_activation_bytes(size_t max_batch)
 static void fwd_chunk(scorenet *m, const float *w, size_t n, const float *t, size_t ts, const float *x);
 static void bwd_chunk(scorenet *m, const float *w, size_t n, const float *dscore, int grads, float *dx);
 
-static const float *weights(const scorenet *m, int use_ema) { return use_ema ? m->p->ema : m->p->data; }
+static const float *weights(const scorenet *m, int use_ema) { return nn_params_weights(m->p, use_ema); }
 
 void scorenet_forward(scorenet *m, int use_ema, size_t n, const float *t, size_t t_stride, const float *x,
                       float *out)
@@ -328,6 +300,7 @@ void scorenet_forward(scorenet *m, int use_ema, size_t n, const float *t, size_t
 void scorenet_backward(scorenet *m, int use_ema, size_t n, const float *t, size_t t_stride, const float *x,
                        const float *dscore, int accumulate_grad, float *dx, float *score)
 {
+    if (accumulate_grad) nn_params_train(m->p);
     const float *w = weights(m, use_ema);
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
         size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
@@ -366,6 +339,7 @@ static double dsm_chunk(scorenet *m, const float *w, size_t nc, size_t ntot, con
 double scorenet_loss_at(scorenet *m, int use_ema, size_t n, const float *x0, const float *t, const float *z,
                         float *dx0, int accumulate_grad)
 {
+    if (accumulate_grad) nn_params_train(m->p);
     const float *w = weights(m, use_ema);
     double loss = 0.0;
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
@@ -514,7 +488,8 @@ int scorenet_read_optim(scorenet *m, const safetensors *st, const char *path, ch
     return nn_params_read_optim(m->p, st, path, err, errlen);
 }
 
-scorenet *scorenet_load(const char *path, const sde *s, size_t max_batch, char *err, size_t errlen)
+/* use_ema < 0: the whole checkpoint with trainer state (resume); else the one weight set for inference */
+static scorenet *load(const char *path, const sde *s, size_t max_batch, int use_ema, char *err, size_t errlen)
 {
     safetensors *st = safetensors_open(path, err, errlen);
     if (!st) return NULL;
@@ -532,7 +507,9 @@ scorenet *scorenet_load(const char *path, const sde *s, size_t max_batch, char *
         return NULL;
     }
     scorenet *m = scorenet_new(s, max_batch);
-    if (nn_params_read(m->p, st, path, 0, err, errlen)) goto fail;
+    if (use_ema < 0 ? nn_params_read(nn_params_train(m->p), st, path, 0, err, errlen)
+                    : nn_params_read_weights(m->p, st, path, use_ema, err, errlen))
+        goto fail;
     long v;
     if (!safetensors_metadata_long(st, "adam_step", 0, __LONG_MAX__, &v)) m->adam.step = v;
     if (!safetensors_metadata_long(st, "ema_updates", 0, __LONG_MAX__, &v)) m->ema.num_updates = v;
@@ -542,6 +519,17 @@ fail:
     scorenet_free(m);
     safetensors_close(st);
     return NULL;
+}
+
+scorenet *scorenet_load(const char *path, const sde *s, size_t max_batch, char *err, size_t errlen)
+{
+    return load(path, s, max_batch, -1, err, errlen);
+}
+
+scorenet *scorenet_load_weights(const char *path, const sde *s, size_t max_batch, int use_ema, char *err,
+                                size_t errlen)
+{
+    return load(path, s, max_batch, use_ema != 0, err, errlen);
 }
 
 /* ---------------------------------------------------------------- forward / backward core */

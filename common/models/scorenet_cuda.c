@@ -16,6 +16,7 @@
 #include "conv.h"
 #include "ema.h"
 #include "log.h"
+#include "ws.h"
 #include "mem.h"
 #include "nn_cuda.h"
 #include "params.h"
@@ -60,7 +61,7 @@ struct scorenet_cuda {
     float *pbuf, *data, *grad, *m, *v, *ema_w;
     /* device workspace (capacity cap samples), carved as in scorenet.c */
     float *ws;
-    float *t, *std, *inv_std, *alpha; /* [cap] each, consecutive slots of pad16(cap): one upload from hvec */
+    float *t, *std, *inv_std, *alpha; /* [cap] each, consecutive slots of nn_ws_pad16(cap): one upload from hvec */
     float *pstd, *palpha;             /* [cap] std, alpha at the double times of dsm_perturb (x_t in training) */
     float *four, *epre, *temb, *dtemb, *depre;   /* [cap, 256] */
     float *dk[NSTAGE], *ddk[NSTAGE];  /* [cap, C_k] */
@@ -76,65 +77,57 @@ struct scorenet_cuda {
     float *colbuf;                    /* conv workspace [colbuf_n] */
     size_t colbuf_n;
     /* host scratch */
-    float *hvec;                      /* [6 slot]: t | std | 1/std | alpha | pstd | palpha, slot = pad16(cap) */
+    float *hvec;                      /* [6 slot]: t | std | 1/std | alpha | pstd | palpha, slot = nn_ws_pad16(cap) */
     float *hsvec, *htime;             /* [cap] */
     float *hz;                        /* [cap, 784] noise drawn for train_step */
 };
 
-static size_t pad16(size_t n) { return (n + 15) / 16 * 16; }
 static size_t stage_numel(int k) { return (size_t)STAGES[k].c * STAGES[k].h * STAGES[k].h; }
 static size_t cat_channels(int j) { return (size_t)(j == 0 ? 256 : j == 1 ? 128 : 64); }
 static size_t cat_side(int j) { return (size_t)(j == 0 ? 5 : j == 1 ? 12 : 26); }
 static size_t cat_numel(int j) { return cat_channels(j) * cat_side(j) * cat_side(j); }
 
-static float *take(float *base, size_t *off, size_t n)
-{
-    float *q = base ? base + *off : NULL;
-    *off += pad16(n);
-    return q;
-}
-
 /* scorenet.c's carve, on a device base (NULL: only counts); returns the floats needed for cap samples */
 static size_t carve(scorenet_cuda *m, float *base, size_t cap)
 {
     size_t off = 0, maxst = 0;
-    m->t = take(base, &off, cap);
-    m->std = take(base, &off, cap);
-    m->inv_std = take(base, &off, cap);
-    m->alpha = take(base, &off, cap);
-    m->pstd = take(base, &off, cap);
-    m->palpha = take(base, &off, cap);
-    m->svec = take(base, &off, cap);
-    m->four = take(base, &off, cap * EMB);
-    m->epre = take(base, &off, cap * EMB);
-    m->temb = take(base, &off, cap * EMB);
-    m->dtemb = take(base, &off, cap * EMB);
-    m->depre = take(base, &off, cap * EMB);
+    m->t = nn_ws_take(base, &off, cap);
+    m->std = nn_ws_take(base, &off, cap);
+    m->inv_std = nn_ws_take(base, &off, cap);
+    m->alpha = nn_ws_take(base, &off, cap);
+    m->pstd = nn_ws_take(base, &off, cap);
+    m->palpha = nn_ws_take(base, &off, cap);
+    m->svec = nn_ws_take(base, &off, cap);
+    m->four = nn_ws_take(base, &off, cap * EMB);
+    m->epre = nn_ws_take(base, &off, cap * EMB);
+    m->temb = nn_ws_take(base, &off, cap * EMB);
+    m->dtemb = nn_ws_take(base, &off, cap * EMB);
+    m->depre = nn_ws_take(base, &off, cap * EMB);
     for (int k = 0; k < NSTAGE; k++) {
         size_t c = (size_t)STAGES[k].c, sz = stage_numel(k), g = (size_t)STAGES[k].groups;
-        m->dk[k] = take(base, &off, cap * c);
-        m->ddk[k] = take(base, &off, cap * c);
-        m->a[k] = take(base, &off, cap * sz);
-        m->y[k] = take(base, &off, cap * sz);
-        m->h[k] = take(base, &off, cap * sz);
-        m->mean[k] = take(base, &off, cap * g);
-        m->rstd[k] = take(base, &off, cap * g);
-        m->dh[k] = k < 4 ? take(base, &off, cap * sz) : NULL;
+        m->dk[k] = nn_ws_take(base, &off, cap * c);
+        m->ddk[k] = nn_ws_take(base, &off, cap * c);
+        m->a[k] = nn_ws_take(base, &off, cap * sz);
+        m->y[k] = nn_ws_take(base, &off, cap * sz);
+        m->h[k] = nn_ws_take(base, &off, cap * sz);
+        m->mean[k] = nn_ws_take(base, &off, cap * g);
+        m->rstd[k] = nn_ws_take(base, &off, cap * g);
+        m->dh[k] = k < 4 ? nn_ws_take(base, &off, cap * sz) : NULL;
         if (sz > maxst) maxst = sz;
     }
     for (int j = 0; j < 3; j++) {
-        m->cat[j] = take(base, &off, cap * cat_numel(j));
-        m->dcat[j] = take(base, &off, cap * cat_numel(j));
+        m->cat[j] = nn_ws_take(base, &off, cap * cat_numel(j));
+        m->dcat[j] = nn_ws_take(base, &off, cap * cat_numel(j));
     }
-    m->dy = take(base, &off, cap * maxst);
-    m->da = take(base, &off, cap * maxst);
-    m->x = take(base, &off, cap * SCORENET_DIM);
-    m->out = take(base, &off, cap * SCORENET_DIM);
-    m->dout = take(base, &off, cap * SCORENET_DIM);
-    m->z = take(base, &off, cap * SCORENET_DIM);
-    m->xt = take(base, &off, cap * SCORENET_DIM);
-    m->sc = take(base, &off, cap * SCORENET_DIM);
-    m->dsc = take(base, &off, cap * SCORENET_DIM);
+    m->dy = nn_ws_take(base, &off, cap * maxst);
+    m->da = nn_ws_take(base, &off, cap * maxst);
+    m->x = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->out = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->dout = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->z = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->xt = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->sc = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->dsc = nn_ws_take(base, &off, cap * SCORENET_DIM);
     return off;
 }
 
@@ -218,10 +211,14 @@ scorenet_cuda *scorenet_cuda_alloc_from(const scorenet *cpu_model, size_t max_ba
     m->v = m->pbuf + 3 * T;
     m->ema_w = m->pbuf + 4 * T;
     nn_cuda_memcpy_h2d(m->data, p->data, bytes);
-    nn_cuda_memcpy_h2d(m->grad, p->grad, bytes);
-    nn_cuda_memcpy_h2d(m->m, p->m, bytes);
-    nn_cuda_memcpy_h2d(m->v, p->v, bytes);
-    nn_cuda_memcpy_h2d(m->ema_w, p->ema, bytes);
+    nn_cuda_memcpy_h2d(m->ema_w, nn_params_weights(p, 1), bytes);
+    if (nn_params_has_train(p)) {
+        nn_cuda_memcpy_h2d(m->grad, p->grad, bytes);
+        nn_cuda_memcpy_h2d(m->m, p->m, bytes);
+        nn_cuda_memcpy_h2d(m->v, p->v, bytes);
+    } else {
+        nn_cuda_memset(m->grad, 0, 3 * bytes);   /* grad | m | v: a model without trainer state */
+    }
     /* workspace */
     scorenet_cuda tmp;
     memset(&tmp, 0, sizeof tmp);
@@ -231,7 +228,7 @@ scorenet_cuda *scorenet_cuda_alloc_from(const scorenet *cpu_model, size_t max_ba
     carve(m, m->ws, max_batch);
     m->colbuf_n = setup_geoms(m->geom, &m->geom_t1, max_batch);
     m->colbuf = nn_cuda_malloc_floats(m->colbuf_n);
-    m->hvec = mem_calloc(6 * pad16(max_batch), sizeof(float));
+    m->hvec = mem_calloc(6 * nn_ws_pad16(max_batch), sizeof(float));
     m->hsvec = mem_calloc(max_batch, sizeof(float));
     m->htime = mem_calloc(max_batch, sizeof(float));
     m->hz = mem_calloc(max_batch * SCORENET_DIM, sizeof(float));
@@ -305,10 +302,10 @@ void scorenet_cuda_zero_grad(scorenet_cuda *m) { nn_cuda_memset(m->grad, 0, m->t
 
 /* Host: t_i = t[i ts], std_i = (float)sde_std(t_i), 1/std_i, alpha_i = (float)sde_alpha(t_i) (as scorenet.c
  * computes them, at the float time), one upload into m->t | std | inv_std | alpha (consecutive slots of
- * pad16(cap) floats in carve's order, mirrored by hvec; entries past n are stale and unused). */
+ * nn_ws_pad16(cap) floats in carve's order, mirrored by hvec; entries past n are stale and unused). */
 static void upload_times(scorenet_cuda *m, size_t n, const float *t, size_t ts)
 {
-    const size_t slot = pad16(m->cap);
+    const size_t slot = nn_ws_pad16(m->cap);
     float *ht = m->hvec, *hs = m->hvec + slot, *hi = m->hvec + 2 * slot, *ha = m->hvec + 3 * slot;
     for (size_t i = 0; i < n; i++) {
         ht[i] = t[i * ts];
@@ -497,7 +494,7 @@ static double dsm_chunk(scorenet_cuda *m, const float *w, size_t nc, size_t ntot
         if (nc != ntot) {
             /* CPU: dsc *= (float)(nc / ntot), then / std; here one factor (float)(nc / ntot) / std_i */
             const float f = (float)((double)nc / (double)ntot);
-            const float *hi = m->hvec + 2 * pad16(m->cap);
+            const float *hi = m->hvec + 2 * nn_ws_pad16(m->cap);
             for (size_t i = 0; i < nc; i++) m->hsvec[i] = f * hi[i];
             nn_cuda_memcpy_h2d(m->svec, m->hsvec, nc * sizeof(float));
             scale = m->svec;
@@ -542,7 +539,7 @@ double scorenet_cuda_train_step(scorenet_cuda *m, size_t n, const float *x0, dou
         /* dsm_perturb's draws, in its order: per sample one uniform (t), then 784 Gaussians (z); like
          * dsm_perturb, x_t uses std and alpha at the double time ti, the network (fwd_chunk, dsm_loss) the
          * float time (float)ti */
-        const size_t slot = pad16(m->cap);
+        const size_t slot = nn_ws_pad16(m->cap);
         float *hps = m->hvec + 4 * slot, *hpa = m->hvec + 5 * slot;
         for (size_t i = 0; i < nc; i++) {
             double ti = t_lo + (t_hi - t_lo) * rng_uniform(r);

@@ -85,7 +85,7 @@ void scorenet_dev_sync_to_device(scorenet_dev *d)
 {
 #ifdef SF_HAVE_CUDA
     if (d->g) {
-        const nn_params *p = scorenet_params_const(d->host);
+        const nn_params *p = scorenet_params(d->host);
         scorenet_cuda_buffer_from_host(d->g, SCORENET_CUDA_DATA, p->data);
         scorenet_cuda_buffer_from_host(d->g, SCORENET_CUDA_EMA, p->ema);
         scorenet_cuda_buffer_from_host(d->g, SCORENET_CUDA_M, p->m);
