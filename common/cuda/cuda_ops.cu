@@ -123,3 +123,32 @@ extern "C" void nn_rowscale_cuda(float *dst, const float *v, const float *src, i
     rowscale_kernel<<<nn_cuda_blocks(total), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(dst, v, src, n, d, beta);
     CUDA_CHECK_LAUNCH();
 }
+
+/* ---- per-row division: dst[i, :] = src[i, :] / v[i] (a division, as the CPU's nn_rowdiv: bitwise the same) */
+
+static __global__ void rowdiv_kernel(float *dst, const float *v, const float *src, int n, int d)
+{
+    const size_t total = (size_t)n * d;
+    NN_GRID_STRIDE(e, total) dst[e] = src[e] / v[e / (size_t)d];
+}
+
+extern "C" void nn_rowdiv_cuda(float *dst, const float *v, const float *src, int n, int d)
+{
+    LOG_CHECK(n >= 0 && d > 0, "nn_rowdiv_cuda: bad sizes");
+    const size_t total = (size_t)n * d;
+    if (total == 0) return;
+    rowdiv_kernel<<<nn_cuda_blocks(total), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(dst, v, src, n, d);
+    CUDA_CHECK_LAUNCH();
+}
+
+static __global__ void scale_kernel(float *x, float a, size_t n)
+{
+    NN_GRID_STRIDE(e, n) x[e] *= a;
+}
+
+extern "C" void nn_scale_cuda(float *x, float a, size_t n)
+{
+    if (n == 0) return;
+    scale_kernel<<<nn_cuda_blocks(n), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(x, a, n);
+    CUDA_CHECK_LAUNCH();
+}

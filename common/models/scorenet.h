@@ -36,6 +36,7 @@
  * Precision: float32 storage and arithmetic (as PyTorch eager fp32), sums in the layers as they choose. */
 #ifndef SF_NN_SCORENET_H
 #define SF_NN_SCORENET_H
+#include "device.h"
 #include "params.h"
 #include "rng.h"
 #include "score.h"
@@ -54,8 +55,20 @@ typedef struct scorenet scorenet;
  * initialised from seed. */
 scorenet *scorenet_alloc(const sde *s, size_t max_batch, uint64_t seed);
 void scorenet_free(scorenet *m);
+/* The backend: a model is allocated (and loaded) on the cpu table; scorenet_set_device moves it, before use, to
+ * the table of dev (backend.h): weights uploaded once, the trainer state (if any) with them, the workspace
+ * re-made there. Every entry point below keeps taking HOST arrays on every backend (inputs are copied to the
+ * device per chunk, results copied back); on the cpu nothing is copied. On a device the host nn_params record is
+ * brought up to date only by scorenet_sync_to_host (before a checkpoint is written from it), and host edits go
+ * to the device with scorenet_sync_to_device. DEVICE_CUDA needs a CUDA build (dies otherwise). */
+void scorenet_set_device(scorenet *m, device_kind dev);
+device_kind scorenet_device(const scorenet *m);
+void scorenet_sync_to_host(scorenet *m);
+void scorenet_sync_to_device(scorenet *m);
+void scorenet_zero_grad(scorenet *m);   /* the gradient on the model's device (allocating trainer state) */
 size_t scorenet_num_params(const scorenet *m);        /* trainable scalars (== SCORENET_NUM_PARAMS) */
-/* the trainer's view: the flat buffers data, grad, m, v, ema, keep (allocates the trainer state on first use) */
+/* the trainer's view: the flat host buffers data, grad, m, v, ema, keep (allocates the trainer state on first
+ * use; on a device: the host record, see scorenet_sync_to_host) */
 nn_params *scorenet_params(scorenet *m);
 size_t scorenet_max_batch(const scorenet *m);
 size_t scorenet_activation_bytes(size_t max_batch);   /* workspace bytes (activations + im2col) for max_batch */
