@@ -1,6 +1,6 @@
-/* test_cuda_scorenet: the ONE ScoreNet (common/models/scorenet.c; paper §5.1, App. G) on the cuda backend table
- * (scorenet_set_device) against the same network on the cpu table, with the same random weights (DESIGN.md §5: "every CUDA kernel is
- * checked against its CPU reference"). Weights: scorenet_alloc's torch-style initialisation, then the GroupNorm
+/* test_cuda_scorenet: the ONE ScoreNet (common/models/scorenet.c; paper §5.1, App. G) on the cuda backend
+ * table (scorenet_set_device) against the same network on the cpu table, with the same random weights
+ * (DESIGN.md §5: "every CUDA kernel is checked against its CPU reference"). Weights: scorenet_alloc's torch-style initialisation, then the GroupNorm
  * affine parameters and tconv1.bias perturbed (so those gradients are not at the trivial gamma = 1, beta = 0
  * point); both the OU SDE (a = 1, s = sqrt 2, alpha(t) != 1: exercises the x_t and dL/dx0 scalings) and the
  * paper's VE(25). Batch 8, t spread over [1e-3 T, T], x0 ~ U[0, 1), z, e ~ N(0, I).

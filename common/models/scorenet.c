@@ -421,10 +421,12 @@ size_t scorenet_activation_bytes(size_t max_batch)
 #define PW(base, idx) ((base) + m->p->t[(idx)].offset)
 
 /* ---------------------------------------------------------------- chunked entry points
- * fwd_chunk(m, w, n <= cap, t, ts, x): runs the network, leaves every cache, m->t/std [n] and the score in
- * m->sc [n, 784]. bwd_chunk(m, w, n, dscore, grads, dx): from dL/dscore [n, 784] after fwd_chunk on the same
- * chunk; accumulates parameter gradients if grads; writes dL/dx [n, 784] if dx != NULL. */
-static void fwd_chunk(scorenet *m, const float *w, size_t n, const float *t, size_t ts, const float *x);
+ * fwd_chunk(m, w, n <= cap, t, ts, x, x_host): runs the network (t host; x host memory if x_host, else the
+ * table's), leaves every cache, m->t/std [n] and the score in m->sc [n, 784] (table memory).
+ * bwd_chunk(m, w, n, dscore, grads, dx): from dL/dscore [n, 784] (table memory) after fwd_chunk on the same
+ * chunk; accumulates parameter gradients if grads; writes dL/dx [n, 784] (table memory) if dx != NULL. */
+static void fwd_chunk(scorenet *m, const float *w, size_t n, const float *t, size_t ts, const float *x,
+                      int x_host);
 static void bwd_chunk(scorenet *m, const float *w, size_t n, const float *dscore, int grads, float *dx);
 
 /* the table's weights: the EMA if asked and trainer state exists, else the weights (the EMA then, params.h) */
@@ -436,7 +438,7 @@ void scorenet_forward(scorenet *m, int use_ema, size_t n, const float *t, size_t
     const float *w = weights(m, use_ema);
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
         size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
-        fwd_chunk(m, w, nc, t + i0 * t_stride, t_stride, x + i0 * SCORENET_DIM);
+        fwd_chunk(m, w, nc, t + i0 * t_stride, t_stride, x + i0 * SCORENET_DIM, 1);
         m->be->download(out + i0 * SCORENET_DIM, m->sc, nc * SCORENET_DIM);
     }
 }
@@ -450,7 +452,7 @@ void scorenet_backward(scorenet *m, int use_ema, size_t n, const float *t, size_
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
         size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
         const size_t nd = nc * SCORENET_DIM;
-        fwd_chunk(m, w, nc, t + i0 * t_stride, t_stride, x + i0 * SCORENET_DIM);
+        fwd_chunk(m, w, nc, t + i0 * t_stride, t_stride, x + i0 * SCORENET_DIM, 1);
         if (score) be->download(score + i0 * SCORENET_DIM, m->sc, nd);
         /* host arrays on the cpu are used in place; a device gets copies */
         const float *ds = dscore + i0 * SCORENET_DIM;
@@ -478,7 +480,7 @@ static double dsm_chunk(scorenet *m, const float *w, size_t nc, size_t ntot, con
                         float *dxt)
 {
     const nn_backend *be = m->be;
-    fwd_chunk(m, w, nc, tch, 1, m->xt);
+    fwd_chunk(m, w, nc, tch, 1, m->xt, 0);
     const int need = grads || dxt;
     double l = be->dsm_loss(nc, SCORENET_DIM, m->sc, m->std, m->z, need ? m->dsc : NULL);
     if (need && isfinite(l)) {
@@ -745,14 +747,14 @@ static void chan_add_bwd(scorenet *m, float *dd, const float *da, int N, int C, 
 {
     m->be->chan_add_backward(dd, da, N, C, HW, C);
 }
-static void gn_fwd(scorenet *m, float *y, float *mean, float *rstd, const float *a, const float *gamma, const float *beta, int N,
-                   int C, int HW, int G)
+static void gn_fwd(scorenet *m, float *y, float *mean, float *rstd, const float *a, const float *gamma,
+                   const float *beta, int N, int C, int HW, int G)
 {
     m->be->groupnorm_forward(y, mean, rstd, a, gamma, beta, N, C, HW, G, (float)GN_EPS);
 }
 /* da = dL/da (OVERWRITTEN), dgamma / dbeta accumulate (NULL: skipped) */
-static void gn_bwd(scorenet *m, float *da, float *dgamma, float *dbeta, const float *dy, const float *a, const float *mean,
-                   const float *rstd, const float *gamma, int N, int C, int HW, int G)
+static void gn_bwd(scorenet *m, float *da, float *dgamma, float *dbeta, const float *dy, const float *a,
+                   const float *mean, const float *rstd, const float *gamma, int N, int C, int HW, int G)
 {
     m->be->zero(da, (size_t)N * C * HW);
     m->be->groupnorm_backward(da, dgamma, dbeta, dy, a, mean, rstd, gamma, N, C, HW, G);
@@ -782,7 +784,7 @@ static void tconv1_bwd(scorenet *m, float *din, float *dW, float *db, const floa
 #define SC(k) (STAGES[k].c)
 #define SHW(k) (STAGES[k].h * STAGES[k].h)
 
-static void fwd_chunk(scorenet *m, const float *w, size_t n, const float *t, size_t ts, const float *x)
+static void fwd_chunk(scorenet *m, const float *w, size_t n, const float *t, size_t ts, const float *x, int x_host)
 {
     const int N = (int)n;
     const nn_backend *be = m->be;
@@ -794,7 +796,10 @@ static void fwd_chunk(scorenet *m, const float *w, size_t n, const float *t, siz
     }
     be->upload(m->t, m->ht, n);
     be->upload(m->std, m->hstd, n);
-    if (x != m->x) be->upload(m->x, x, n * SCORENET_DIM);
+    if (x != m->x) {
+        if (x_host) be->upload(m->x, x, n * SCORENET_DIM);
+        else be->copy(m->x, x, n * SCORENET_DIM);
+    }
     /* e = swish(Linear(Fourier(t))) [n, 256]; Dense_k(e) [n, C_k] */
     be->fourier_forward(m->four, m->t, 1, PW(w, m->i_fw), N, NFREQ);
     be->linear_forward(m->epre, m->four, PW(w, m->i_ew), PW(w, m->i_eb), N, EMB, EMB);

@@ -5,8 +5,8 @@
  * for it (nn_params_train), so an inference-only model costs its weights (and its activations) and nothing
  * else. The same layout indexes every buffer, so optimisers and EMA are single loops over flat arrays and a
  * checkpoint is a walk over the tensor list. Without trainer state the EMA IS the weights (a fresh model's EMA
- * starts as a copy of them; a model loaded for inference holds the one set it asked for). Names follow PyTorch state_dict keys
- * ("embed.1.weight"), so our safetensors files line up with the authors' checkpoints.
+ * starts as a copy of them; a model loaded for inference holds the one set it asked for). Names follow PyTorch
+ * state_dict keys ("embed.1.weight"), so our safetensors files line up with the authors' checkpoints.
  * Usage: nn_params_alloc(); nn_params_add(...) for each tensor; nn_params_finalize(); then read/write
  * p->data + p->t[i].offset (or nn_params_get); nn_params_train(p) before touching grad, m, v, ema or keep. */
 #ifndef SF_NN_PARAMS_H
