@@ -1,4 +1,4 @@
-/* bench_cuda_scorenet: GPU throughput of the device-resident ScoreNet (common/nn/scorenet_cuda.h; the paper's
+/* bench_cuda_scorenet: GPU throughput of the ScoreNet on the cuda backend table (common/models/scorenet.h; the paper's
  * image score network, §5.1, App. G), the GPU counterpart of bench_scorenet:
  *   train    one DSM training step (host draws of t and z in dsm_perturb's order + upload, forward, DSM loss,
  *            backward, Adam, EMA) at batch 200 (the paper's) and 1024, images/s; the share of the host draws
@@ -24,20 +24,25 @@
 #include "nn_cuda.h"
 #include "rng.h"
 #include "scorenet.h"
-#include "scorenet_cuda.h"
 #include "sde.h"
 
-static float *drand(rng *r, size_t n, double lo, double hi)   /* device buffer of U[lo, hi) */
+static float *drand(rng *r, size_t n, double lo, double hi)   /* host buffer of U[lo, hi) */
 {
     float *h = mem_new(float, n ? n : 1);
     for (size_t i = 0; i < n; i++) h[i] = (float)(lo + (hi - lo) * rng_uniform(r));
-    float *d = nn_cuda_upload_floats(h, n);
-    free(h);
-    return d;
+    return h;
+}
+
+/* the one ScoreNet on the cuda table, workspace for B */
+static scorenet *gpu_model(const sde *s, size_t B)
+{
+    scorenet *g = scorenet_alloc(s, B, 1);
+    scorenet_set_device(g, DEVICE_CUDA);
+    return g;
 }
 
 typedef struct {
-    scorenet_cuda *g;
+    scorenet *g;
     size_t n;
     float *x, *e, *out, *gx;
     float *t;   /* host [n] */
@@ -48,12 +53,12 @@ typedef struct {
 static void f_train(void *p)
 {
     bctx *c = p;
-    c->loss = scorenet_cuda_train_step(c->g, c->n, c->x, 1e-5, 1.0, 1e-4, c->r);
+    c->loss = scorenet_train_step(c->g, c->n, c->x, 1e-5, 1.0, 1e-4, c->r);
 }
 static void f_vjp(void *p)
 {
     bctx *c = p;
-    scorenet_cuda_vjp(c->g, 0, c->n, c->t, 1, c->x, c->e, c->out, c->gx);
+    scorenet_vjp(c->g, 0, c->n, c->t, 1, c->x, c->e, c->out, c->gx);
 }
 
 /* calls/s of fn (one warm-up call, then until `seconds` and >= 3 calls), synchronised */
@@ -72,9 +77,9 @@ static double timed_rate(double seconds, void (*fn)(void *), void *ctx, long *ca
     return (double)n / dt;
 }
 
-static void bench_train(const scorenet *cpu, size_t B, double secs, rng *r)
+static void bench_train(const sde *sd, size_t B, double secs, rng *r)
 {
-    scorenet_cuda *g = scorenet_cuda_alloc_from(cpu, B);
+    scorenet *g = gpu_model(sd, B);
     bctx c = {g, B, drand(r, B * SCORENET_DIM, 0.0, 1.0), NULL, NULL, NULL, NULL, r, 0.0};
     long calls;
     double rate = timed_rate(secs, f_train, &c, &calls);
@@ -96,8 +101,8 @@ static void bench_train(const scorenet *cpu, size_t B, double secs, rng *r)
            "= %.0f%% of a step)\n",
            B, rate * (double)B, 1e3 / rate, calls, c.loss, draw_ms, 100.0 * draw_ms * rate / 1e3);
     fflush(stdout);
-    nn_cuda_free(c.x);
-    scorenet_cuda_free(g);
+    free(c.x);
+    scorenet_free(g);
 }
 
 int main(int argc, char **argv)
@@ -120,30 +125,29 @@ int main(int argc, char **argv)
     device_describe(DEVICE_CUDA, desc, sizeof desc);
     nn_cuda_init();
     sde s = sde_ve(25.0);
-    scorenet *cpu = scorenet_alloc(&s, 1, 1);
     rng *r = rng_alloc(2026, 11);
-    printf("bench_cuda_scorenet: %s; ScoreNet %u params, fp32 (TF32 off); device workspace %.0f MB at batch "
-           "1024\n",
-           desc, SCORENET_NUM_PARAMS, (double)scorenet_cuda_activation_bytes(1024) / 1048576.0);
+    printf("bench_cuda_scorenet: %s; ScoreNet %u params, fp32 (TF32 off); host-facing API (inputs copied per "
+           "call, t / z drawn on the host)\n",
+           desc, SCORENET_NUM_PARAMS);
     fflush(stdout);
 
-    bench_train(cpu, 200, secs, r);
-    bench_train(cpu, 1024, secs, r);
+    bench_train(&s, 200, secs, r);
+    bench_train(&s, 1024, secs, r);
 
     /* sampler: 1000 forward calls at batch 1024, shared decreasing t */
     {
         const size_t B = 1024;
         const int K = 1000;
-        scorenet_cuda *g = scorenet_cuda_alloc_from(cpu, B);
-        float *x = drand(r, B * SCORENET_DIM, -3.0, 3.0), *out = nn_cuda_malloc_floats(B * SCORENET_DIM);
+        scorenet *g = gpu_model(&s, B);
+        float *x = drand(r, B * SCORENET_DIM, -3.0, 3.0), *out = mem_new(float, B * SCORENET_DIM);
         float t0f = 1.0f;
-        scorenet_cuda_forward(g, 1, B, &t0f, 0, x, out);   /* warm-up */
+        scorenet_forward(g, 1, B, &t0f, 0, x, out);   /* warm-up */
         nn_cuda_sync();
         double t0 = log_now(), dt = 0.0;
         int k;
         for (k = 0; k < K; k++) {
             float tk = (float)(1.0 - (1.0 - 1e-3) * k / (K - 1.0));
-            scorenet_cuda_forward(g, 1, B, &tk, 0, x, out);
+            scorenet_forward(g, 1, B, &tk, 0, x, out);
             if ((k & 15) == 15) {
                 nn_cuda_sync();
                 if ((dt = log_now() - t0) > max_secs) {
@@ -158,31 +162,30 @@ int main(int argc, char **argv)
         printf("sampler  batch %5zu  %10.1f images/s  %8.3f ms/eval  %d-step sampler %.2f s (%s, %d calls run)\n", B,
                (double)B / per, 1e3 * per, K, per * K, k == K ? "measured" : "EXTRAPOLATED linearly", k);
         fflush(stdout);
-        nn_cuda_free(x), nn_cuda_free(out);
-        scorenet_cuda_free(g);
+        free(x), free(out);
+        scorenet_free(g);
     }
 
     /* vjp at batch 500 */
     {
         const size_t B = 500;
-        scorenet_cuda *g = scorenet_cuda_alloc_from(cpu, B);
+        scorenet *g = gpu_model(&s, B);
         float *th = malloc(B * sizeof *th);
         LOG_CHECK(th, "out of memory");
         for (size_t i = 0; i < B; i++) th[i] = (float)(1e-3 + (1.0 - 1e-3) * rng_uniform(r));
         bctx c = {g,    B,    drand(r, B * SCORENET_DIM, -3.0, 3.0), drand(r, B * SCORENET_DIM, -1.0, 1.0),
-                  nn_cuda_malloc_floats(B * SCORENET_DIM), nn_cuda_malloc_floats(B * SCORENET_DIM), th, r, 0.0};
+                  mem_new(float, B * SCORENET_DIM), mem_new(float, B * SCORENET_DIM), th, r, 0.0};
         long calls;
         double rate = timed_rate(secs, f_vjp, &c, &calls);
         printf("vjp      batch %5zu  %10.1f evals/s   %8.3f ms/call  (score + input gradient, %ld calls)\n", B,
                rate * (double)B, 1e3 / rate, calls);
         fflush(stdout);
-        nn_cuda_free(c.x), nn_cuda_free(c.e), nn_cuda_free(c.out), nn_cuda_free(c.gx);
+        free(c.x), free(c.e), free(c.out), free(c.gx);
         free(th);
-        scorenet_cuda_free(g);
+        scorenet_free(g);
     }
 
     rng_free(r);
-    scorenet_free(cpu);
     nn_cuda_shutdown();
     return 0;
 }

@@ -84,7 +84,9 @@ scorenet *ee_model_load(const ee_config *c, ee_kind kind, size_t index_or_n)
 {
     char *path = ee_model_path(c, kind, index_or_n), err[1024];
     sde ve = sde_ve(25.0);
-    scorenet *m = scorenet_load(path, &ve, c->max_batch, err, sizeof err);
+    /* the raw weights only (train_run left raw == EMA in every saved model): no trainer state until a caller
+     * trains it (B2's fine-tuning does, from these weights) */
+    scorenet *m = scorenet_load_weights(path, &ve, c->max_batch, 0, err, sizeof err);
     if (!m) log_die("%s (delete it to train it again)", err);
     free(path);
     return m;

@@ -112,7 +112,7 @@ mlp1d *eg_aux_net_load_or_train(const eg_config *c, eg_mode mode, size_t i, cons
     sde ve = sde_ve(25.0);
     char err[512];
     if (access(path, F_OK) == 0) {
-        mlp1d *m = mlp1d_load(path, &ve, err, sizeof err);
+        mlp1d *m = mlp1d_load_weights(path, &ve, 1, err, sizeof err);   /* inference: the EMA weights */
         if (!m) log_die("%s", err);
         free(path);
         return m;

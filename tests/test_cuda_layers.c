@@ -496,6 +496,26 @@ static void test_rowscale_case(int n, int d, float beta)
     nn_cuda_free(d_v), nn_cuda_free(d_src), nn_cuda_free(d_dst);
 }
 
+/* nn_rowdiv_cuda / nn_scale_cuda against nn_rowdiv / nn_scale: IEEE division and multiplication, bitwise equal */
+static void test_rowdiv_scale_case(int n, int d)
+{
+    const size_t len = (size_t)n * d;
+    float *v = hrand((size_t)n, 0.5, 2), *src = hrand(len, -1, 1), *dst = mem_new(float, len);
+    float *d_v = nn_cuda_upload_floats(v, (size_t)n), *d_src = nn_cuda_upload_floats(src, len);
+    float *d_dst = nn_cuda_upload_floats(NULL, len);
+    nn_rowdiv(dst, v, src, n, d);
+    nn_rowdiv_cuda(d_dst, d_v, d_src, n, d);
+    char name[128];
+    snprintf(name, sizeof name, "rowdiv n %d d %d (bitwise)", n, d);
+    cmpd(name, d_dst, dst, len, 0, 0);
+    nn_scale(dst, 0.375f, len);
+    nn_scale_cuda(d_dst, 0.375f, len);
+    snprintf(name, sizeof name, "scale n %zu (bitwise)", len);
+    cmpd(name, d_dst, dst, len, 0, 0);
+    free(v), free(src), free(dst);
+    nn_cuda_free(d_v), nn_cuda_free(d_src), nn_cuda_free(d_dst);
+}
+
 static void test_concat_case(int B, int C1, int C2, int HW, int null_a)
 {
     const size_t na = (size_t)B * C1 * HW, nb = (size_t)B * C2 * HW, no = na + nb;
@@ -533,6 +553,8 @@ static void test_tensor_ops(void)
     test_rowscale_case(7, 13, 0.0f);
     test_rowscale_case(300, 784, 0.0f);     /* ScoreNet: score = out / std(t), one factor per image */
     test_rowscale_case(300, 784, 1.0f);     /* x_t = alpha x0 + std z: the second term accumulates */
+    test_rowdiv_scale_case(7, 13);
+    test_rowdiv_scale_case(300, 784);       /* ScoreNet: score = out / std(t) on every backend */
 }
 
 /* ---------------------------------------------------------------- Adam, EMA, DSM loss */

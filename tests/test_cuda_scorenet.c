@@ -1,6 +1,6 @@
-/* test_cuda_scorenet: the device-resident ScoreNet (common/nn/scorenet_cuda.h; paper §5.1, App. G) against the
- * CPU reference scorenet (common/nn/scorenet.h) with the same random weights (DESIGN.md §5: "every CUDA kernel is
- * checked against its CPU reference"). Weights: scorenet_alloc's torch-style initialisation, then the GroupNorm
+/* test_cuda_scorenet: the ONE ScoreNet (common/models/scorenet.c; paper §5.1, App. G) on the cuda backend
+ * table (scorenet_set_device) against the same network on the cpu table, with the same random weights
+ * (DESIGN.md §5: "every CUDA kernel is checked against its CPU reference"). Weights: scorenet_alloc's torch-style initialisation, then the GroupNorm
  * affine parameters and tconv1.bias perturbed (so those gradients are not at the trivial gamma = 1, beta = 0
  * point); both the OU SDE (a = 1, s = sqrt 2, alpha(t) != 1: exercises the x_t and dL/dx0 scalings) and the
  * paper's VE(25). Batch 8, t spread over [1e-3 T, T], x0 ~ U[0, 1), z, e ~ N(0, I).
@@ -20,7 +20,7 @@
  *       element whose gradient is within ~10x fp32 noise of 0 may flip, costing up to ~2 lr; the dead tensors
  *       always do) and no element, dead ones included, by more than 10 lr; the plain rel-to-max is printed
  *     forward with the trained params and with the EMA                                      rel-to-max 1e-4
- *   scorenet_cuda_to_host: the host copy equals the device buffers bit for bit.
+ *   scorenet_sync_to_host: a second download gives the same bits (the host record is the device's state).
  * Without a GPU (or in a CPU-only build) prints "SKIP ..." and "RESULT passed=0 failed=0", exit 0. */
 #include "device.h"
 #include "test.h"
@@ -35,7 +35,6 @@
 #include "params.h"
 #include "rng.h"
 #include "scorenet.h"
-#include "scorenet_cuda.h"
 #include "sde.h"
 
 #define NB 8
@@ -126,6 +125,26 @@ static void cmp_grads(const char *tag, const char *what, const float *got, const
     }
 }
 
+/* a copy of cpu (weights, EMA; zero gradient and moments) with workspace for max_batch, moved to the GPU */
+static scorenet *gpu_copy(const sde *s, scorenet *cpu, size_t max_batch)
+{
+    scorenet *g = scorenet_alloc(s, max_batch, 1);
+    nn_params *p = scorenet_params(cpu), *q = scorenet_params(g);
+    memcpy(q->data, p->data, p->total * sizeof(float));
+    memcpy(q->ema, p->ema, p->total * sizeof(float));
+    scorenet_set_device(g, DEVICE_CUDA);
+    return g;
+}
+
+/* the device model's buffer (which: 0 data, 1 grad, 2 m, 3 v, 4 ema) copied into dst[total] */
+static void buffer_to_host(scorenet *g, int which, float *dst)
+{
+    scorenet_sync_to_host(g);
+    nn_params *q = scorenet_params(g);
+    const float *b[5] = {q->data, q->grad, q->m, q->v, q->ema};
+    memcpy(dst, b[which], q->total * sizeof(float));
+}
+
 static void run_case(const sde *s, const char *tag, rng *R)
 {
     char name[160];
@@ -142,8 +161,8 @@ static void run_case(const sde *s, const char *tag, rng *R)
     }
     memcpy(p->ema, p->data, p->total * sizeof(float));
     nn_params_zero_grad(p);
-    scorenet_cuda *gpu = scorenet_cuda_alloc_from(cpu, NB);
-    scorenet_cuda *gpu3 = scorenet_cuda_alloc_from(cpu, 3);
+    scorenet *gpu = gpu_copy(s, cpu, NB);
+    scorenet *gpu3 = gpu_copy(s, cpu, 3);
 
     /* inputs */
     float *x0 = mem_new(float, NB * D), *z = mem_new(float, NB * D), *e = mem_new(float, NB * D), *x = mem_new(float, NB * D), t[NB];
@@ -155,61 +174,50 @@ static void run_case(const sde *s, const char *tag, rng *R)
         float a = (float)sde_alpha(s, t[i]), sd = (float)sde_std(s, t[i]);
         for (int d = 0; d < D; d++) x[i * D + d] = a * x0[i * D + d] + sd * z[i * D + d];
     }
-    float *d_x0 = nn_cuda_upload_floats(x0, NB * D), *d_z = nn_cuda_upload_floats(z, NB * D), *d_e = nn_cuda_upload_floats(e, NB * D), *d_x = nn_cuda_upload_floats(x, NB * D);
-    float *d_o = nn_cuda_malloc_floats(NB * D), *d_o2 = nn_cuda_malloc_floats(NB * D);
-    float *oc = mem_new(float, NB * D), *oc2 = mem_new(float, NB * D), *og;
+    float *oc = mem_new(float, NB * D), *oc2 = mem_new(float, NB * D), *og = mem_new(float, NB * D);
+    float *og2 = mem_new(float, NB * D);
 
     /* forward: per-sample t, chunked, shared t */
     scorenet_forward(cpu, 0, NB, t, 1, x, oc);
-    scorenet_cuda_forward(gpu, 0, NB, t, 1, d_x, d_o);
-    og = nn_cuda_download_floats(d_o, NB * D);
+    scorenet_forward(gpu, 0, NB, t, 1, x, og);
     snprintf(name, sizeof name, "%s forward", tag);
     cmp_relmax(name, og, oc, NB * D, 1e-4);
-    free(og);
-    scorenet_cuda_forward(gpu3, 0, NB, t, 1, d_x, d_o);
-    og = nn_cuda_download_floats(d_o, NB * D);
+    scorenet_forward(gpu3, 0, NB, t, 1, x, og);
     snprintf(name, sizeof name, "%s forward chunked (max_batch 3)", tag);
     cmp_relmax(name, og, oc, NB * D, 1e-4);
-    free(og);
     scorenet_forward(cpu, 0, NB, t + 3, 0, x, oc);
-    scorenet_cuda_forward(gpu, 0, NB, t + 3, 0, d_x, d_o);
-    og = nn_cuda_download_floats(d_o, NB * D);
+    scorenet_forward(gpu, 0, NB, t + 3, 0, x, og);
     snprintf(name, sizeof name, "%s forward shared t", tag);
     cmp_relmax(name, og, oc, NB * D, 1e-4);
-    free(og);
 
     /* DSM loss, parameter gradients, dL/dx0 */
     float *gg = mem_new(float, p->total);
     nn_params_zero_grad(p);
     double lc = scorenet_loss_at(cpu, 0, NB, x0, t, z, oc, 1);
-    scorenet_cuda_zero_grad(gpu);
-    double lg = scorenet_cuda_loss_at(gpu, 0, NB, d_x0, t, d_z, d_o, 1);
+    scorenet_zero_grad(gpu);
+    double lg = scorenet_loss_at(gpu, 0, NB, x0, t, z, og, 1);
     snprintf(name, sizeof name, "%s dsm loss", tag);
     cmp_rel(name, lg, lc, 1e-5);
-    scorenet_cuda_buffer_to_host(gpu, SCORENET_CUDA_GRAD, gg);
+    buffer_to_host(gpu, 1, gg);
     cmp_grads(tag, "grad", gg, p->grad, p, 1e-4);
-    og = nn_cuda_download_floats(d_o, NB * D);
     snprintf(name, sizeof name, "%s dL/dx0", tag);
     cmp_relmax(name, og, oc, NB * D, 1e-4);
-    free(og);
     /* chunked: gradients accumulated over chunks of 3, 3, 2 with the chunk weights */
-    scorenet_cuda_zero_grad(gpu3);
-    lg = scorenet_cuda_loss_at(gpu3, 0, NB, d_x0, t, d_z, d_o, 1);
+    scorenet_zero_grad(gpu3);
+    lg = scorenet_loss_at(gpu3, 0, NB, x0, t, z, og, 1);
     snprintf(name, sizeof name, "%s dsm loss chunked", tag);
     cmp_rel(name, lg, lc, 1e-5);
-    scorenet_cuda_buffer_to_host(gpu3, SCORENET_CUDA_GRAD, gg);
+    buffer_to_host(gpu3, 1, gg);
     snprintf(name, sizeof name, "%s chunked", tag);
     cmp_grads(name, "grad", gg, p->grad, p, 1e-4);
-    og = nn_cuda_download_floats(d_o, NB * D);
     snprintf(name, sizeof name, "%s dL/dx0 chunked", tag);
     cmp_relmax(name, og, oc, NB * D, 1e-4);
-    free(og);
     /* loss without gradients leaves the gradient buffer alone */
-    scorenet_cuda_zero_grad(gpu);
-    lg = scorenet_cuda_loss_at(gpu, 0, NB, d_x0, t, d_z, NULL, 0);
+    scorenet_zero_grad(gpu);
+    lg = scorenet_loss_at(gpu, 0, NB, x0, t, z, NULL, 0);
     snprintf(name, sizeof name, "%s dsm loss (no grads)", tag);
     cmp_rel(name, lg, lc, 1e-5);
-    scorenet_cuda_buffer_to_host(gpu, SCORENET_CUDA_GRAD, gg);
+    buffer_to_host(gpu, 1, gg);
     int allzero = 1;
     for (size_t i = 0; i < p->total; i++) allzero &= gg[i] == 0.0f;
     snprintf(name, sizeof name, "%s loss_at(accumulate 0) leaves grad zero", tag);
@@ -218,79 +226,66 @@ static void run_case(const sde *s, const char *tag, rng *R)
 
     /* vjp: score and J^T e */
     scorenet_vjp(cpu, 0, NB, t, 1, x, e, oc2, oc);
-    scorenet_cuda_vjp(gpu, 0, NB, t, 1, d_x, d_e, d_o2, d_o);
-    og = nn_cuda_download_floats(d_o2, NB * D);
+    scorenet_vjp(gpu, 0, NB, t, 1, x, e, og2, og);
     snprintf(name, sizeof name, "%s vjp score", tag);
-    cmp_relmax(name, og, oc2, NB * D, 1e-4);
-    free(og);
-    og = nn_cuda_download_floats(d_o, NB * D);
+    cmp_relmax(name, og2, oc2, NB * D, 1e-4);
     snprintf(name, sizeof name, "%s vjp input gradient", tag);
     cmp_relmax(name, og, oc, NB * D, 1e-4);
-    free(og);
-    scorenet_cuda_vjp(gpu3, 0, NB, t, 1, d_x, d_e, NULL, d_o);
-    og = nn_cuda_download_floats(d_o, NB * D);
+    scorenet_vjp(gpu3, 0, NB, t, 1, x, e, NULL, og);
     snprintf(name, sizeof name, "%s vjp input gradient chunked", tag);
     cmp_relmax(name, og, oc, NB * D, 1e-4);
-    free(og);
 
     /* 3 training steps, same draws */
     rng *r1 = rng_alloc(77, 3), *r2 = rng_alloc(77, 3), *r3 = rng_alloc(77, 3);
     const double tlo = 1e-3 * s->T, thi = s->T;
     for (int st = 0; st < 3; st++) {
         double l1 = scorenet_train_step(cpu, NB, x0, tlo, thi, LR, r1);
-        double l2 = scorenet_cuda_train_step(gpu, NB, d_x0, tlo, thi, LR, r2);
-        double l3 = scorenet_cuda_train_step(gpu3, NB, d_x0, tlo, thi, LR, r3);
+        double l2 = scorenet_train_step(gpu, NB, x0, tlo, thi, LR, r2);
+        double l3 = scorenet_train_step(gpu3, NB, x0, tlo, thi, LR, r3);
         snprintf(name, sizeof name, "%s train step %d loss", tag, st + 1);
         cmp_rel(name, l2, l1, 1e-5);
         snprintf(name, sizeof name, "%s train step %d loss chunked", tag, st + 1);
         cmp_rel(name, l3, l1, 1e-5);
     }
     long as = 0, eu = 0;
-    scorenet_cuda_get_counters(gpu, &as, &eu);
+    scorenet_get_counters(gpu, &as, &eu);
     snprintf(name, sizeof name, "%s counters after 3 steps", tag);
     CHECK(as == 3 && eu == 3, name);
-    scorenet_cuda *models[2] = {gpu, gpu3};
+    scorenet *models[2] = {gpu, gpu3};
     const char *mtag[2] = {"", " chunked"};
     for (int mi = 0; mi < 2; mi++) {
-        scorenet_cuda_buffer_to_host(models[mi], SCORENET_CUDA_DATA, gg);
+        buffer_to_host(models[mi], 0, gg);
         snprintf(name, sizeof name, "%s params after 3 steps%s", tag, mtag[mi]);
         cmp_trained(name, gg, p->data, p);
-        scorenet_cuda_buffer_to_host(models[mi], SCORENET_CUDA_EMA, gg);
+        buffer_to_host(models[mi], 4, gg);
         snprintf(name, sizeof name, "%s EMA after 3 steps%s", tag, mtag[mi]);
         cmp_trained(name, gg, p->ema, p);
-        scorenet_cuda_buffer_to_host(models[mi], SCORENET_CUDA_M, gg);
+        buffer_to_host(models[mi], 2, gg);
         snprintf(name, sizeof name, "%s%s after 3 steps:", tag, mtag[mi]);
         cmp_grads(name, "adam m", gg, p->m, p, 1e-3);
-        scorenet_cuda_buffer_to_host(models[mi], SCORENET_CUDA_V, gg);
+        buffer_to_host(models[mi], 3, gg);
         cmp_grads(name, "adam v", gg, p->v, p, 1e-3);
     }
     for (int ue = 0; ue < 2; ue++) {
         scorenet_forward(cpu, ue, NB, t, 1, x, oc);
-        scorenet_cuda_forward(gpu, ue, NB, t, 1, d_x, d_o);
-        og = nn_cuda_download_floats(d_o, NB * D);
-        snprintf(name, sizeof name, "%s forward after training (%s)", tag, ue ? "EMA" : "params");
+        scorenet_forward(gpu, ue, NB, t, 1, x, og);
+            snprintf(name, sizeof name, "%s forward after training (%s)", tag, ue ? "EMA" : "params");
         cmp_relmax(name, og, oc, NB * D, 1e-4);
-        free(og);
-    }
+        }
 
-    /* to_host: bit-exact copy of data and EMA into a CPU model */
-    scorenet *cpu2 = scorenet_alloc(s, 2, 1);
-    scorenet_cuda_to_host(gpu, cpu2);
-    nn_params *p2 = scorenet_params(cpu2);
-    scorenet_cuda_buffer_to_host(gpu, SCORENET_CUDA_DATA, gg);
-    int same = memcmp(gg, p2->data, p->total * sizeof(float)) == 0;
-    scorenet_cuda_buffer_to_host(gpu, SCORENET_CUDA_EMA, gg);
-    same &= memcmp(gg, p2->ema, p->total * sizeof(float)) == 0;
-    snprintf(name, sizeof name, "%s to_host copies params and EMA", tag);
+    /* sync_to_host: the host record is the device state (a second download changes nothing) */
+    float *gg2 = mem_new(float, p->total);
+    buffer_to_host(gpu, 0, gg);
+    buffer_to_host(gpu, 0, gg2);
+    int same = memcmp(gg, gg2, p->total * sizeof(float)) == 0;
+    snprintf(name, sizeof name, "%s sync_to_host is stable", tag);
     CHECK(same, name);
+    free(gg2);
 
-    scorenet_free(cpu2);
     rng_free(r1), rng_free(r2), rng_free(r3);
-    free(gg), free(x0), free(z), free(e), free(x), free(oc), free(oc2);
-    nn_cuda_free(d_x0), nn_cuda_free(d_z), nn_cuda_free(d_e), nn_cuda_free(d_x), nn_cuda_free(d_o);
-    nn_cuda_free(d_o2);
-    scorenet_cuda_free(gpu);
-    scorenet_cuda_free(gpu3);
+    free(gg), free(x0), free(z), free(e), free(x), free(oc), free(oc2), free(og), free(og2);
+    scorenet_free(gpu);
+    scorenet_free(gpu3);
     scorenet_free(cpu);
 }
 #endif /* SF_HAVE_CUDA */

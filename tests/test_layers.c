@@ -571,6 +571,21 @@ static void test_chan_add(rng *r)
     }
 }
 
+/* the per-sample division and the scale of the backend table (the score's 1/std(t), the chunk weight) */
+static void test_rowdiv_scale(rng *r)
+{
+    float v[3] = {0.5f, 3.0f, -7.0f}, src[12], dst[12];
+    fill_uniform(r, src, 12, -1, 1);
+    nn_rowdiv(dst, v, src, 3, 4);
+    int ok = 1;
+    for (int i = 0; i < 12; i++) ok &= dst[i] == src[i] / v[i / 4];
+    nn_rowdiv(src, v, src, 3, 4);   /* in place */
+    for (int i = 0; i < 12; i++) ok &= dst[i] == src[i];
+    nn_scale(dst, 0.25f, 12);
+    for (int i = 0; i < 12; i++) ok &= dst[i] == src[i] * 0.25f;
+    CHECK(ok, "rowdiv (per-row division, in place too) and scale are exact");
+}
+
 static void test_concat(rng *r)
 {
     const int B = 2, C1 = 3, C2 = 2, HW = 4;
@@ -799,6 +814,7 @@ int main(void)
     test_pool(r);
     test_chan_add(r);
     test_concat(r);
+    test_rowdiv_scale(r);
     test_softmax_ce(r);
     test_dropout();
     test_scorenet_chain(r);

@@ -213,11 +213,21 @@ static void test_params(void)
     CHECK(p->t[1].numel == 6 && p->t[1].ndim == 2 && p->t[1].shape[1] == 3, "params: shape and numel recorded");
     CHECK(nn_params_find(p, "b.weight") == 1 && nn_params_find(p, "nope") == (size_t)-1, "params: lookup by name");
     CHECK(nn_params_count(p) == 11, "params: count excludes fixed (non-trainable) tensors");
-    CHECK(((uintptr_t)p->data % 64) == 0 && ((uintptr_t)p->grad % 64) == 0 && ((uintptr_t)p->ema % 64) == 0,
-          "params: buffers 64-byte aligned");
+    CHECK(!nn_params_has_train(p) && !p->grad && !p->m && !p->v && !p->ema && !p->keep &&
+              nn_params_weights(p, 1) == p->data,
+          "params: weights only until a trainer asks (the EMA is the weights)");
     float *pb = nn_params_get(p, p->data, b);
     pb[5] = 7.0f;
-    CHECK(p->data[21] == 7.0f && p->m[21] == 0.0f && p->v[21] == 0.0f, "params: carving + zeroed moments");
+    CHECK(nn_params_train(p) == p && nn_params_has_train(p), "params: trainer state allocated on request");
+    CHECK(((uintptr_t)p->data % 64) == 0 && ((uintptr_t)p->grad % 64) == 0 && ((uintptr_t)p->ema % 64) == 0 &&
+              ((uintptr_t)p->m % 64) == 0,
+          "params: buffers 64-byte aligned");
+    CHECK(p->data[21] == 7.0f && p->m[21] == 0.0f && p->v[21] == 0.0f && p->grad[21] == 0.0f && p->ema[21] == 7.0f,
+          "params: carving, zeroed moments, EMA starts as a copy");
+    float *g0 = p->grad;
+    p->ema[21] = 3.0f;
+    CHECK(nn_params_train(p) == p && p->grad == g0 && p->ema[21] == 3.0f && nn_params_weights(p, 1) == p->ema,
+          "params: a second request keeps the state");
     nn_params_free(p);
 }
 

@@ -381,6 +381,23 @@ static void test_checkpoints(scorenet *m, rng *r)
         test_report(memcmp(a, b, sizeof a) == 0, "loaded model gives identical scores", "differs");
         scorenet_free(l);
     }
+    /* inference-only loads: one weight set, no trainer state, the same scores as the full model's */
+    for (int ue = 0; ue < 2; ue++) {
+        scorenet *li = scorenet_load_weights(path, &s, 3, ue, err, sizeof err);
+        test_report(li != NULL, ue ? "load EMA weights only" : "load raw weights only", err);
+        if (!li) continue;
+        const nn_params *q = scorenet_params_const(li);
+        float x[2 * D], a[2 * D], b[2 * D], t[2] = {0.3f, 0.9f};
+        fill_gauss(r, x, 2 * D, 1.0);
+        scorenet_forward(m, ue, 2, t, 1, x, a);
+        scorenet_forward(li, 1 - ue, 2, t, 1, x, b);   /* either flag evaluates the loaded set */
+        test_report(!nn_params_has_train(q) && memcmp(q->data, ue ? p->ema : p->data, p->total * sizeof(float)) == 0 &&
+                        memcmp(a, b, sizeof a) == 0 && !nn_params_has_train(q),
+                    ue ? "inference load: EMA weights, no grad/Adam/EMA buffers, same scores"
+                       : "inference load: raw weights, no grad/Adam/EMA buffers, same scores",
+                    "differs");
+        scorenet_free(li);
+    }
     memcpy(p->ema, p->data, p->total * sizeof(float));
 
     /* wrong shape: conv1.weight [32, 1, 3, 4] in an otherwise state_dict-like file */

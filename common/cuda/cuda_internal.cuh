@@ -43,6 +43,13 @@ double *nn_cuda_scratch_(size_t n);     /* device scratch of >= n doubles, grown
  * gradient of conv / channel-add layers (cuda_ops.cu; block per output, double sums, deterministic) */
 void nn_cuda_chan_sum_add_(float *dv, const float *dout, int B, int C, int HW, int v_bstride);
 
+/* Two-stage deterministic reductions of a per-channel sum over n = B * HW values (bias / GroupNorm affine
+ * gradients): stage 1 runs C x S blocks, block (c, s) summing slice s (a fixed range of n) into part[c S + s];
+ * stage 2 (nn_cuda_sum_partials_) adds sum_s part[c S + s], in order, to dst[c]. S depends only on n, so the
+ * result does not depend on timing; it replaces one block per channel (C = 32 blocks over B * 676 values). */
+int nn_cuda_slices_(size_t n);
+void nn_cuda_sum_partials_(float *dst, const double *part, int C, int S);
+
 #define NN_CUDA_THREADS 256
 #define NN_CUDA_MAX_BLOCKS 65535L        /* grid-stride loops cover the rest */
 

@@ -6,8 +6,9 @@
  *           b_c = beta_c - mean a_c formed WITHOUT contraction (__fmul_rn / __fsub_rn), exactly the CPU's float
  *           operations, so the two agree to the last bit or so; mean / rstd [B, G] saved as float.
  * backward  din: one block per (sample, group), the two group sums of dxhat and dxhat xhat in double, then
- *           din += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)); dgamma / dbeta: one block per channel,
- *           summed over (batch, pixel) in double. No atomics: deterministic. */
+ *           din += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)); dgamma / dbeta: two stages (C x S slice
+ *           blocks of (batch, pixel), then an ordered sum of the S partials per channel), double sums. No
+ *           atomics: deterministic. */
 #include "cuda_internal.cuh"
 
 static __global__ void gn_fwd_kernel(float *out, float *mean, float *rstd, const float *in, const float *gamma,
@@ -74,27 +75,30 @@ static __global__ void gn_bwd_din_kernel(float *din, const float *dout, const fl
     }
 }
 
-static __global__ void gn_bwd_affine_kernel(float *dgamma, float *dbeta, const float *dout, const float *in,
-                                            const float *mean, const float *rstd, int B, int C, int HW, int G)
+/* stage 1 of dgamma / dbeta (cuda_internal.cuh: two-stage reductions): block (c, s) sums slice s of the B * HW
+ * values of channel c into part[c S + s] (dgamma terms) and part[C S + c S + s] (dbeta terms) */
+static __global__ void gn_bwd_affine_part_kernel(double *part, const float *dout, const float *in, const float *mean,
+                                                 const float *rstd, int B, int C, int HW, int G, int S)
 {
     const int CG = C / G;
-    const size_t n = (size_t)B * HW;
-    for (int c = blockIdx.x; c < C; c += gridDim.x) {
-        const int g = c / CG;
+    const size_t n = (size_t)B * HW, len = (n + S - 1) / S;
+    for (size_t o = blockIdx.x; o < (size_t)C * S; o += gridDim.x) {
+        const int c = (int)(o / S), sl = (int)(o - (size_t)c * S), g = c / CG;
+        const size_t lo = sl * len, hi = lo + len < n ? lo + len : n;
         double sg = 0.0, sb = 0.0;
-        for (size_t i = threadIdx.x; i < n; i += blockDim.x) {
+        for (size_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
             const size_t b = i / HW, p = i - b * HW;
-            const size_t o = (b * C + c) * HW + p;
+            const size_t e = (b * C + c) * HW + p;
             const float mu = mean[b * G + g], rs = rstd[b * G + g];
-            const float dy = dout[o];
-            sg += (double)(dy * ((in[o] - mu) * rs));
+            const float dy = dout[e];
+            sg += (double)(dy * ((in[e] - mu) * rs));
             sb += dy;
         }
         sg = nn_cuda_block_sum(sg);
         sb = nn_cuda_block_sum(sb);
         if (threadIdx.x == 0) {
-            if (dgamma) dgamma[c] += (float)sg;
-            if (dbeta) dbeta[c] += (float)sb;
+            part[o] = sg;
+            part[(size_t)C * S + o] = sb;
         }
     }
 }
@@ -128,9 +132,14 @@ extern "C" void nn_groupnorm_backward_cuda(float *din, float *dgamma, float *dbe
             din, dout, in, mean, rstd, gamma, B, C, HW, G);
         CUDA_CHECK_LAUNCH();
     }
-    if (dgamma || dbeta) {
-        gn_bwd_affine_kernel<<<blocks_for(C), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(dgamma, dbeta, dout, in,
-                                                                                       mean, rstd, B, C, HW, G);
+    if (dgamma || dbeta) {   /* two stages: C x S slices, then their ordered sums (deterministic) */
+        const int S = nn_cuda_slices_((size_t)B * HW);
+        const size_t np = (size_t)C * S;
+        double *part = nn_cuda_scratch_(2 * np);
+        gn_bwd_affine_part_kernel<<<blocks_for((long)np), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(
+            part, dout, in, mean, rstd, B, C, HW, G, S);
         CUDA_CHECK_LAUNCH();
+        if (dgamma) nn_cuda_sum_partials_(dgamma, part, C, S);
+        if (dbeta) nn_cuda_sum_partials_(dbeta, part + np, C, S);
     }
 }

@@ -1,8 +1,9 @@
 /* cuda/cuda_ops: GPU twins of tensor_ops.h's ScoreNet glue (paper §5.1, App. G; REFERENCE.md "Score network"):
  * the per-channel broadcast add "+ Dense(embed)" (added before each GroupNorm) / per-channel bias, with its
  * gradient (a per-(sample, channel) or per-channel sum), and the U-Net skip concatenation cat([h, skip], dim=1).
- * Elementwise kernels are grid-stride loops; the channel sums are one block per output, double sums in a fixed
- * tree (deterministic), also used as the bias gradient of the conv twins (nn_cuda_chan_sum_add_). */
+ * Elementwise kernels are grid-stride loops; the channel sums (also the conv bias gradient, nn_cuda_chan_sum_add_)
+ * are double sums in a fixed tree (deterministic): per (sample, channel) one block each; per channel over the
+ * whole batch two stages (slices, then their ordered sum), so even C = 1 or 32 keeps the GPU busy. */
 #include "cuda_internal.cuh"
 
 static __global__ void chan_add_kernel(float *x, const float *v, int B, int C, int HW, int v_bstride)
@@ -32,10 +33,60 @@ static __global__ void chan_sum_kernel(float *dv, const float *dout, int B, int 
     }
 }
 
+int nn_cuda_slices_(size_t n)
+{
+    const size_t per = (size_t)NN_CUDA_THREADS * 8;   /* >= 8 values per thread in stage 1 */
+    size_t s = (n + per - 1) / per;
+    return (int)(s < 1 ? 1 : s > 256 ? 256 : s);
+}
+
+static __global__ void sum_partials_kernel(float *dst, const double *part, int C, int S)
+{
+    NN_GRID_STRIDE(c, (size_t)C)
+    {
+        double t = 0.0;
+        for (int k = 0; k < S; k++) t += part[c * (size_t)S + k];
+        dst[c] += (float)t;
+    }
+}
+
+void nn_cuda_sum_partials_(float *dst, const double *part, int C, int S)
+{
+    sum_partials_kernel<<<nn_cuda_blocks((size_t)C), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(dst, part, C, S);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* stage 1 of the per-channel sum over (b, p): block (c, s) sums slice s of the B * HW values of channel c */
+static __global__ void chan_sum_part_kernel(double *part, const float *dout, int B, int C, int HW, int S)
+{
+    const size_t n = (size_t)B * HW, len = (n + S - 1) / S;
+    for (size_t o = blockIdx.x; o < (size_t)C * S; o += gridDim.x) {
+        const int c = (int)(o / S), sl = (int)(o - (size_t)c * S);
+        const size_t lo = sl * len, hi = lo + len < n ? lo + len : n;
+        double s = 0.0;
+        for (size_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+            const size_t b = i / HW, p = i - b * HW;
+            s += dout[(b * C + c) * HW + p];
+        }
+        s = nn_cuda_block_sum(s);
+        if (threadIdx.x == 0) part[o] = s;
+    }
+}
+
 void nn_cuda_chan_sum_add_(float *dv, const float *dout, int B, int C, int HW, int v_bstride)
 {
     const long nout = v_bstride ? (long)B * C : C;
     if (nout <= 0 || HW <= 0 || B <= 0) return;
+    if (!v_bstride) {   /* per channel over B * HW values: two stages (see cuda_internal.cuh) */
+        const int S = nn_cuda_slices_((size_t)B * HW);
+        const size_t np = (size_t)C * S;
+        double *part = nn_cuda_scratch_(np);
+        const unsigned blocks = (unsigned)(np < (size_t)NN_CUDA_MAX_BLOCKS ? np : (size_t)NN_CUDA_MAX_BLOCKS);
+        chan_sum_part_kernel<<<blocks, NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(part, dout, B, C, HW, S);
+        CUDA_CHECK_LAUNCH();
+        nn_cuda_sum_partials_(dv, part, C, S);
+        return;
+    }
     const unsigned blocks = (unsigned)(nout < NN_CUDA_MAX_BLOCKS ? nout : NN_CUDA_MAX_BLOCKS);
     chan_sum_kernel<<<blocks, NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(dv, dout, B, C, HW, v_bstride);
     CUDA_CHECK_LAUNCH();
@@ -121,5 +172,34 @@ extern "C" void nn_rowscale_cuda(float *dst, const float *v, const float *src, i
     const size_t total = (size_t)n * d;
     if (total == 0) return;
     rowscale_kernel<<<nn_cuda_blocks(total), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(dst, v, src, n, d, beta);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* ---- per-row division: dst[i, :] = src[i, :] / v[i] (a division, as the CPU's nn_rowdiv: bitwise the same) */
+
+static __global__ void rowdiv_kernel(float *dst, const float *v, const float *src, int n, int d)
+{
+    const size_t total = (size_t)n * d;
+    NN_GRID_STRIDE(e, total) dst[e] = src[e] / v[e / (size_t)d];
+}
+
+extern "C" void nn_rowdiv_cuda(float *dst, const float *v, const float *src, int n, int d)
+{
+    LOG_CHECK(n >= 0 && d > 0, "nn_rowdiv_cuda: bad sizes");
+    const size_t total = (size_t)n * d;
+    if (total == 0) return;
+    rowdiv_kernel<<<nn_cuda_blocks(total), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(dst, v, src, n, d);
+    CUDA_CHECK_LAUNCH();
+}
+
+static __global__ void scale_kernel(float *x, float a, size_t n)
+{
+    NN_GRID_STRIDE(e, n) x[e] *= a;
+}
+
+extern "C" void nn_scale_cuda(float *x, float a, size_t n)
+{
+    if (n == 0) return;
+    scale_kernel<<<nn_cuda_blocks(n), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(x, a, n);
     CUDA_CHECK_LAUNCH();
 }

@@ -1,5 +1,7 @@
-/* nn/conv: conv2d and conv_transpose2d, CPU + OpenMP, im2col / col2im + nn_sgemm (see conv.h; the ScoreNet
- * layers of paper §5.1 / App. G, REFERENCE.md "Score network").
+/* nn/conv: conv2d and conv_transpose2d as ONE chunked im2col / col2im + GEMM loop over a backend table
+ * (backend.h: the cpu table runs it with the OpenMP kernels below and nn_sgemm, the cuda table with the kernels
+ * of cuda/cuda_conv.cu and cuBLAS); see conv.h; the ScoreNet layers of paper §5.1 / App. G, REFERENCE.md
+ * "Score network".
  *
  * A chunk of n images, N = n * (positions per image) GEMM columns, K = C * KH * KW rows of the column matrix:
  *   col[(c KH + i) KW + j, b P + oh OW + ow] = img[b, c, oh SH - PH + i, ow SW - PW + j]  (0 outside the image)
@@ -13,6 +15,7 @@
  * over channels; every output element is summed in a fixed order, so results do not depend on the thread count
  * (nn_sgemm guarantees the same). */
 #include "conv.h"
+#include "backend.h"
 #include "gemm.h"
 #include "log.h"
 #include <stddef.h>
@@ -99,13 +102,9 @@ size_t nn_conv_transpose2d_ws_floats(const nn_conv_geom *g, int B)
 
 /* ---------------------------------------------------------------- im2col / col2im */
 
-/* The geometry of one (image -> positions) sliding window: image [C, IH, IW], output positions [OH, OW]. */
-typedef struct {
-    int C, IH, IW, KH, KW, SH, SW, PH, PW, OH, OW;
-} win;
 
 /* [lo, hi) = output columns ow whose input column ow*S - P + j lies in [0, IW) */
-static void ow_range(const win *w, int j, int *lo, int *hi)
+static void ow_range(const nn_conv_win *w, int j, int *lo, int *hi)
 {
     const int a = w->PW - j, bnum = w->IW - 1 + w->PW - j;
     int l = a <= 0 ? 0 : (a + w->SW - 1) / w->SW;
@@ -118,7 +117,7 @@ static void ow_range(const win *w, int j, int *lo, int *hi)
 }
 
 /* col[C KH KW, n OH OW] from img[n, C, IH, IW] */
-static void im2col(float *restrict col, const float *restrict img, int n, const win *w)
+void nn_im2col(float *restrict col, const float *restrict img, int n, const nn_conv_win *w)
 {
     const int KK = w->KH * w->KW, R = w->C * KK, P = w->OH * w->OW;
     const size_t N = (size_t)n * P, plane = (size_t)w->IH * w->IW;
@@ -152,7 +151,7 @@ static void im2col(float *restrict col, const float *restrict img, int n, const 
 }
 
 /* img[n, C, IH, IW] += col2im(col[C KH KW, n OH OW]) */
-static void col2im_add(float *restrict img, const float *restrict col, int n, const win *w)
+static void col2im_add(float *restrict img, const float *restrict col, int n, const nn_conv_win *w)
 {
     const int KK = w->KH * w->KW, P = w->OH * w->OW;
     const size_t N = (size_t)n * P, plane = (size_t)w->IH * w->IW;
@@ -184,8 +183,15 @@ static void col2im_add(float *restrict img, const float *restrict col, int n, co
     }
 }
 
+void nn_col2im(float *img, const float *col, int n, const nn_conv_win *w, int accumulate, const float *bias)
+{
+    if (!accumulate) memset(img, 0, (size_t)n * w->C * w->IH * w->IW * sizeof *img);
+    col2im_add(img, col, n, w);
+    if (bias) nn_conv_add_bias(img, bias, n, w->C, w->IH * w->IW);
+}
+
 /* T[C, n P] <- t[n, C, P] (gather) */
-static void gather(float *restrict T, const float *restrict t, int n, int C, int P)
+void nn_conv_gather(float *restrict T, const float *restrict t, int n, int C, int P)
 {
     const size_t N = (size_t)n * P;
 #pragma omp parallel for schedule(static) if ((long)n * C * P >= CONV_PAR_MIN)
@@ -196,7 +202,7 @@ static void gather(float *restrict T, const float *restrict t, int n, int C, int
 }
 
 /* t[n, C, P] = T[C, n P] + bias[C] (add = 0) or t += T (add = 1, no bias) */
-static void scatter(float *restrict t, const float *restrict T, const float *bias, int n, int C, int P, int add)
+void nn_conv_scatter(float *restrict t, const float *restrict T, const float *bias, int n, int C, int P, int add)
 {
     const size_t N = (size_t)n * P;
 #pragma omp parallel for schedule(static) if ((long)n * C * P >= CONV_PAR_MIN)
@@ -216,7 +222,7 @@ static void scatter(float *restrict t, const float *restrict T, const float *bia
 }
 
 /* t[B, C, P] += bias[C] */
-static void add_bias(float *t, const float *bias, int B, int C, int P)
+void nn_conv_add_bias(float *t, const float *bias, int B, int C, int P)
 {
 #pragma omp parallel for schedule(static) if ((long)B * C * P >= CONV_PAR_MIN)
     for (int bc = 0; bc < B * C; bc++) {
@@ -228,7 +234,7 @@ static void add_bias(float *t, const float *bias, int B, int C, int P)
 }
 
 /* db[C] += sum_{b, p} dout[B, C, P] (double sums, fixed order) */
-static void bias_grad(float *db, const float *dout, int B, int C, int P)
+void nn_conv_bias_grad(float *db, const float *dout, int B, int C, int P)
 {
 #pragma omp parallel for schedule(static) if ((long)B * C * P >= CONV_PAR_MIN)
     for (int c = 0; c < C; c++) {
@@ -253,20 +259,20 @@ static int chunk_images(size_t per_image, size_t ws_n, int B, const char *who)
 
 /* ---------------------------------------------------------------- conv2d */
 
-static win conv_win(const nn_conv_geom *g)
+static nn_conv_win conv_win(const nn_conv_geom *g)
 {
-    win w = {g->IC, g->H, g->W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, g->OH, g->OW};
+    nn_conv_win w = {g->IC, g->H, g->W, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, g->OH, g->OW};
     return w;
 }
 
-void nn_conv2d_forward(float *out, const float *in, const float *W, const float *b, int B, const nn_conv_geom *g,
-                       float *ws, size_t ws_n)
+void nn_conv2d_forward_on(const nn_backend *be, float *out, const float *in, const float *W, const float *b, int B,
+                          const nn_conv_geom *g, float *ws, size_t ws_n)
 {
     if (B <= 0) return;
     const int K = g->IC * g->KH * g->KW, P = g->OH * g->OW;
     const size_t in_img = (size_t)g->IC * g->H * g->W, out_img = (size_t)g->OC * P;
     const int nb = chunk_images(nn_conv2d_ws_min(g), ws_n, B, "nn_conv2d_forward");
-    const win w = conv_win(g);
+    const nn_conv_win w = conv_win(g);
     const int pointwise = g->KH == 1 && g->KW == 1 && g->SH == 1 && g->SW == 1 && g->PH == 0 && g->PW == 0;
     float *col = ws, *T = ws + (size_t)K * nb * P;
     for (int b0 = 0; b0 < B; b0 += nb) {
@@ -274,47 +280,47 @@ void nn_conv2d_forward(float *out, const float *in, const float *W, const float 
         const float *x = in + (size_t)b0 * in_img;
         const float *cm = col;
         if (pointwise && n == 1) cm = x;   /* 1x1 stride-1 conv: the image is its own column matrix */
-        else im2col(col, x, n, &w);
+        else be->im2col(col, x, n, &w);
         if (n == 1) {
             /* out[b0][OC, P] = W[OC, K] col[K, P] */
             float *o = out + (size_t)b0 * out_img;
-            nn_sgemm(0, 0, g->OC, N, K, 1.0f, W, K, cm, N, 0.0f, o, N);
-            if (b) add_bias(o, b, 1, g->OC, P);
+            be->gemm(0, 0, g->OC, N, K, 1.0f, W, K, cm, N, 0.0f, o, N);
+            if (b) be->add_bias(o, b, 1, g->OC, P);
         } else {
             /* T[OC, N] = W[OC, K] col[K, N], then scattered to out[b0 .. b0+n) with the bias */
-            nn_sgemm(0, 0, g->OC, N, K, 1.0f, W, K, cm, N, 0.0f, T, N);
-            scatter(out + (size_t)b0 * out_img, T, b, n, g->OC, P, 0);
+            be->gemm(0, 0, g->OC, N, K, 1.0f, W, K, cm, N, 0.0f, T, N);
+            be->scatter(out + (size_t)b0 * out_img, T, b, n, g->OC, P, 0);
         }
     }
 }
 
-void nn_conv2d_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int B,
-                        const nn_conv_geom *g, float *ws, size_t ws_n)
+void nn_conv2d_backward_on(const nn_backend *be, float *din, float *dW, float *db, const float *dout, const float *in,
+                           const float *W, int B, const nn_conv_geom *g, float *ws, size_t ws_n)
 {
     if (B <= 0) return;
     const int K = g->IC * g->KH * g->KW, P = g->OH * g->OW;
     const size_t in_img = (size_t)g->IC * g->H * g->W, out_img = (size_t)g->OC * P;
-    if (db) bias_grad(db, dout, B, g->OC, P);
+    if (db) be->bias_grad(db, dout, B, g->OC, P);
     if (!din && !dW) return;
     const int nb = chunk_images(nn_conv2d_ws_min(g), ws_n, B, "nn_conv2d_backward");
-    const win w = conv_win(g);
+    const nn_conv_win w = conv_win(g);
     float *col = ws, *T = ws + (size_t)K * nb * P;
     for (int b0 = 0; b0 < B; b0 += nb) {
         const int n = imin(nb, B - b0), N = n * P;
         const float *G = dout + (size_t)b0 * out_img;   /* dout of the chunk as [OC, N] */
         if (n > 1) {
-            gather(T, G, n, g->OC, P);
+            be->gather(T, G, n, g->OC, P);
             G = T;
         }
         if (dW) {
             /* dW[OC, K] += G[OC, N] col[K, N]^T */
-            im2col(col, in + (size_t)b0 * in_img, n, &w);
-            nn_sgemm(0, 1, g->OC, K, N, 1.0f, G, N, col, N, 1.0f, dW, K);
+            be->im2col(col, in + (size_t)b0 * in_img, n, &w);
+            be->gemm(0, 1, g->OC, K, N, 1.0f, G, N, col, N, 1.0f, dW, K);
         }
         if (din) {
             /* col[K, N] = W[OC, K]^T G[OC, N]; din += col2im(col) */
-            nn_sgemm(1, 0, K, N, g->OC, 1.0f, W, K, G, N, 0.0f, col, N);
-            col2im_add(din + (size_t)b0 * in_img, col, n, &w);
+            be->gemm(1, 0, K, N, g->OC, 1.0f, W, K, G, N, 0.0f, col, N);
+            be->col2im(din + (size_t)b0 * in_img, col, n, &w, 1, NULL);
         }
     }
 }
@@ -322,70 +328,95 @@ void nn_conv2d_backward(float *din, float *dW, float *db, const float *dout, con
 /* ---------------------------------------------------------------- conv_transpose2d */
 
 /* the adjoint conv2d window: image = the output y [OC, OH, OW], positions = the input x [H, W] */
-static win tconv_win(const nn_conv_geom *g)
+static nn_conv_win tconv_win(const nn_conv_geom *g)
 {
-    win w = {g->OC, g->OH, g->OW, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, g->H, g->W};
+    nn_conv_win w = {g->OC, g->OH, g->OW, g->KH, g->KW, g->SH, g->SW, g->PH, g->PW, g->H, g->W};
     return w;
 }
 
-void nn_conv_transpose2d_forward(float *out, const float *in, const float *W, const float *b, int B,
-                                 const nn_conv_geom *g, float *ws, size_t ws_n)
+void nn_conv_transpose2d_forward_on(const nn_backend *be, float *out, const float *in, const float *W, const float *b,
+                                    int B, const nn_conv_geom *g, float *ws, size_t ws_n)
 {
     if (B <= 0) return;
     const int R = g->OC * g->KH * g->KW, P = g->H * g->W;
     const size_t in_img = (size_t)g->IC * P, out_img = (size_t)g->OC * g->OH * g->OW;
     const int nb = chunk_images(nn_conv_transpose2d_ws_min(g), ws_n, B, "nn_conv_transpose2d_forward");
-    const win w = tconv_win(g);
+    const nn_conv_win w = tconv_win(g);
     float *col = ws, *T = ws + (size_t)R * nb * P;
     for (int b0 = 0; b0 < B; b0 += nb) {
         const int n = imin(nb, B - b0), N = n * P;
         const float *X = in + (size_t)b0 * in_img;   /* the chunk's input as [IC, N] */
         if (n > 1) {
-            gather(T, X, n, g->IC, P);
+            be->gather(T, X, n, g->IC, P);
             X = T;
         }
         /* col[OC KK, N] = W[IC, OC KK]^T X[IC, N] */
-        nn_sgemm(1, 0, R, N, g->IC, 1.0f, W, R, X, N, 0.0f, col, N);
+        be->gemm(1, 0, R, N, g->IC, 1.0f, W, R, X, N, 0.0f, col, N);
         float *y = out + (size_t)b0 * out_img;
-        memset(y, 0, (size_t)n * out_img * sizeof *y);
-        col2im_add(y, col, n, &w);
-        if (b) add_bias(y, b, n, g->OC, g->OH * g->OW);
+        be->col2im(y, col, n, &w, 0, b);   /* y = col2im(col) + bias, overwriting (output_padding rows too) */
     }
 }
 
-void nn_conv_transpose2d_backward(float *din, float *dW, float *db, const float *dout, const float *in,
-                                  const float *W, int B, const nn_conv_geom *g, float *ws, size_t ws_n)
+void nn_conv_transpose2d_backward_on(const nn_backend *be, float *din, float *dW, float *db, const float *dout,
+                                     const float *in, const float *W, int B, const nn_conv_geom *g, float *ws,
+                                     size_t ws_n)
 {
     if (B <= 0) return;
     const int R = g->OC * g->KH * g->KW, P = g->H * g->W;
     const size_t in_img = (size_t)g->IC * P, out_img = (size_t)g->OC * g->OH * g->OW;
-    if (db) bias_grad(db, dout, B, g->OC, g->OH * g->OW);
+    if (db) be->bias_grad(db, dout, B, g->OC, g->OH * g->OW);
     if (!din && !dW) return;
     const int nb = chunk_images(nn_conv_transpose2d_ws_min(g), ws_n, B, "nn_conv_transpose2d_backward");
-    const win w = tconv_win(g);
+    const nn_conv_win w = tconv_win(g);
     float *col = ws, *T = ws + (size_t)R * nb * P;
     for (int b0 = 0; b0 < B; b0 += nb) {
         const int n = imin(nb, B - b0), N = n * P;
         /* col[OC KK, N] = im2col(dout chunk) */
-        im2col(col, dout + (size_t)b0 * out_img, n, &w);
+        be->im2col(col, dout + (size_t)b0 * out_img, n, &w);
         if (dW) {
             /* dW[IC, OC KK] += X[IC, N] col[OC KK, N]^T */
             const float *X = in + (size_t)b0 * in_img;
             if (n > 1) {
-                gather(T, X, n, g->IC, P);
+                be->gather(T, X, n, g->IC, P);
                 X = T;
             }
-            nn_sgemm(0, 1, g->IC, R, N, 1.0f, X, N, col, N, 1.0f, dW, R);
+            be->gemm(0, 1, g->IC, R, N, 1.0f, X, N, col, N, 1.0f, dW, R);
         }
         if (din) {
             /* dX[IC, N] = W[IC, OC KK] col[OC KK, N], added into din */
             float *d = din + (size_t)b0 * in_img;
             if (n == 1) {
-                nn_sgemm(0, 0, g->IC, N, R, 1.0f, W, R, col, N, 1.0f, d, N);
+                be->gemm(0, 0, g->IC, N, R, 1.0f, W, R, col, N, 1.0f, d, N);
             } else {
-                nn_sgemm(0, 0, g->IC, N, R, 1.0f, W, R, col, N, 0.0f, T, N);
-                scatter(d, T, NULL, n, g->IC, P, 1);
+                be->gemm(0, 0, g->IC, N, R, 1.0f, W, R, col, N, 0.0f, T, N);
+                be->scatter(d, T, NULL, n, g->IC, P, 1);
             }
         }
     }
+}
+
+/* ---------------------------------------------------------------- the cpu entries: the loop over the cpu table */
+
+void nn_conv2d_forward(float *out, const float *in, const float *W, const float *b, int B, const nn_conv_geom *g,
+                       float *ws, size_t ws_n)
+{
+    nn_conv2d_forward_on(nn_backend_cpu(), out, in, W, b, B, g, ws, ws_n);
+}
+
+void nn_conv2d_backward(float *din, float *dW, float *db, const float *dout, const float *in, const float *W, int B,
+                        const nn_conv_geom *g, float *ws, size_t ws_n)
+{
+    nn_conv2d_backward_on(nn_backend_cpu(), din, dW, db, dout, in, W, B, g, ws, ws_n);
+}
+
+void nn_conv_transpose2d_forward(float *out, const float *in, const float *W, const float *b, int B,
+                                 const nn_conv_geom *g, float *ws, size_t ws_n)
+{
+    nn_conv_transpose2d_forward_on(nn_backend_cpu(), out, in, W, b, B, g, ws, ws_n);
+}
+
+void nn_conv_transpose2d_backward(float *din, float *dW, float *db, const float *dout, const float *in,
+                                  const float *W, int B, const nn_conv_geom *g, float *ws, size_t ws_n)
+{
+    nn_conv_transpose2d_backward_on(nn_backend_cpu(), din, dW, db, dout, in, W, B, g, ws, ws_n);
 }

@@ -36,6 +36,23 @@ typedef struct {
     int OH, OW;     /* output spatial size (set by the constructors / _finish) */
 } nn_conv_geom;
 
+/* One sliding window: image [C, IH, IW] -> output positions [OH, OW] (conv2d: the input; conv_transpose2d: its
+ * output, the adjoint's image). The column matrix of n images is col[C KH KW, n OH OW] with
+ *   col[(c KH + i) KW + j, b P + oh OW + ow] = img[b, c, oh SH - PH + i, ow SW - PW + j]  (0 outside the image) */
+typedef struct {
+    int C, IH, IW, KH, KW, SH, SW, PH, PW, OH, OW;
+} nn_conv_win;
+
+/* The CPU building blocks of the conv loop (the cpu backend table's entries, backend.h; OpenMP inside):
+ * col = im2col(img[n]); img (=|+=) col2im(col) (+ bias); T[C, n P] <- t[n, C, P]; t = T + bias or t += T;
+ * t[B, C, P] += bias[C]; db[C] += sum_{b, p} dout[B, C, P] (double sums, fixed order). */
+void nn_im2col(float *col, const float *img, int n, const nn_conv_win *w);
+void nn_col2im(float *img, const float *col, int n, const nn_conv_win *w, int accumulate, const float *bias);
+void nn_conv_gather(float *T, const float *t, int n, int C, int P);
+void nn_conv_scatter(float *t, const float *T, const float *bias, int n, int C, int P, int add);
+void nn_conv_add_bias(float *t, const float *bias, int B, int C, int P);
+void nn_conv_bias_grad(float *db, const float *dout, int B, int C, int P);
+
 /* Square stride / padding constructors (die on an impossible geometry). */
 nn_conv_geom nn_conv2d_geom(int IC, int OC, int H, int W, int KH, int KW, int stride, int pad);
 nn_conv_geom nn_conv_transpose2d_geom(int IC, int OC, int H, int W, int KH, int KW, int stride, int pad,

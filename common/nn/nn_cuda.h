@@ -92,6 +92,15 @@ void nn_fourier_forward_cuda(float *out, const float *t, size_t t_stride, const 
 
 /* ---------------------------------------------------------------- conv.h (geometry from nn_conv*_geom) */
 
+/* the building blocks of the one conv loop (conv.h nn_im2col .. nn_conv_bias_grad; backend.h) */
+void nn_im2col_cuda(float *col, const float *img, int n, const nn_conv_win *w);
+void nn_col2im_cuda(float *img, const float *col, int n, const nn_conv_win *w, int accumulate, const float *bias);
+void nn_conv_gather_cuda(float *T, const float *t, int n, int C, int P);
+void nn_conv_scatter_cuda(float *t, const float *T, const float *bias, int n, int C, int P, int add);
+void nn_conv_add_bias_cuda(float *t, const float *bias, int B, int C, int P);
+void nn_conv_bias_grad_cuda(float *db, const float *dout, int B, int C, int P);
+/* the conv layers: the one loop of conv.c (nn_conv*_on) over the cuda table */
+
 /* out[B, OC, OH, OW] = conv2d(in[B, IC, H, W], W[OC, IC, KH, KW]) + b[OC] (b may be NULL); ws[ws_n] device */
 void nn_conv2d_forward_cuda(float *out, const float *in, const float *W, const float *b, int B, const nn_conv_geom *g,
                             float *ws, size_t ws_n);
@@ -120,6 +129,9 @@ void nn_groupnorm_backward_cuda(float *din, float *dgamma, float *dbeta, const f
 /* dst[n, d] = v[n] (one scale per row) * src[n, d] + beta dst (beta == 0: dst is not read; dst may be src):
  * per-sample factors such as 1/std(t) and alpha(t). CPU reference: the obvious loop (tests/test_cuda_layers.c). */
 void nn_rowscale_cuda(float *dst, const float *v, const float *src, int n, int d, float beta);
+/* dst[n, d] = src / v[n] (tensor_ops.h nn_rowdiv; IEEE division on both sides, so bitwise equal) */
+void nn_rowdiv_cuda(float *dst, const float *v, const float *src, int n, int d);
+void nn_scale_cuda(float *x, float a, size_t n);   /* x[n] *= a (tensor_ops.h nn_scale) */
 void nn_chan_add_forward_cuda(float *x, const float *v, int B, int C, int HW, int v_bstride);
 /* dv[b * v_bstride + c] += sum_p dout[b, c, p] (v_bstride 0: summed over b too); dv NULL: nothing */
 void nn_chan_add_backward_cuda(float *dv, const float *dout, int B, int C, int HW, int v_bstride);

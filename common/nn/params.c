@@ -3,6 +3,7 @@
 #include "safetensors.h"
 #include "log.h"
 #include "mem.h"
+#include "rng.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,17 @@ size_t nn_params_add(nn_params *p, const char *name, int ndim, const int64_t *sh
     return p->n++;
 }
 
+size_t nn_params_add4(nn_params *p, const char *name, int ndim, int64_t a, int64_t b, int64_t c, int64_t d)
+{
+    const int64_t sh[4] = {a, b, c, d};
+    return nn_params_add(p, name, ndim, sh, 1);
+}
+
+void nn_params_init_uniform(float *w, size_t n, double bound, rng *r)
+{
+    for (size_t i = 0; i < n; i++) w[i] = (float)(bound * (2.0 * rng_uniform(r) - 1.0));
+}
+
 static float *alloc_buf(size_t n)
 {
     size_t bytes = (n ? n : 1) * sizeof(float);
@@ -64,12 +76,21 @@ void nn_params_finalize(nn_params *p)
 {
     LOG_CHECK(!p->finalized, "nn_params_finalize called twice");
     p->data = alloc_buf(p->total);
+    p->finalized = 1;
+}
+
+nn_params *nn_params_train(nn_params *p)
+{
+    LOG_CHECK(p->finalized, "nn_params_train before finalize");
+    if (p->grad) return p;
     p->grad = alloc_buf(p->total);
     p->m = alloc_buf(p->total);
     p->v = alloc_buf(p->total);
     p->ema = alloc_buf(p->total);
     p->keep = alloc_buf(p->total);
-    p->finalized = 1;
+    memcpy(p->ema, p->data, p->total * sizeof(float));
+    p->have_keep = 0;
+    return p;
 }
 
 size_t nn_params_find(const nn_params *p, const char *name)
@@ -87,19 +108,23 @@ size_t nn_params_count(const nn_params *p)
     return c;
 }
 
-void nn_params_zero_grad(nn_params *p) { memset(p->grad, 0, p->total * sizeof(float)); }
+void nn_params_zero_grad(nn_params *p) { memset(nn_params_train(p)->grad, 0, p->total * sizeof(float)); }
 
-void nn_params_copy_ema_to_data(nn_params *p) { memcpy(p->data, p->ema, p->total * sizeof(float)); }
+void nn_params_copy_ema_to_data(nn_params *p)
+{
+    if (p->ema) memcpy(p->data, p->ema, p->total * sizeof(float));
+}
 
 void nn_params_snapshot(nn_params *p, int from_ema)
 {
+    nn_params_train(p);
     memcpy(p->keep, from_ema ? p->ema : p->data, p->total * sizeof(float));
     p->have_keep = 1;
 }
 
 int nn_params_restore(nn_params *p)
 {
-    if (!p->have_keep) return -1;
+    if (!p->keep || !p->have_keep) return -1;
     memcpy(p->data, p->keep, p->total * sizeof(float));
     memcpy(p->ema, p->keep, p->total * sizeof(float));
     return 0;
@@ -112,7 +137,7 @@ void nn_params_write(const nn_params *p, safetensors_writer *w)
         safetensors_writer_add_f32(w, p->t[i].name, p->t[i].ndim, p->t[i].shape, p->data + p->t[i].offset);
     for (size_t i = 0; i < p->n; i++) {   /* the writer copies names, so one buffer serves */
         snprintf(name, sizeof name, "ema.%s", p->t[i].name);
-        safetensors_writer_add_f32(w, name, p->t[i].ndim, p->t[i].shape, p->ema + p->t[i].offset);
+        safetensors_writer_add_f32(w, name, p->t[i].ndim, p->t[i].shape, nn_params_weights(p, 1) + p->t[i].offset);
     }
 }
 
@@ -178,6 +203,7 @@ int nn_params_read(nn_params *p, const safetensors *st, const char *path, int em
             snprintf(err, errlen, "%s: tensor 'ema.%s' missing", path, pt->name);
             return -1;
         }
+        if (!p->ema) continue;   /* no trainer state: the weights are all we hold */
         if (te) {
             if (copy_tensor(te, pt, p->ema + pt->offset, path, err, errlen)) return -1;
         } else {
@@ -187,8 +213,25 @@ int nn_params_read(nn_params *p, const safetensors *st, const char *path, int em
     return 0;
 }
 
+int nn_params_read_weights(nn_params *p, const safetensors *st, const char *path, int use_ema, char *err,
+                           size_t errlen)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        const nn_params_tensor *pt = &p->t[i];
+        const safetensors_tensor *t = use_ema ? find_named(st, "ema.", pt->name) : NULL;
+        if (!t) t = find_named(st, "", pt->name);
+        if (!t) {
+            snprintf(err, errlen, "%s: tensor '%s' missing", path, pt->name);
+            return -1;
+        }
+        if (copy_tensor(t, pt, p->data + pt->offset, path, err, errlen)) return -1;
+    }
+    return 0;
+}
+
 void nn_params_write_optim(const nn_params *p, safetensors_writer *w)
 {
+    LOG_CHECK(p->m, "nn_params_write_optim: the model has no trainer state");
     const int64_t shape[1] = {(int64_t)p->total};
     safetensors_writer_add_f32(w, "optim.m", 1, shape, p->m);
     safetensors_writer_add_f32(w, "optim.v", 1, shape, p->v);
@@ -214,6 +257,7 @@ static int read_flat(const safetensors *st, const char *name, size_t total, floa
 
 int nn_params_read_optim(nn_params *p, const safetensors *st, const char *path, char *err, size_t errlen)
 {
+    nn_params_train(p);
     if (read_flat(st, "optim.m", p->total, p->m, path, err, errlen) ||
         read_flat(st, "optim.v", p->total, p->v, path, err, errlen))
         return -1;

@@ -166,3 +166,16 @@ void nn_dropout_backward(float *din, const float *dout, const float *mask, size_
         for (size_t k = 0; k < inner; k++) d[k] += g[k] * m;
     }
 }
+
+void nn_rowdiv(float *dst, const float *v, const float *src, int n, int d)
+{
+    for (int i = 0; i < n; i++) {
+        const float vi = v[i];
+        for (int j = 0; j < d; j++) dst[(size_t)i * d + j] = src[(size_t)i * d + j] / vi;
+    }
+}
+
+void nn_scale(float *x, float a, size_t n)
+{
+    for (size_t j = 0; j < n; j++) x[j] *= a;
+}

@@ -17,6 +17,9 @@
 /* x[B, C, HW] += v[b * v_bstride + c] for every (b, c): v is [B, C] with v_bstride = C (a per-sample vector,
  * e.g. Dense(embed)), or [C] with v_bstride = 0 (a bias shared by the batch). In place. */
 void nn_chan_add_forward(float *x, const float *v, int B, int C, int HW, int v_bstride);
+/* dst[n, d] = src[n, d] / v[n] (per-sample factors, e.g. the score's 1/std(t)); dst may equal src */
+void nn_rowdiv(float *dst, const float *v, const float *src, int n, int d);
+void nn_scale(float *x, float a, size_t n);   /* x[n] *= a */
 /* dv[b * v_bstride + c] += sum_p dout[b, c, p]  (dout [B, C, HW]; with v_bstride = 0 summed over b too).
  * The gradient w.r.t. x is dout itself (identity), nothing to do. */
 void nn_chan_add_backward(float *dv, const float *dout, int B, int C, int HW, int v_bstride);

@@ -55,6 +55,7 @@
 #include "io.h"
 #include "linear.h"
 #include "log.h"
+#include "ws.h"
 #include "mem.h"
 #include "pool.h"
 #include "safetensors.h"
@@ -112,51 +113,27 @@ struct digitnet {
     const float *xin;       /* input of the current chunk (conv 0's input, needed for its dW) */
 };
 
-static size_t pad16(size_t n) { return (n + 15) / 16 * 16; }
-
-static float *take(float *base, size_t *off, size_t n)
-{
-    float *q = base ? base + *off : NULL;
-    *off += pad16(n);
-    return q;
-}
-
 static size_t carve(digitnet *m, float *base, size_t cap)
 {
     size_t off = 0, gmax = 0, hmax = 0;
     for (int l = 0; l < NCONV; l++) {
-        m->h[l] = take(base, &off, cap * conv_numel(l));
-        m->pooled[l] = CONV[l].pool ? take(base, &off, cap * out_numel(l)) : NULL;
+        m->h[l] = nn_ws_take(base, &off, cap * conv_numel(l));
+        m->pooled[l] = CONV[l].pool ? nn_ws_take(base, &off, cap * out_numel(l)) : NULL;
         if (out_numel(l) > gmax) gmax = out_numel(l);
         if (conv_numel(l) > hmax) hmax = conv_numel(l);
     }
-    m->z1 = take(base, &off, cap * HIDDEN);
-    m->mask = take(base, &off, cap * HIDDEN);
-    m->d1 = take(base, &off, cap * HIDDEN);
-    m->dd1 = take(base, &off, cap * HIDDEN);
-    m->dz1 = take(base, &off, cap * HIDDEN);
-    m->logits = take(base, &off, cap * DIGITNET_CLASSES);
-    m->logp = take(base, &off, cap * DIGITNET_CLASSES);
-    m->dlogits = take(base, &off, cap * DIGITNET_CLASSES);
-    m->g0 = take(base, &off, cap * gmax);
-    m->g1 = take(base, &off, cap * gmax);
-    m->gh = take(base, &off, cap * hmax);
+    m->z1 = nn_ws_take(base, &off, cap * HIDDEN);
+    m->mask = nn_ws_take(base, &off, cap * HIDDEN);
+    m->d1 = nn_ws_take(base, &off, cap * HIDDEN);
+    m->dd1 = nn_ws_take(base, &off, cap * HIDDEN);
+    m->dz1 = nn_ws_take(base, &off, cap * HIDDEN);
+    m->logits = nn_ws_take(base, &off, cap * DIGITNET_CLASSES);
+    m->logp = nn_ws_take(base, &off, cap * DIGITNET_CLASSES);
+    m->dlogits = nn_ws_take(base, &off, cap * DIGITNET_CLASSES);
+    m->g0 = nn_ws_take(base, &off, cap * gmax);
+    m->g1 = nn_ws_take(base, &off, cap * gmax);
+    m->gh = nn_ws_take(base, &off, cap * hmax);
     return off;
-}
-
-static float *falloc(size_t n)
-{
-    size_t bytes = ((n ? n : 1) * sizeof(float) + 63) / 64 * 64;
-    float *b = aligned_alloc(64, bytes);
-    LOG_CHECK(b, "out of memory (%zu bytes)", bytes);
-    memset(b, 0, bytes);
-    return b;
-}
-
-static size_t add_t(nn_params *p, const char *name, int ndim, int64_t a, int64_t b, int64_t c, int64_t d)
-{
-    int64_t sh[4] = {a, b, c, d};
-    return nn_params_add(p, name, ndim, sh, 1);
 }
 
 /* layout in state_dict order, zero buffers, geometries and workspace */
@@ -169,21 +146,21 @@ static digitnet *digitnet_new(size_t max_batch)
     int seq = 0;   /* nn.Sequential index of the next module in features */
     for (int l = 0; l < NCONV; l++) {
         snprintf(nm, sizeof nm, "features.%d.weight", seq);
-        m->i_cw[l] = add_t(p, nm, 4, CONV[l].cout, CONV[l].cin, 3, 3);
+        m->i_cw[l] = nn_params_add4(p, nm, 4, CONV[l].cout, CONV[l].cin, 3, 3);
         snprintf(nm, sizeof nm, "features.%d.bias", seq);
-        m->i_cb[l] = add_t(p, nm, 1, CONV[l].cout, 0, 0, 0);
+        m->i_cb[l] = nn_params_add4(p, nm, 1, CONV[l].cout, 0, 0, 0);
         seq += CONV[l].pool ? 3 : 2;   /* conv, relu[, pool] */
     }
-    m->i_f1w = add_t(p, "classifier.0.weight", 2, HIDDEN, (int64_t)FLAT, 0, 0);
-    m->i_f1b = add_t(p, "classifier.0.bias", 1, HIDDEN, 0, 0, 0);
-    m->i_f2w = add_t(p, "classifier.3.weight", 2, DIGITNET_CLASSES, HIDDEN, 0, 0);
-    m->i_f2b = add_t(p, "classifier.3.bias", 1, DIGITNET_CLASSES, 0, 0, 0);
+    m->i_f1w = nn_params_add4(p, "classifier.0.weight", 2, HIDDEN, (int64_t)FLAT, 0, 0);
+    m->i_f1b = nn_params_add4(p, "classifier.0.bias", 1, HIDDEN, 0, 0, 0);
+    m->i_f2w = nn_params_add4(p, "classifier.3.weight", 2, DIGITNET_CLASSES, HIDDEN, 0, 0);
+    m->i_f2b = nn_params_add4(p, "classifier.3.bias", 1, DIGITNET_CLASSES, 0, 0, 0);
     nn_params_finalize(p);
     m->adam = nn_adam_default();
     m->cap = max_batch;
     digitnet tmp;
     memset(&tmp, 0, sizeof tmp);
-    m->ws = falloc(carve(&tmp, NULL, max_batch));
+    m->ws = nn_ws_falloc(carve(&tmp, NULL, max_batch));
     carve(m, m->ws, max_batch);
     const size_t chunk = m->chunk = max_batch < CONV_CHUNK ? max_batch : CONV_CHUNK;
     for (int l = 0; l < NCONV; l++) {
@@ -196,14 +173,9 @@ static digitnet *digitnet_new(size_t max_batch)
             m->idx[l] = mem_new(int32_t, max_batch * out_numel(l));
         }
     }
-    m->col = falloc(m->col_n);
+    m->col = nn_ws_falloc(m->col_n);
     m->lab = mem_new(int, max_batch);
     return m;
-}
-
-static void init_uniform(float *w, size_t n, double bound, rng *r)
-{
-    for (size_t i = 0; i < n; i++) w[i] = (float)(bound * (2.0 * rng_uniform(r) - 1.0));
 }
 
 digitnet *digitnet_alloc(size_t max_batch, uint64_t seed)
@@ -217,10 +189,9 @@ digitnet *digitnet_alloc(size_t max_batch, uint64_t seed)
         /* a bias takes the fan_in of the weight just before it */
         const nn_params_tensor *wt = t->ndim == 1 ? &p->t[i - 1] : t;
         double fan_in = (double)wt->shape[1] * (wt->ndim == 4 ? (double)(wt->shape[2] * wt->shape[3]) : 1.0);
-        init_uniform(p->data + t->offset, t->numel, 1.0 / sqrt(fan_in), r);
+        nn_params_init_uniform(p->data + t->offset, t->numel, 1.0 / sqrt(fan_in), r);
     }
     rng_free(r);
-    memcpy(p->ema, p->data, p->total * sizeof(float));
     return m;
 }
 
@@ -235,7 +206,7 @@ void digitnet_free(digitnet *m)
     free(m);
 }
 
-nn_params *digitnet_params(digitnet *m) { return m->p; }
+nn_params *digitnet_params(digitnet *m) { return nn_params_train(m->p); }
 size_t digitnet_num_params(const digitnet *m) { return nn_params_count(m->p); }
 size_t digitnet_max_batch(const digitnet *m) { return m->cap; }
 long digitnet_adam_step(const digitnet *m) { return m->adam.step; }
@@ -354,6 +325,7 @@ double digitnet_loss(digitnet *m, size_t n, const float *x, const uint8_t *label
                      int accumulate_grad)
 {
     const int train = dropout != NULL;
+    if (accumulate_grad) nn_params_train(m->p);
     double loss = 0.0;
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
         size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
@@ -456,7 +428,7 @@ double digitnet_train(digitnet *m, size_t n, const float *x, const uint8_t *y, c
     if (warm > (long)per_epoch) warm = (long)per_epoch;
     size_t *idx = mem_new(size_t, n);
     for (size_t i = 0; i < n; i++) idx[i] = i;
-    float *xb = falloc(B * DIGITNET_DIM);
+    float *xb = nn_ws_falloc(B * DIGITNET_DIM);
     uint8_t *yb = mem_new(uint8_t, B);
     log_progress prog;
     if (o->progress) log_progress_begin(&prog, "digitnet", (size_t)total);

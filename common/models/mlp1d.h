@@ -40,7 +40,8 @@ mlp1d *mlp1d_alloc(const mlp1d_config *c, const sde *s, uint64_t seed);
 void mlp1d_free(mlp1d *m);
 size_t mlp1d_num_params(const mlp1d *m);               /* trainable scalars */
 const mlp1d_config *mlp1d_get_config(const mlp1d *m);
-nn_params *mlp1d_params(mlp1d *m);                      /* the flat buffers (data, grad, m, v, ema) */
+/* the trainer's view: data, grad, m, v, ema, keep (allocates the trainer state on first use, params.h) */
+nn_params *mlp1d_params(mlp1d *m);
 
 /* s(t, x) for x[n], one time per sample (t_stride 1) or shared t[0] (t_stride 0). Inference only; not
  * thread-safe (shares the model's workspace); any n (the workspace grows when n exceeds the previous max). */
@@ -69,5 +70,8 @@ train_model mlp1d_train_model(mlp1d *m);
 int mlp1d_save(const mlp1d *m, const char *path, char *err, size_t errlen);
 /* NULL + one-line reason on any problem (missing file, corrupt file, wrong format/shape, SDE mismatch). */
 mlp1d *mlp1d_load(const char *path, const sde *s, char *err, size_t errlen);
+/* Inference only: the "ema.*" weights (use_ema) or the raw ones, no trainer state; score_model(m, 0 or 1) both
+ * evaluate the loaded set. */
+mlp1d *mlp1d_load_weights(const char *path, const sde *s, int use_ema, char *err, size_t errlen);
 
 #endif

@@ -1,12 +1,12 @@
-/* nn/scorenet_dev: the paper's ScoreNet (nn/scorenet.h) on the device a binary picked with --device cpu|cuda,
+/* models/scorenet_dev: the paper's ScoreNet (scorenet.h) on the device a binary picked with --device cpu|cuda,
  * behind one host-facing API: every array argument is HOST memory, whatever the backend, so an experiment
  * trains, samples, calibrates and takes likelihoods without knowing where the network runs.
  *
- * The host scorenet is the model of record (checkpoints are saved from it). With DEVICE_CPU every call goes
- * straight to it. With DEVICE_CUDA a device copy (nn/scorenet_cuda.h) does the work; inputs are staged through
- * device buffers in chunks of max_batch, and scorenet_dev_sync_to_host copies the weights, the EMA and the
- * Adam / EMA counters back before a checkpoint is written. The DSM noise is drawn on the host from the same rng
- * in the same order as on the CPU (dsm_perturb's order), so both backends see the same t and z. */
+ * There is one network (scorenet.c, written over the backend table); attach moves it to the device's table
+ * (scorenet_set_device). Its host nn_params record is what checkpoints are saved from: scorenet_dev_sync_to_host
+ * brings it up to date (weights, EMA, Adam moments; the counters live in the model) before a checkpoint is
+ * written. The DSM noise is drawn on the host from the same rng in the same order on every backend
+ * (dsm_perturb's order), so both backends see the same t and z. */
 #ifndef SF_NN_SCORENET_DEV_H
 #define SF_NN_SCORENET_DEV_H
 #include "device.h"
@@ -18,7 +18,8 @@
 
 typedef struct scorenet_dev scorenet_dev;
 
-/* Runs host (not owned; it must outlive the handle) on dev. DEVICE_CUDA needs a CUDA build (dies otherwise). */
+/* Moves host (not owned; it must outlive the handle) to dev and wraps it. DEVICE_CUDA needs a CUDA build (dies
+ * otherwise). The model stays on dev after the handle is freed. */
 scorenet_dev *scorenet_dev_attach(scorenet *host, device_kind dev);
 void scorenet_dev_free(scorenet_dev *d);
 device_kind scorenet_dev_kind(const scorenet_dev *d);

@@ -12,6 +12,7 @@
 #include "scorenet.h"
 #include "act.h"
 #include "adam.h"
+#include "backend.h"
 #include "conv.h"
 #include "dsm.h"
 #include "ema.h"
@@ -19,6 +20,7 @@
 #include "io.h"
 #include "linear.h"
 #include "log.h"
+#include "ws.h"
 #include "mem.h"
 #include "norm.h"
 #include "safetensors.h"
@@ -56,7 +58,11 @@ static const int SKIP[3] = {2, 1, 0};
 
 struct scorenet {
     sde s;
-    nn_params *p;
+    const nn_backend *be;             /* the table every layer call goes through (cpu or cuda) */
+    nn_params *p;                     /* host record of the weights (and trainer state): checkpoints */
+    /* the table's copies: on the cpu they ARE p's buffers; on a device, device buffers (grad .. keep only once a
+     * trainer asks, as on the host) */
+    float *w_data, *w_grad, *w_m, *w_v, *w_ema, *w_keep;
     nn_adam adam;
     nn_ema ema;
     size_t cap;                       /* max_batch */
@@ -65,7 +71,9 @@ struct scorenet {
     size_t i_cw[NSTAGE], i_dw[NSTAGE], i_db[NSTAGE], i_gw[NSTAGE], i_gb[NSTAGE];
     /* workspace (capacity cap samples) */
     float *ws;
-    float *t, *std, *tdraw;           /* [cap] */
+    float *t, *std, *tdraw;           /* [cap] (table memory) */
+    float *ht, *hstd, *hz, *hxt;      /* host views of t, std [cap] and z, xt [cap, 784] (cpu: the same arrays) */
+    float *dxbuf;                     /* [cap, 784] dL/dx on a device (NULL on the cpu: written in place) */
     float *four, *epre, *temb, *dtemb, *depre;   /* [cap, 256] */
     float *dk[NSTAGE], *ddk[NSTAGE];  /* Dense_k(e) and its gradient [cap, C_k] */
     float *a[NSTAGE], *y[NSTAGE], *h[NSTAGE];    /* [cap, C_k, H_k, H_k] */
@@ -77,70 +85,54 @@ struct scorenet {
     float *x, *out, *dout;            /* [cap, 784]: input copy, tconv1 output (before / std), its gradient */
     float *z, *xt, *sc, *dsc;         /* [cap, 784]: DSM noise, perturbed input, score, dL/dscore */
     nn_conv_geom geom[NSTAGE], geom_t1;   /* conv / tconv geometries of the stages and of tconv1 */
-    float *colbuf;                    /* im2col scratch shared by every convolution layer [colbuf_n] */
+    float *colbuf;                    /* im2col scratch shared by every convolution layer [colbuf_n] (table) */
     size_t colbuf_n;
+    float *hbuf;                      /* host scratch behind ht, hstd, hz, hxt on a device (NULL on the cpu) */
 };
-
-static size_t pad16(size_t n) { return (n + 15) / 16 * 16; }
-
-static float *falloc(size_t n)
-{
-    size_t bytes = ((n ? n : 1) * sizeof(float) + 63) / 64 * 64;
-    float *b = aligned_alloc(64, bytes);
-    LOG_CHECK(b, "out of memory (%zu bytes)", bytes);
-    memset(b, 0, bytes);
-    return b;
-}
 
 static size_t stage_numel(int k) { return (size_t)STAGES[k].c * STAGES[k].h * STAGES[k].h; }
 static size_t cat_channels(int j) { return (size_t)(j == 0 ? 256 : j == 1 ? 128 : 64); }
 static size_t cat_side(int j) { return (size_t)(j == 0 ? 5 : j == 1 ? 12 : 26); }
 static size_t cat_numel(int j) { return cat_channels(j) * cat_side(j) * cat_side(j); }
 
-static float *take(float *base, size_t *off, size_t n)
-{
-    float *q = base ? base + *off : NULL;
-    *off += pad16(n);
-    return q;
-}
-
 /* Points m's workspace arrays into base (NULL: only counts); returns the floats needed for cap samples. */
-static size_t carve(scorenet *m, float *base, size_t cap)
+static size_t carve(scorenet *m, float *base, size_t cap, int device)
 {
     size_t off = 0, maxst = 0;
-    m->t = take(base, &off, cap);
-    m->std = take(base, &off, cap);
-    m->tdraw = take(base, &off, cap);
-    m->four = take(base, &off, cap * EMB);
-    m->epre = take(base, &off, cap * EMB);
-    m->temb = take(base, &off, cap * EMB);
-    m->dtemb = take(base, &off, cap * EMB);
-    m->depre = take(base, &off, cap * EMB);
+    m->t = nn_ws_take(base, &off, cap);
+    m->std = nn_ws_take(base, &off, cap);
+    m->tdraw = nn_ws_take(base, &off, cap);
+    m->four = nn_ws_take(base, &off, cap * EMB);
+    m->epre = nn_ws_take(base, &off, cap * EMB);
+    m->temb = nn_ws_take(base, &off, cap * EMB);
+    m->dtemb = nn_ws_take(base, &off, cap * EMB);
+    m->depre = nn_ws_take(base, &off, cap * EMB);
     for (int k = 0; k < NSTAGE; k++) {
         size_t c = (size_t)STAGES[k].c, sz = stage_numel(k), g = (size_t)STAGES[k].groups;
-        m->dk[k] = take(base, &off, cap * c);
-        m->ddk[k] = take(base, &off, cap * c);
-        m->a[k] = take(base, &off, cap * sz);
-        m->y[k] = take(base, &off, cap * sz);
-        m->h[k] = take(base, &off, cap * sz);
-        m->mean[k] = take(base, &off, cap * g);
-        m->rstd[k] = take(base, &off, cap * g);
-        m->dh[k] = k < 4 ? take(base, &off, cap * sz) : NULL;
+        m->dk[k] = nn_ws_take(base, &off, cap * c);
+        m->ddk[k] = nn_ws_take(base, &off, cap * c);
+        m->a[k] = nn_ws_take(base, &off, cap * sz);
+        m->y[k] = nn_ws_take(base, &off, cap * sz);
+        m->h[k] = nn_ws_take(base, &off, cap * sz);
+        m->mean[k] = nn_ws_take(base, &off, cap * g);
+        m->rstd[k] = nn_ws_take(base, &off, cap * g);
+        m->dh[k] = k < 4 ? nn_ws_take(base, &off, cap * sz) : NULL;
         if (sz > maxst) maxst = sz;
     }
     for (int j = 0; j < 3; j++) {
-        m->cat[j] = take(base, &off, cap * cat_numel(j));
-        m->dcat[j] = take(base, &off, cap * cat_numel(j));
+        m->cat[j] = nn_ws_take(base, &off, cap * cat_numel(j));
+        m->dcat[j] = nn_ws_take(base, &off, cap * cat_numel(j));
     }
-    m->dy = take(base, &off, cap * maxst);
-    m->da = take(base, &off, cap * maxst);
-    m->x = take(base, &off, cap * SCORENET_DIM);
-    m->out = take(base, &off, cap * SCORENET_DIM);
-    m->dout = take(base, &off, cap * SCORENET_DIM);
-    m->z = take(base, &off, cap * SCORENET_DIM);
-    m->xt = take(base, &off, cap * SCORENET_DIM);
-    m->sc = take(base, &off, cap * SCORENET_DIM);
-    m->dsc = take(base, &off, cap * SCORENET_DIM);
+    m->dy = nn_ws_take(base, &off, cap * maxst);
+    m->da = nn_ws_take(base, &off, cap * maxst);
+    m->x = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->out = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->dout = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->z = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->xt = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->sc = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->dsc = nn_ws_take(base, &off, cap * SCORENET_DIM);
+    m->dxbuf = device ? nn_ws_take(base, &off, cap * SCORENET_DIM) : NULL;
     return off;
 }
 
@@ -148,30 +140,19 @@ static size_t carve(scorenet *m, float *base, size_t cap)
 
 /* ---------------------------------------------------------------- allocation and torch-style initialisation */
 
-static size_t add4(nn_params *p, const char *name, int64_t a, int64_t b, int64_t c, int64_t d, int ndim)
-{
-    int64_t sh[4] = {a, b, c, d};
-    return nn_params_add(p, name, ndim, sh, 1);
-}
-
-static void init_uniform(float *w, size_t n, double bound, rng *r)
-{
-    for (size_t i = 0; i < n; i++) w[i] = (float)(bound * (2.0 * rng_uniform(r) - 1.0));
-}
-
 /* Geometries of the seven stage convolutions and of tconv1; returns the im2col workspace (floats) that the
- * conv layers recommend for batches of up to cap. */
-static size_t setup_geoms(nn_conv_geom *geom, nn_conv_geom *g1, size_t cap)
+ * conv layers recommend for batches of up to cap (device: the whole batch in one GEMM, best on a GPU). */
+static size_t setup_geoms(nn_conv_geom *geom, nn_conv_geom *g1, size_t cap, int device)
 {
     size_t cn = 0, c;
     for (int k = 0; k < NSTAGE; k++) {
         const stage_desc *d = &STAGES[k];
         if (d->transposed) {
             geom[k] = nn_conv_transpose2d_geom(d->cin, d->c, d->hin, d->hin, 3, 3, d->stride, 0, d->outpad);
-            c = nn_conv_transpose2d_ws_floats(&geom[k], (int)cap);
+            c = device ? nn_conv_transpose2d_ws_min(&geom[k]) * cap : nn_conv_transpose2d_ws_floats(&geom[k], (int)cap);
         } else {
             geom[k] = nn_conv2d_geom(d->cin, d->c, d->hin, d->hin, 3, 3, d->stride, 0);
-            c = nn_conv2d_ws_floats(&geom[k], (int)cap);
+            c = device ? nn_conv2d_ws_min(&geom[k]) * cap : nn_conv2d_ws_floats(&geom[k], (int)cap);
         }
         LOG_CHECK(geom[k].OH == d->h && geom[k].OW == d->h, "scorenet: stage %d geometry %dx%d, expected %d", k,
                   geom[k].OH, geom[k].OW, d->h);
@@ -179,8 +160,79 @@ static size_t setup_geoms(nn_conv_geom *geom, nn_conv_geom *g1, size_t cap)
     }
     *g1 = nn_conv_transpose2d_geom(64, 1, 26, 26, 3, 3, 1, 0, 0);
     LOG_CHECK(g1->OH == SCORENET_IMG && g1->OW == SCORENET_IMG, "scorenet: tconv1 geometry");
-    c = nn_conv_transpose2d_ws_floats(g1, (int)cap);
+    c = device ? nn_conv_transpose2d_ws_min(g1) * cap : nn_conv_transpose2d_ws_floats(g1, (int)cap);
     return c > cn ? c : cn;
+}
+
+/* The workspace on m->be: activations (carve) and the conv scratch, plus host views of the per-sample arrays. */
+static void alloc_workspace(scorenet *m)
+{
+    const nn_backend *be = m->be;
+    const int device = !be->host;
+    scorenet tmp;
+    memset(&tmp, 0, sizeof tmp);
+    m->ws = be->alloc(carve(&tmp, NULL, m->cap, device));
+    carve(m, m->ws, m->cap, device);
+    m->colbuf_n = setup_geoms(m->geom, &m->geom_t1, m->cap, device);
+    m->colbuf = be->alloc(m->colbuf_n);
+    if (device) {
+        m->hbuf = nn_ws_falloc(2 * nn_ws_pad16(m->cap) + 2 * m->cap * SCORENET_DIM);
+        m->ht = m->hbuf;
+        m->hstd = m->ht + nn_ws_pad16(m->cap);
+        m->hz = m->hstd + nn_ws_pad16(m->cap);
+        m->hxt = m->hz + m->cap * SCORENET_DIM;
+    } else {
+        m->ht = m->t;
+        m->hstd = m->std;
+        m->hz = m->z;
+        m->hxt = m->xt;
+    }
+}
+
+static void free_workspace(scorenet *m)
+{
+    m->be->release(m->ws);
+    m->be->release(m->colbuf);
+    free(m->hbuf);
+    m->ws = m->colbuf = m->hbuf = NULL;
+}
+
+/* cpu: the table's weight / state pointers are the host record's buffers */
+static void bind_host(scorenet *m)
+{
+    nn_params *p = m->p;
+    m->w_data = p->data;
+    m->w_grad = p->grad;
+    m->w_m = p->m;
+    m->w_v = p->v;
+    m->w_ema = p->ema;
+    m->w_keep = p->keep;
+}
+
+/* Trainer state on both sides (host record and table), allocated once on the first training call. */
+static void train_state(scorenet *m)
+{
+    const int had = nn_params_has_train(m->p);
+    nn_params *p = nn_params_train(m->p);
+    if (m->be->host) {
+        bind_host(m);
+        return;
+    }
+    if (m->w_grad) return;
+    const size_t T = p->total;
+    m->w_grad = m->be->alloc(T);
+    m->w_m = m->be->alloc(T);
+    m->w_v = m->be->alloc(T);
+    m->w_ema = m->be->alloc(T);
+    m->w_keep = m->be->alloc(T);
+    if (had) {   /* a host record with state (a loaded training checkpoint): carry it over */
+        m->be->upload(m->w_m, p->m, T);
+        m->be->upload(m->w_v, p->v, T);
+        m->be->upload(m->w_ema, p->ema, T);
+        if (p->have_keep) m->be->upload(m->w_keep, p->keep, T);
+    } else {
+        m->be->copy(m->w_ema, m->w_data, T);
+    }
 }
 
 /* Builds the layout in state_dict order; zero-initialised buffers. */
@@ -193,24 +245,25 @@ static scorenet *scorenet_new(const sde *s, size_t max_batch)
     char nm[NN_PARAMS_NAME_MAX];
     int64_t sh[1] = {NFREQ};
     m->i_fw = nn_params_add(p, "embed.0.W", 1, sh, 0);
-    m->i_ew = add4(p, "embed.1.weight", EMB, EMB, 0, 0, 2);
-    m->i_eb = add4(p, "embed.1.bias", EMB, 0, 0, 0, 1);
+    m->i_ew = nn_params_add4(p, "embed.1.weight", 2, EMB, EMB, 0, 0);
+    m->i_eb = nn_params_add4(p, "embed.1.bias", 1, EMB, 0, 0, 0);
     for (int k = 0; k < NSTAGE; k++) {
         const stage_desc *d = &STAGES[k];
         snprintf(nm, sizeof nm, "%s.weight", d->conv);
         /* Conv2d [out, in, 3, 3]; ConvTranspose2d [in, out, 3, 3] */
-        m->i_cw[k] = d->transposed ? add4(p, nm, d->cin, d->c, 3, 3, 4) : add4(p, nm, d->c, d->cin, 3, 3, 4);
+        m->i_cw[k] = d->transposed ? nn_params_add4(p, nm, 4, d->cin, d->c, 3, 3)
+                                   : nn_params_add4(p, nm, 4, d->c, d->cin, 3, 3);
         snprintf(nm, sizeof nm, "%s.dense.weight", d->dense);
-        m->i_dw[k] = add4(p, nm, d->c, EMB, 0, 0, 2);
+        m->i_dw[k] = nn_params_add4(p, nm, 2, d->c, EMB, 0, 0);
         snprintf(nm, sizeof nm, "%s.dense.bias", d->dense);
-        m->i_db[k] = add4(p, nm, d->c, 0, 0, 0, 1);
+        m->i_db[k] = nn_params_add4(p, nm, 1, d->c, 0, 0, 0);
         snprintf(nm, sizeof nm, "%s.weight", d->gn);
-        m->i_gw[k] = add4(p, nm, d->c, 0, 0, 0, 1);
+        m->i_gw[k] = nn_params_add4(p, nm, 1, d->c, 0, 0, 0);
         snprintf(nm, sizeof nm, "%s.bias", d->gn);
-        m->i_gb[k] = add4(p, nm, d->c, 0, 0, 0, 1);
+        m->i_gb[k] = nn_params_add4(p, nm, 1, d->c, 0, 0, 0);
     }
-    m->i_t1w = add4(p, "tconv1.weight", 64, 1, 3, 3, 4);
-    m->i_t1b = add4(p, "tconv1.bias", 1, 0, 0, 0, 1);
+    m->i_t1w = nn_params_add4(p, "tconv1.weight", 4, 64, 1, 3, 3);
+    m->i_t1b = nn_params_add4(p, "tconv1.bias", 1, 1, 0, 0, 0);
     nn_params_finalize(p);
     size_t np = nn_params_count(p);
     LOG_CHECK(np == SCORENET_NUM_PARAMS, "scorenet: %zu trainable parameters, the paper's ScoreNet has %u", np,
@@ -218,12 +271,9 @@ static scorenet *scorenet_new(const sde *s, size_t max_batch)
     m->adam = nn_adam_default();
     m->ema = nn_ema_init(0.999);
     m->cap = max_batch;
-    scorenet tmp;
-    memset(&tmp, 0, sizeof tmp);
-    m->ws = falloc(carve(&tmp, NULL, max_batch));
-    carve(m, m->ws, max_batch);
-    m->colbuf_n = setup_geoms(m->geom, &m->geom_t1, max_batch);
-    m->colbuf = falloc(m->colbuf_n);
+    m->be = nn_backend_cpu();
+    alloc_workspace(m);
+    bind_host(m);
     return m;
 }
 
@@ -236,37 +286,100 @@ scorenet *scorenet_alloc(const sde *s, size_t max_batch, uint64_t seed)
     /* torch: GaussianFourierProjection W = randn(128) * 30 */
     nn_fourier_init(w + p->t[m->i_fw].offset, NFREQ, 30.0, r);
     /* nn.Linear: weight kaiming_uniform(a = sqrt 5) = U(+-1/sqrt(fan_in)), bias U(+-1/sqrt(fan_in)) */
-    init_uniform(w + p->t[m->i_ew].offset, (size_t)EMB * EMB, 1.0 / sqrt((double)EMB), r);
-    init_uniform(w + p->t[m->i_eb].offset, EMB, 1.0 / sqrt((double)EMB), r);
+    nn_params_init_uniform(w + p->t[m->i_ew].offset, (size_t)EMB * EMB, 1.0 / sqrt((double)EMB), r);
+    nn_params_init_uniform(w + p->t[m->i_eb].offset, EMB, 1.0 / sqrt((double)EMB), r);
     for (int k = 0; k < NSTAGE; k++) {
         const nn_params_tensor *cw = &p->t[m->i_cw[k]];
         /* _calculate_fan_in_and_fan_out: fan_in = weight.size(1) * kh * kw, for Conv2d [out, in, ..] that is
          * in * 9, for ConvTranspose2d [in, out, ..] it is out * 9 */
         double fan_in = (double)cw->shape[1] * 9.0;
-        init_uniform(w + cw->offset, cw->numel, 1.0 / sqrt(fan_in), r);
-        init_uniform(w + p->t[m->i_dw[k]].offset, p->t[m->i_dw[k]].numel, 1.0 / sqrt((double)EMB), r);
-        init_uniform(w + p->t[m->i_db[k]].offset, p->t[m->i_db[k]].numel, 1.0 / sqrt((double)EMB), r);
+        nn_params_init_uniform(w + cw->offset, cw->numel, 1.0 / sqrt(fan_in), r);
+        nn_params_init_uniform(w + p->t[m->i_dw[k]].offset, p->t[m->i_dw[k]].numel, 1.0 / sqrt((double)EMB), r);
+        nn_params_init_uniform(w + p->t[m->i_db[k]].offset, p->t[m->i_db[k]].numel, 1.0 / sqrt((double)EMB), r);
         float *g = w + p->t[m->i_gw[k]].offset;
         for (int c = 0; c < STAGES[k].c; c++) g[c] = 1.0f;   /* GroupNorm: weight 1, bias 0 (already 0) */
     }
-    init_uniform(w + p->t[m->i_t1w].offset, 64 * 9, 1.0 / sqrt(1.0 * 9.0), r);   /* fan_in = out(1) * 9 */
-    init_uniform(w + p->t[m->i_t1b].offset, 1, 1.0 / sqrt(1.0 * 9.0), r);
+    nn_params_init_uniform(w + p->t[m->i_t1w].offset, 64 * 9, 1.0 / sqrt(1.0 * 9.0), r);   /* fan_in = out(1) * 9 */
+    nn_params_init_uniform(w + p->t[m->i_t1b].offset, 1, 1.0 / sqrt(1.0 * 9.0), r);
     rng_free(r);
-    memcpy(p->ema, p->data, p->total * sizeof(float));
     return m;
 }
 
 void scorenet_free(scorenet *m)
 {
     if (!m) return;
+    if (!m->be->host) {
+        m->be->sync();
+        const nn_backend *be = m->be;
+        float *bufs[6] = {m->w_data, m->w_grad, m->w_m, m->w_v, m->w_ema, m->w_keep};
+        for (int i = 0; i < 6; i++) be->release(bufs[i]);
+    }
+    free_workspace(m);
     nn_params_free(m->p);
-    free(m->ws);
-    free(m->colbuf);
     free(m);
 }
 
+void scorenet_set_device(scorenet *m, device_kind dev)
+{
+    const nn_backend *be = nn_backend_for(dev);
+    if (be == m->be) return;
+    LOG_CHECK(m->be->host && !be->host, "scorenet_set_device: only a cpu model moves to a device");
+    free_workspace(m);
+    m->be = be;
+    alloc_workspace(m);
+    nn_params *p = m->p;
+    m->w_data = be->alloc(p->total);
+    be->upload(m->w_data, p->data, p->total);
+    m->w_grad = m->w_m = m->w_v = m->w_ema = m->w_keep = NULL;
+    if (nn_params_has_train(p)) train_state(m);
+}
+
+device_kind scorenet_device(const scorenet *m) { return m->be->kind; }
+
+void scorenet_zero_grad(scorenet *m)
+{
+    train_state(m);
+    m->be->zero(m->w_grad, m->p->total);
+}
+
+void scorenet_sync_to_host(scorenet *m)
+{
+    if (m->be->host) return;
+    nn_params *p = m->p;
+    const size_t T = p->total;
+    m->be->download(p->data, m->w_data, T);
+    if (m->w_grad) {
+        nn_params_train(p);
+        m->be->download(p->grad, m->w_grad, T);
+        m->be->download(p->m, m->w_m, T);
+        m->be->download(p->v, m->w_v, T);
+        m->be->download(p->ema, m->w_ema, T);
+        if (p->have_keep) m->be->download(p->keep, m->w_keep, T);
+    }
+}
+
+void scorenet_sync_to_device(scorenet *m)
+{
+    if (m->be->host) return;
+    nn_params *p = m->p;
+    const size_t T = p->total;
+    m->be->upload(m->w_data, p->data, T);
+    if (nn_params_has_train(p)) {
+        train_state(m);
+        m->be->upload(m->w_grad, p->grad, T);
+        m->be->upload(m->w_m, p->m, T);
+        m->be->upload(m->w_v, p->v, T);
+        m->be->upload(m->w_ema, p->ema, T);
+        if (p->have_keep) m->be->upload(m->w_keep, p->keep, T);
+    }
+}
+
 size_t scorenet_num_params(const scorenet *m) { return nn_params_count(m->p); }
-nn_params *scorenet_params(scorenet *m) { return m->p; }
+nn_params *scorenet_params(scorenet *m)
+{
+    train_state(m);
+    return m->p;
+}
 size_t scorenet_max_batch(const scorenet *m) { return m->cap; }
 const nn_params *scorenet_params_const(const scorenet *m) { return m->p; }
 
@@ -286,11 +399,13 @@ const sde *scorenet_sde(const scorenet *m) { return &m->s; }
 
 void scorenet_reset_optimizer(scorenet *m)
 {
-    nn_params *p = m->p;
-    memset(p->m, 0, p->total * sizeof *p->m);
-    memset(p->v, 0, p->total * sizeof *p->v);
-    memcpy(p->ema, p->data, p->total * sizeof *p->ema);
-    p->have_keep = 0;
+    train_state(m);
+    const nn_backend *be = m->be;
+    const size_t T = m->p->total;
+    be->zero(m->w_m, T);
+    be->zero(m->w_v, T);
+    be->copy(m->w_ema, m->w_data, T);
+    m->p->have_keep = 0;
     m->adam = nn_adam_default();
     m->ema = nn_ema_init(0.999);
 }
@@ -299,20 +414,23 @@ size_t scorenet_activation_bytes(size_t max_batch)
 {
     scorenet tmp;
     memset(&tmp, 0, sizeof tmp);
-    size_t f = carve(&tmp, NULL, max_batch) + setup_geoms(tmp.geom, &tmp.geom_t1, max_batch);
+    size_t f = carve(&tmp, NULL, max_batch, 0) + setup_geoms(tmp.geom, &tmp.geom_t1, max_batch, 0);
     return f * sizeof(float);
 }
 
 #define PW(base, idx) ((base) + m->p->t[(idx)].offset)
 
 /* ---------------------------------------------------------------- chunked entry points
- * fwd_chunk(m, w, n <= cap, t, ts, x): runs the network, leaves every cache, m->t/std [n] and the score in
- * m->sc [n, 784]. bwd_chunk(m, w, n, dscore, grads, dx): from dL/dscore [n, 784] after fwd_chunk on the same
- * chunk; accumulates parameter gradients if grads; writes dL/dx [n, 784] if dx != NULL. */
-static void fwd_chunk(scorenet *m, const float *w, size_t n, const float *t, size_t ts, const float *x);
+ * fwd_chunk(m, w, n <= cap, t, ts, x, x_host): runs the network (t host; x host memory if x_host, else the
+ * table's), leaves every cache, m->t/std [n] and the score in m->sc [n, 784] (table memory).
+ * bwd_chunk(m, w, n, dscore, grads, dx): from dL/dscore [n, 784] (table memory) after fwd_chunk on the same
+ * chunk; accumulates parameter gradients if grads; writes dL/dx [n, 784] (table memory) if dx != NULL. */
+static void fwd_chunk(scorenet *m, const float *w, size_t n, const float *t, size_t ts, const float *x,
+                      int x_host);
 static void bwd_chunk(scorenet *m, const float *w, size_t n, const float *dscore, int grads, float *dx);
 
-static const float *weights(const scorenet *m, int use_ema) { return use_ema ? m->p->ema : m->p->data; }
+/* the table's weights: the EMA if asked and trainer state exists, else the weights (the EMA then, params.h) */
+static const float *weights(const scorenet *m, int use_ema) { return use_ema && m->w_ema ? m->w_ema : m->w_data; }
 
 void scorenet_forward(scorenet *m, int use_ema, size_t n, const float *t, size_t t_stride, const float *x,
                       float *out)
@@ -320,20 +438,31 @@ void scorenet_forward(scorenet *m, int use_ema, size_t n, const float *t, size_t
     const float *w = weights(m, use_ema);
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
         size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
-        fwd_chunk(m, w, nc, t + i0 * t_stride, t_stride, x + i0 * SCORENET_DIM);
-        memcpy(out + i0 * SCORENET_DIM, m->sc, nc * SCORENET_DIM * sizeof(float));
+        fwd_chunk(m, w, nc, t + i0 * t_stride, t_stride, x + i0 * SCORENET_DIM, 1);
+        m->be->download(out + i0 * SCORENET_DIM, m->sc, nc * SCORENET_DIM);
     }
 }
 
 void scorenet_backward(scorenet *m, int use_ema, size_t n, const float *t, size_t t_stride, const float *x,
                        const float *dscore, int accumulate_grad, float *dx, float *score)
 {
+    if (accumulate_grad) train_state(m);
+    const nn_backend *be = m->be;
     const float *w = weights(m, use_ema);
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
         size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
-        fwd_chunk(m, w, nc, t + i0 * t_stride, t_stride, x + i0 * SCORENET_DIM);
-        if (score) memcpy(score + i0 * SCORENET_DIM, m->sc, nc * SCORENET_DIM * sizeof(float));
-        bwd_chunk(m, w, nc, dscore + i0 * SCORENET_DIM, accumulate_grad, dx ? dx + i0 * SCORENET_DIM : NULL);
+        const size_t nd = nc * SCORENET_DIM;
+        fwd_chunk(m, w, nc, t + i0 * t_stride, t_stride, x + i0 * SCORENET_DIM, 1);
+        if (score) be->download(score + i0 * SCORENET_DIM, m->sc, nd);
+        /* host arrays on the cpu are used in place; a device gets copies */
+        const float *ds = dscore + i0 * SCORENET_DIM;
+        if (!be->host) {
+            be->upload(m->dsc, ds, nd);
+            ds = m->dsc;
+        }
+        float *dxc = dx ? (be->host ? dx + i0 * SCORENET_DIM : m->dxbuf) : NULL;
+        bwd_chunk(m, w, nc, ds, accumulate_grad, dxc);
+        if (dx && !be->host) be->download(dx + i0 * SCORENET_DIM, m->dxbuf, nd);
     }
 }
 
@@ -343,21 +472,19 @@ void scorenet_vjp(scorenet *m, int use_ema, size_t n, const float *t, size_t t_s
     scorenet_backward(m, use_ema, n, t, t_stride, x, e, 0, gx, score);
 }
 
-/* DSM loss of one chunk of nc samples out of a batch of ntot: times tch[nc], noise and perturbed inputs already
- * in m->z, m->xt. Returns the chunk's share sum / ntot of the batch mean; dL/dscore is scaled to the batch mean,
- * so gradients accumulated over the chunks are those of the whole batch. grads: accumulate dL/dparams;
- * dxt != NULL: write dL/dx_t [nc, 784]. */
+/* DSM loss of one chunk of nc samples out of a batch of ntot: times tch[nc] (host), noise and perturbed inputs
+ * already in m->z, m->xt. Returns the chunk's share sum / ntot of the batch mean; dL/dscore is scaled to the
+ * batch mean, so gradients accumulated over the chunks are those of the whole batch. grads: accumulate
+ * dL/dparams; dxt != NULL (table memory): write dL/dx_t [nc, 784]. */
 static double dsm_chunk(scorenet *m, const float *w, size_t nc, size_t ntot, const float *tch, int grads,
                         float *dxt)
 {
-    fwd_chunk(m, w, nc, tch, 1, m->xt);
+    const nn_backend *be = m->be;
+    fwd_chunk(m, w, nc, tch, 1, m->xt, 0);
     const int need = grads || dxt;
-    double l = dsm_loss(nc, SCORENET_DIM, m->sc, m->std, m->z, need ? m->dsc : NULL);
+    double l = be->dsm_loss(nc, SCORENET_DIM, m->sc, m->std, m->z, need ? m->dsc : NULL);
     if (need && isfinite(l)) {
-        if (nc != ntot) {
-            const float sc = (float)((double)nc / (double)ntot);
-            for (size_t j = 0; j < nc * SCORENET_DIM; j++) m->dsc[j] *= sc;
-        }
+        if (nc != ntot) be->scale(m->dsc, (float)((double)nc / (double)ntot), nc * SCORENET_DIM);
         bwd_chunk(m, w, nc, m->dsc, grads, dxt);
     }
     return l * (double)nc / (double)ntot;
@@ -366,6 +493,8 @@ static double dsm_chunk(scorenet *m, const float *w, size_t nc, size_t ntot, con
 double scorenet_loss_at(scorenet *m, int use_ema, size_t n, const float *x0, const float *t, const float *z,
                         float *dx0, int accumulate_grad)
 {
+    if (accumulate_grad) train_state(m);
+    const nn_backend *be = m->be;
     const float *w = weights(m, use_ema);
     double loss = 0.0;
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
@@ -374,46 +503,58 @@ double scorenet_loss_at(scorenet *m, int use_ema, size_t n, const float *x0, con
             double ti = t[i0 + i];
             float a = (float)sde_alpha(&m->s, ti), sd = (float)sde_std(&m->s, ti);
             const float *x0i = x0 + (i0 + i) * SCORENET_DIM, *zi = z + (i0 + i) * SCORENET_DIM;
-            float *zz = m->z + i * SCORENET_DIM, *xx = m->xt + i * SCORENET_DIM;
+            float *zz = m->hz + i * SCORENET_DIM, *xx = m->hxt + i * SCORENET_DIM;
             for (size_t d = 0; d < SCORENET_DIM; d++) {
                 zz[d] = zi[d];
                 xx[d] = a * x0i[d] + sd * zi[d];
             }
         }
+        be->upload(m->z, m->hz, nc * SCORENET_DIM);   /* the cpu: the same arrays, nothing copied */
+        be->upload(m->xt, m->hxt, nc * SCORENET_DIM);
         float *dxc = dx0 ? dx0 + i0 * SCORENET_DIM : NULL;
-        loss += dsm_chunk(m, w, nc, n, t + i0, accumulate_grad, dxc);
-        if (dxc)
+        loss += dsm_chunk(m, w, nc, n, t + i0, accumulate_grad, dxc && !be->host ? m->dxbuf : dxc);
+        if (dxc) {
+            if (!be->host) be->download(dxc, m->dxbuf, nc * SCORENET_DIM);
             for (size_t i = 0; i < nc; i++) {
                 float a = (float)sde_alpha(&m->s, (double)t[i0 + i]);
                 for (size_t d = 0; d < SCORENET_DIM; d++) dxc[i * SCORENET_DIM + d] *= a;
             }
+        }
     }
     return loss;
 }
 
-/* dsm_perturb per chunk draws exactly what one call on the whole batch would (it walks the samples in order). */
+/* dsm_perturb per chunk draws exactly what one call on the whole batch would (it walks the samples in order).
+ * The draws are made on the host from r (the same numbers on every backend) and copied to the table's memory
+ * (on the cpu they are drawn in place). */
 static double perturbed_loss(scorenet *m, int use_ema, int grads, size_t n, const float *x0, double t_lo,
                              double t_hi, rng *r)
 {
+    const nn_backend *be = m->be;
     const float *w = weights(m, use_ema);
     double loss = 0.0;
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
         size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
-        /* times drawn into m->tdraw: fwd_chunk fills m->t from its t argument */
-        dsm_perturb(&m->s, r, nc, SCORENET_DIM, x0 + i0 * SCORENET_DIM, t_lo, t_hi, m->tdraw, m->std, m->z, m->xt);
-        loss += dsm_chunk(m, w, nc, n, m->tdraw, grads, NULL);
+        /* times drawn into tdraw (host): fwd_chunk fills t from its t argument */
+        float *tdraw = be->host ? m->tdraw : m->ht;
+        dsm_perturb(&m->s, r, nc, SCORENET_DIM, x0 + i0 * SCORENET_DIM, t_lo, t_hi, tdraw, m->hstd, m->hz, m->hxt);
+        be->upload(m->z, m->hz, nc * SCORENET_DIM);
+        be->upload(m->xt, m->hxt, nc * SCORENET_DIM);
+        loss += dsm_chunk(m, w, nc, n, tdraw, grads, NULL);
     }
     return loss;
 }
 
 double scorenet_train_step(scorenet *m, size_t n, const float *x0, double t_lo, double t_hi, double lr, rng *r)
 {
-    nn_params *p = m->p;
-    nn_params_zero_grad(p);
+    train_state(m);
+    const nn_backend *be = m->be;
+    const size_t T = m->p->total;
+    be->zero(m->w_grad, T);
     double loss = perturbed_loss(m, 0, 1, n, x0, t_lo, t_hi, r);
     if (!isfinite(loss)) return loss;
-    nn_adam_step(&m->adam, lr, p->data, p->grad, p->m, p->v, p->total);
-    nn_ema_update(&m->ema, p->ema, p->data, p->total);
+    be->adam_step(&m->adam, lr, m->w_data, m->w_grad, m->w_m, m->w_v, T);
+    be->ema_update(&m->ema, m->w_ema, m->w_data, T);
     return loss;
 }
 
@@ -445,11 +586,25 @@ score_model scorenet_score_model(scorenet *m, int use_ema)
 
 /* ---------------------------------------------------------------- bookkeeping, train.h vtable */
 
-void scorenet_copy_ema_to_params(scorenet *m) { nn_params_copy_ema_to_data(m->p); }
+void scorenet_copy_ema_to_params(scorenet *m)
+{
+    if (m->w_ema) m->be->copy(m->w_data, m->w_ema, m->p->total);
+}
 
-void scorenet_snapshot(scorenet *m, int from_ema) { nn_params_snapshot(m->p, from_ema); }
+void scorenet_snapshot(scorenet *m, int from_ema)
+{
+    train_state(m);
+    m->be->copy(m->w_keep, from_ema ? m->w_ema : m->w_data, m->p->total);
+    m->p->have_keep = 1;
+}
 
-int scorenet_restore_snapshot(scorenet *m) { return nn_params_restore(m->p); }
+int scorenet_restore_snapshot(scorenet *m)
+{
+    if (!m->w_keep || !m->p->have_keep) return -1;
+    m->be->copy(m->w_data, m->w_keep, m->p->total);
+    m->be->copy(m->w_ema, m->w_keep, m->p->total);
+    return 0;
+}
 
 static double tm_step(void *ctx, size_t n, const float *x0, double lo, double hi, double lr, rng *r)
 {
@@ -511,10 +666,14 @@ int scorenet_save_training(const scorenet *m, const train_progress *p, const cha
 
 int scorenet_read_optim(scorenet *m, const safetensors *st, const char *path, char *err, size_t errlen)
 {
-    return nn_params_read_optim(m->p, st, path, err, errlen);
+    int rc = nn_params_read_optim(m->p, st, path, err, errlen);
+    train_state(m);
+    scorenet_sync_to_device(m);
+    return rc;
 }
 
-scorenet *scorenet_load(const char *path, const sde *s, size_t max_batch, char *err, size_t errlen)
+/* use_ema < 0: the whole checkpoint with trainer state (resume); else the one weight set for inference */
+static scorenet *load(const char *path, const sde *s, size_t max_batch, int use_ema, char *err, size_t errlen)
 {
     safetensors *st = safetensors_open(path, err, errlen);
     if (!st) return NULL;
@@ -532,7 +691,10 @@ scorenet *scorenet_load(const char *path, const sde *s, size_t max_batch, char *
         return NULL;
     }
     scorenet *m = scorenet_new(s, max_batch);
-    if (nn_params_read(m->p, st, path, 0, err, errlen)) goto fail;
+    if (use_ema < 0 ? nn_params_read(nn_params_train(m->p), st, path, 0, err, errlen)
+                    : nn_params_read_weights(m->p, st, path, use_ema, err, errlen))
+        goto fail;
+    if (use_ema < 0) train_state(m);
     long v;
     if (!safetensors_metadata_long(st, "adam_step", 0, __LONG_MAX__, &v)) m->adam.step = v;
     if (!safetensors_metadata_long(st, "ema_updates", 0, __LONG_MAX__, &v)) m->ema.num_updates = v;
@@ -544,113 +706,132 @@ fail:
     return NULL;
 }
 
+scorenet *scorenet_load(const char *path, const sde *s, size_t max_batch, char *err, size_t errlen)
+{
+    return load(path, s, max_batch, -1, err, errlen);
+}
+
+scorenet *scorenet_load_weights(const char *path, const sde *s, size_t max_batch, int use_ema, char *err,
+                                size_t errlen)
+{
+    return load(path, s, max_batch, use_ema != 0, err, errlen);
+}
+
 /* ---------------------------------------------------------------- forward / backward core */
 
 /* the convolution layers of stage k (no bias) and tconv1 (bias), on the shared im2col workspace */
 static void conv_fwd(scorenet *m, int k, float *out, const float *in, const float *W, int N)
 {
-    nn_conv2d_forward(out, in, W, NULL, N, &m->geom[k], m->colbuf, m->colbuf_n);
+    m->be->conv2d_forward(out, in, W, NULL, N, &m->geom[k], m->colbuf, m->colbuf_n);
 }
 static void tconv_fwd(scorenet *m, int k, float *out, const float *in, const float *W, int N)
 {
-    nn_conv_transpose2d_forward(out, in, W, NULL, N, &m->geom[k], m->colbuf, m->colbuf_n);
+    m->be->conv_transpose2d_forward(out, in, W, NULL, N, &m->geom[k], m->colbuf, m->colbuf_n);
 }
 static void conv_bwd(scorenet *m, int k, float *din, float *dW, const float *dout, const float *in, const float *W,
                      int N)
 {
-    nn_conv2d_backward(din, dW, NULL, dout, in, W, N, &m->geom[k], m->colbuf, m->colbuf_n);
+    m->be->conv2d_backward(din, dW, NULL, dout, in, W, N, &m->geom[k], m->colbuf, m->colbuf_n);
 }
 static void tconv_bwd(scorenet *m, int k, float *din, float *dW, const float *dout, const float *in, const float *W,
                       int N)
 {
-    nn_conv_transpose2d_backward(din, dW, NULL, dout, in, W, N, &m->geom[k], m->colbuf, m->colbuf_n);
+    m->be->conv_transpose2d_backward(din, dW, NULL, dout, in, W, N, &m->geom[k], m->colbuf, m->colbuf_n);
 }
 /* "+ Dense_k(e)": a[N, C, HW] += d[N, C] */
-static void chan_add_fwd(float *a, const float *d, int N, int C, int HW) { nn_chan_add_forward(a, d, N, C, HW, C); }
-static void chan_add_bwd(float *dd, const float *da, int N, int C, int HW)
+static void chan_add_fwd(scorenet *m, float *a, const float *d, int N, int C, int HW)
 {
-    nn_chan_add_backward(dd, da, N, C, HW, C);
+    m->be->chan_add_forward(a, d, N, C, HW, C);
 }
-static void gn_fwd(float *y, float *mean, float *rstd, const float *a, const float *gamma, const float *beta, int N,
-                   int C, int HW, int G)
+static void chan_add_bwd(scorenet *m, float *dd, const float *da, int N, int C, int HW)
 {
-    nn_groupnorm_forward(y, mean, rstd, a, gamma, beta, N, C, HW, G, (float)GN_EPS);
+    m->be->chan_add_backward(dd, da, N, C, HW, C);
+}
+static void gn_fwd(scorenet *m, float *y, float *mean, float *rstd, const float *a, const float *gamma,
+                   const float *beta, int N, int C, int HW, int G)
+{
+    m->be->groupnorm_forward(y, mean, rstd, a, gamma, beta, N, C, HW, G, (float)GN_EPS);
 }
 /* da = dL/da (OVERWRITTEN), dgamma / dbeta accumulate (NULL: skipped) */
-static void gn_bwd(float *da, float *dgamma, float *dbeta, const float *dy, const float *a, const float *mean,
-                   const float *rstd, const float *gamma, int N, int C, int HW, int G)
+static void gn_bwd(scorenet *m, float *da, float *dgamma, float *dbeta, const float *dy, const float *a,
+                   const float *mean, const float *rstd, const float *gamma, int N, int C, int HW, int G)
 {
-    memset(da, 0, (size_t)N * C * HW * sizeof(float));
-    nn_groupnorm_backward(da, dgamma, dbeta, dy, a, mean, rstd, gamma, N, C, HW, G);
+    m->be->zero(da, (size_t)N * C * HW);
+    m->be->groupnorm_backward(da, dgamma, dbeta, dy, a, mean, rstd, gamma, N, C, HW, G);
 }
 /* out[N, C1 + C2, HW] = cat(x1, x2); backward OVERWRITES d1 [N, C1, HW] and d2 [N, C2, HW] */
-static void cat_fwd(float *out, const float *x1, int C1, const float *x2, int C2, int N, int HW)
+static void cat_fwd(scorenet *m, float *out, const float *x1, int C1, const float *x2, int C2, int N, int HW)
 {
-    nn_concat_forward(out, x1, x2, N, C1, C2, HW);
+    m->be->concat_forward(out, x1, x2, N, C1, C2, HW);
 }
-static void cat_bwd(float *d1, float *d2, const float *dout, int C1, int C2, int N, int HW)
+static void cat_bwd(scorenet *m, float *d1, float *d2, const float *dout, int C1, int C2, int N, int HW)
 {
-    memset(d1, 0, (size_t)N * C1 * HW * sizeof(float));
-    memset(d2, 0, (size_t)N * C2 * HW * sizeof(float));
-    nn_concat_backward(d1, d2, dout, N, C1, C2, HW);
+    m->be->zero(d1, (size_t)N * C1 * HW);
+    m->be->zero(d2, (size_t)N * C2 * HW);
+    m->be->concat_backward(d1, d2, dout, N, C1, C2, HW);
 }
 static void tconv1_fwd(scorenet *m, float *out, const float *in, const float *W, const float *b, int N)
 {
-    nn_conv_transpose2d_forward(out, in, W, b, N, &m->geom_t1, m->colbuf, m->colbuf_n);
+    m->be->conv_transpose2d_forward(out, in, W, b, N, &m->geom_t1, m->colbuf, m->colbuf_n);
 }
 static void tconv1_bwd(scorenet *m, float *din, float *dW, float *db, const float *dout, const float *in,
                        const float *W, int N)
 {
-    nn_conv_transpose2d_backward(din, dW, db, dout, in, W, N, &m->geom_t1, m->colbuf, m->colbuf_n);
+    m->be->conv_transpose2d_backward(din, dW, db, dout, in, W, N, &m->geom_t1, m->colbuf, m->colbuf_n);
 }
 
 /* sizes of stage k */
 #define SC(k) (STAGES[k].c)
 #define SHW(k) (STAGES[k].h * STAGES[k].h)
 
-static void fwd_chunk(scorenet *m, const float *w, size_t n, const float *t, size_t ts, const float *x)
+static void fwd_chunk(scorenet *m, const float *w, size_t n, const float *t, size_t ts, const float *x, int x_host)
 {
     const int N = (int)n;
+    const nn_backend *be = m->be;
+    /* std(t) in double on the host, exactly as on every backend; then t, std and x to the table's memory (the
+     * cpu: t, std are written in place; x is copied into the cache) */
     for (size_t i = 0; i < n; i++) {
-        m->t[i] = t[i * ts];
-        m->std[i] = (float)sde_std(&m->s, (double)m->t[i]);
+        m->ht[i] = t[i * ts];
+        m->hstd[i] = (float)sde_std(&m->s, (double)m->ht[i]);
     }
-    memcpy(m->x, x, n * SCORENET_DIM * sizeof(float));
+    be->upload(m->t, m->ht, n);
+    be->upload(m->std, m->hstd, n);
+    if (x != m->x) {
+        if (x_host) be->upload(m->x, x, n * SCORENET_DIM);
+        else be->copy(m->x, x, n * SCORENET_DIM);
+    }
     /* e = swish(Linear(Fourier(t))) [n, 256]; Dense_k(e) [n, C_k] */
-    nn_fourier_forward(m->four, m->t, 1, PW(w, m->i_fw), N, NFREQ);
-    nn_linear_forward(m->epre, m->four, PW(w, m->i_ew), PW(w, m->i_eb), N, EMB, EMB);
-    nn_silu_forward(m->temb, m->epre, n * EMB);
+    be->fourier_forward(m->four, m->t, 1, PW(w, m->i_fw), N, NFREQ);
+    be->linear_forward(m->epre, m->four, PW(w, m->i_ew), PW(w, m->i_eb), N, EMB, EMB);
+    be->silu_forward(m->temb, m->epre, n * EMB);
     for (int k = 0; k < NSTAGE; k++)
-        nn_linear_forward(m->dk[k], m->temb, PW(w, m->i_dw[k]), PW(w, m->i_db[k]), N, EMB, SC(k));
+        be->linear_forward(m->dk[k], m->temb, PW(w, m->i_dw[k]), PW(w, m->i_db[k]), N, EMB, SC(k));
     for (int k = 0; k < NSTAGE; k++) {
         const stage_desc *d = &STAGES[k];
         const float *in = k == 0 ? m->x : k < 4 ? m->h[k - 1] : k == 4 ? m->h[3] : m->cat[k - 5];
         if (!d->transposed) conv_fwd(m, k, m->a[k], in, PW(w, m->i_cw[k]), N);
         else tconv_fwd(m, k, m->a[k], in, PW(w, m->i_cw[k]), N);
-        chan_add_fwd(m->a[k], m->dk[k], N, SC(k), SHW(k));
-        gn_fwd(m->y[k], m->mean[k], m->rstd[k], m->a[k], PW(w, m->i_gw[k]), PW(w, m->i_gb[k]), N, SC(k), SHW(k),
+        chan_add_fwd(m, m->a[k], m->dk[k], N, SC(k), SHW(k));
+        gn_fwd(m, m->y[k], m->mean[k], m->rstd[k], m->a[k], PW(w, m->i_gw[k]), PW(w, m->i_gb[k]), N, SC(k), SHW(k),
                d->groups);
-        nn_silu_forward(m->h[k], m->y[k], n * stage_numel(k));
-        if (k >= 4) cat_fwd(m->cat[k - 4], m->h[k], SC(k), m->h[SKIP[k - 4]], SC(SKIP[k - 4]), N, SHW(k));
+        be->silu_forward(m->h[k], m->y[k], n * stage_numel(k));
+        if (k >= 4) cat_fwd(m, m->cat[k - 4], m->h[k], SC(k), m->h[SKIP[k - 4]], SC(SKIP[k - 4]), N, SHW(k));
     }
     /* tconv1: cat[2] [n, 64, 26, 26] -> out [n, 1, 28, 28] + bias; score = out / std */
     tconv1_fwd(m, m->out, m->cat[2], PW(w, m->i_t1w), PW(w, m->i_t1b), N);
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < SCORENET_DIM; j++) m->sc[i * SCORENET_DIM + j] = m->out[i * SCORENET_DIM + j] / m->std[i];
-    }
+    be->rowdiv(m->sc, m->std, m->out, N, SCORENET_DIM);
 }
 
 static void bwd_chunk(scorenet *m, const float *w, size_t n, const float *dscore, int grads, float *dx)
 {
     const int N = (int)n;
-    float *g = m->p->grad;
+    const nn_backend *be = m->be;
+    float *g = m->w_grad;
 #define GW(idx) (grads ? PW(g, idx) : NULL)
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < SCORENET_DIM; j++)
-            m->dout[i * SCORENET_DIM + j] = dscore[i * SCORENET_DIM + j] / m->std[i];
-    if (grads) memset(m->dtemb, 0, n * EMB * sizeof(float));
+    be->rowdiv(m->dout, m->std, dscore, N, SCORENET_DIM);
+    if (grads) be->zero(m->dtemb, n * EMB);
     /* tconv1 */
-    memset(m->dcat[2], 0, n * cat_numel(2) * sizeof(float));
+    be->zero(m->dcat[2], n * cat_numel(2));
     tconv1_bwd(m, m->dcat[2], GW(m->i_t1w), GW(m->i_t1b), m->dout, m->cat[2], PW(w, m->i_t1w), N);
     /* decoder stages 6, 5, 4, then encoder 3..0. dh_k: gradient w.r.t. h_k. For decoder stage k >= 5 it is the
      * first half of dcat[k - 4]; the second half is the skip gradient of encoder stage SKIP[k - 4]. */
@@ -661,43 +842,43 @@ static void bwd_chunk(scorenet *m, const float *w, size_t n, const float *dscore
         if (k >= 4) {
             /* split dcat[k-4] = [dh_k, dskip] ; dskip goes to dh[SKIP] (initialised here) */
             int sk = SKIP[k - 4];
-            cat_bwd(m->dy, m->dh[sk], m->dcat[k - 4], SC(k), SC(sk), N, SHW(k));
+            cat_bwd(m, m->dy, m->dh[sk], m->dcat[k - 4], SC(k), SC(sk), N, SHW(k));
             dh = m->dy;
         } else {
             dh = m->dh[k];   /* skip part (k < 3) or tconv4's input gradient (k == 3), plus conv_{k+1} din */
         }
         /* swish, GroupNorm, + Dense_k(e) */
-        memset(m->da, 0, sz * sizeof(float));
-        nn_silu_backward(m->da, dh, m->y[k], sz);          /* m->da = dL/dy_k */
+        be->zero(m->da, sz);
+        be->silu_backward(m->da, dh, m->y[k], sz);          /* m->da = dL/dy_k */
         float *da = dh;                                     /* dL/dh_k is consumed: reuse it for dL/da_k */
-        gn_bwd(da, GW(m->i_gw[k]), GW(m->i_gb[k]), m->da, m->a[k], m->mean[k], m->rstd[k], PW(w, m->i_gw[k]), N,
+        gn_bwd(m, da, GW(m->i_gw[k]), GW(m->i_gb[k]), m->da, m->a[k], m->mean[k], m->rstd[k], PW(w, m->i_gw[k]), N,
                SC(k), SHW(k), d->groups);
         if (grads) {
-            memset(m->ddk[k], 0, n * (size_t)SC(k) * sizeof(float));
-            chan_add_bwd(m->ddk[k], da, N, SC(k), SHW(k));
-            nn_linear_backward(m->dtemb, GW(m->i_dw[k]), GW(m->i_db[k]), m->ddk[k], m->temb, PW(w, m->i_dw[k]), N,
+            be->zero(m->ddk[k], n * (size_t)SC(k));
+            chan_add_bwd(m, m->ddk[k], da, N, SC(k), SHW(k));
+            be->linear_backward(m->dtemb, GW(m->i_dw[k]), GW(m->i_db[k]), m->ddk[k], m->temb, PW(w, m->i_dw[k]), N,
                                EMB, SC(k));
         }
         /* into the layer's input */
         if (k >= 5) {
             float *dcat = m->dcat[k - 5];
-            memset(dcat, 0, n * cat_numel(k - 5) * sizeof(float));
+            be->zero(dcat, n * cat_numel(k - 5));
             tconv_bwd(m, k, dcat, GW(m->i_cw[k]), da, m->cat[k - 5], PW(w, m->i_cw[k]), N);
         } else if (k == 4) {
             /* input is h_3, whose gradient has no skip part */
-            memset(m->dh[3], 0, n * stage_numel(3) * sizeof(float));
+            be->zero(m->dh[3], n * stage_numel(3));
             tconv_bwd(m, k, m->dh[3], GW(m->i_cw[k]), da, m->h[3], PW(w, m->i_cw[k]), N);
         } else if (k > 0) {
             conv_bwd(m, k, m->dh[k - 1], GW(m->i_cw[k]), da, m->h[k - 1], PW(w, m->i_cw[k]), N);   /* += skip */
         } else {
-            if (dx) memset(dx, 0, n * SCORENET_DIM * sizeof(float));
+            if (dx) be->zero(dx, n * SCORENET_DIM);
             if (dx || grads) conv_bwd(m, 0, dx, GW(m->i_cw[0]), da, m->x, PW(w, m->i_cw[0]), N);
         }
     }
     if (grads) {
-        memset(m->depre, 0, n * EMB * sizeof(float));
-        nn_silu_backward(m->depre, m->dtemb, m->epre, n * EMB);
-        nn_linear_backward(NULL, GW(m->i_ew), GW(m->i_eb), m->depre, m->four, PW(w, m->i_ew), N, EMB, EMB);
+        be->zero(m->depre, n * EMB);
+        be->silu_backward(m->depre, m->dtemb, m->epre, n * EMB);
+        be->linear_backward(NULL, GW(m->i_ew), GW(m->i_eb), m->depre, m->four, PW(w, m->i_ew), N, EMB, EMB);
     }
 #undef GW
 }

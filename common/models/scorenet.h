@@ -23,7 +23,8 @@
  * draws): Linear / Conv2d / ConvTranspose2d weights U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform with
  * a = sqrt(5)), biases the same bound, where fan_in = weight.size(1) * 9 for convolutions -- so for a
  * ConvTranspose2d it is OUT_channels * 9 (torch's _calculate_fan_in_and_fan_out quirk) -- and in_features for
- * Linear; GroupNorm weight 1, bias 0; embed.0.W = 30 N(0, 1). EMA starts as a copy of the parameters.
+ * Linear; GroupNorm weight 1, bias 0; embed.0.W = 30 N(0, 1). EMA starts as a copy of the parameters (the
+ * trainer state, params.h, is allocated by the first training call: a model used for inference has none).
  *
  * Output parameterisation: the network output is divided by the SDE's marginal std(t) (sde_std), as the paper's
  * code does; the DSM loss is L = mean_b sum_pixels (s std + z)^2 with x_t = alpha(t) x0 + std(t) z (common/dsm.h).
@@ -35,6 +36,7 @@
  * Precision: float32 storage and arithmetic (as PyTorch eager fp32), sums in the layers as they choose. */
 #ifndef SF_NN_SCORENET_H
 #define SF_NN_SCORENET_H
+#include "device.h"
 #include "params.h"
 #include "rng.h"
 #include "score.h"
@@ -53,12 +55,26 @@ typedef struct scorenet scorenet;
  * initialised from seed. */
 scorenet *scorenet_alloc(const sde *s, size_t max_batch, uint64_t seed);
 void scorenet_free(scorenet *m);
+/* The backend: a model is allocated (and loaded) on the cpu table; scorenet_set_device moves it, before use, to
+ * the table of dev (backend.h): weights uploaded once, the trainer state (if any) with them, the workspace
+ * re-made there. Every entry point below keeps taking HOST arrays on every backend (inputs are copied to the
+ * device per chunk, results copied back); on the cpu nothing is copied. On a device the host nn_params record is
+ * brought up to date only by scorenet_sync_to_host (before a checkpoint is written from it), and host edits go
+ * to the device with scorenet_sync_to_device. DEVICE_CUDA needs a CUDA build (dies otherwise). */
+void scorenet_set_device(scorenet *m, device_kind dev);
+device_kind scorenet_device(const scorenet *m);
+void scorenet_sync_to_host(scorenet *m);
+void scorenet_sync_to_device(scorenet *m);
+void scorenet_zero_grad(scorenet *m);   /* the gradient on the model's device (allocating trainer state) */
 size_t scorenet_num_params(const scorenet *m);        /* trainable scalars (== SCORENET_NUM_PARAMS) */
-nn_params *scorenet_params(scorenet *m);              /* the flat buffers (data, grad, m, v, ema) */
+/* the trainer's view: the flat host buffers data, grad, m, v, ema, keep (allocates the trainer state on first
+ * use; on a device: the host record, see scorenet_sync_to_host) */
+nn_params *scorenet_params(scorenet *m);
 size_t scorenet_max_batch(const scorenet *m);
 size_t scorenet_activation_bytes(size_t max_batch);   /* workspace bytes (activations + im2col) for max_batch */
 const sde *scorenet_sde(const scorenet *m);
-const nn_params *scorenet_params_const(const scorenet *m);   /* read-only view, e.g. to copy to a device */
+/* read-only view of the weights (grad, m, v, ema NULL while no trainer asked for them), e.g. to copy to a device */
+const nn_params *scorenet_params_const(const scorenet *m);
 /* Adam steps and EMA updates done so far (bias correction and EMA warm-up continue from them) */
 void scorenet_get_counters(const scorenet *m, long *adam_step, long *ema_updates);
 void scorenet_set_counters(scorenet *m, long adam_step, long ema_updates);   /* e.g. from a device copy */
@@ -115,5 +131,10 @@ int scorenet_read_optim(scorenet *m, const struct safetensors *st, const char *p
  * NULL + one line "<path>: <reason>" on any problem (missing/corrupt file, missing tensor, wrong dtype or shape,
  * other format, SDE mismatch). max_batch as for scorenet_alloc. */
 scorenet *scorenet_load(const char *path, const sde *s, size_t max_batch, char *err, size_t errlen);
+/* Inference only: one set of weights (the "ema.*" tensors if use_ema, else the raw ones; a file without "ema.*"
+ * gives the raw ones either way) and no trainer state, so the model costs its weights and activations. Its
+ * forward / VJP take use_ema 0 or 1 alike (both are the loaded set); training it allocates trainer state then. */
+scorenet *scorenet_load_weights(const char *path, const sde *s, size_t max_batch, int use_ema, char *err,
+                                size_t errlen);
 
 #endif

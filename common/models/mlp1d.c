@@ -12,6 +12,7 @@
 #include "io.h"
 #include "linear.h"
 #include "log.h"
+#include "ws.h"
 #include "mem.h"
 #include "safetensors.h"
 #include <errno.h>
@@ -47,24 +48,13 @@ mlp1d_config mlp1d_config_default(void)
     return c;
 }
 
-static float *falloc(size_t n)
-{
-    size_t bytes = ((n ? n : 1) * sizeof(float) + 63) / 64 * 64;
-    float *b = aligned_alloc(64, bytes);
-    LOG_CHECK(b, "out of memory (%zu bytes)", bytes);
-    memset(b, 0, bytes);
-    return b;
-}
-
-static size_t pad16(size_t n) { return (n + 15) / 16 * 16; }
-
 static void ensure_ws(mlp1d *m, size_t n)
 {
     if (n <= m->cap) return;
     const size_t W = (size_t)m->c.width, F = (size_t)m->c.n_freq, L = (size_t)m->c.depth;
-    size_t cap = n, s1 = pad16(cap), sF = pad16(cap * 2 * F), sW = pad16(cap * W);
+    size_t cap = n, s1 = nn_ws_pad16(cap), sF = nn_ws_pad16(cap * 2 * F), sW = nn_ws_pad16(cap * W);
     free(m->ws);
-    m->ws = falloc(11 * s1 + sF + (5 + 2 * L) * sW);
+    m->ws = nn_ws_falloc(11 * s1 + sF + (5 + 2 * L) * sW);
     float *q = m->ws;
     float **one[11] = {&m->t, &m->std, &m->z, &m->xt, &m->cin, &m->u, &m->out, &m->score, &m->dscore, &m->dout,
                        &m->du};
@@ -86,11 +76,6 @@ static void ensure_ws(mlp1d *m, size_t n)
         q += sW;
     }
     m->cap = cap;
-}
-
-static void init_uniform(float *w, size_t n, double bound, rng *r)
-{
-    for (size_t i = 0; i < n; i++) w[i] = (float)(bound * (2.0 * rng_uniform(r) - 1.0));
 }
 
 mlp1d *mlp1d_alloc(const mlp1d_config *c, const sde *s, uint64_t seed)
@@ -142,16 +127,15 @@ mlp1d *mlp1d_alloc(const mlp1d_config *c, const sde *s, uint64_t seed)
         /* weights [out, in]: fan_in = in; a bias follows its weight and shares its fan_in */
         const nn_params_tensor *t = &p->t[i];
         size_t fan_in = t->ndim == 2 ? (size_t)t->shape[1] : (size_t)p->t[i - 1].shape[1];
-        init_uniform(p->data + t->offset, t->numel, 1.0 / sqrt((double)fan_in), r);
+        nn_params_init_uniform(p->data + t->offset, t->numel, 1.0 / sqrt((double)fan_in), r);
     }
     rng_free(r);
-    memcpy(p->ema, p->data, p->total * sizeof(float));
     m->adam = nn_adam_default();
     m->ema = nn_ema_init(0.999);
-    m->four1 = falloc(2 * (size_t)F);
-    m->epre1 = falloc((size_t)W);
-    m->temb1 = falloc((size_t)W);
-    m->dvec = falloc((size_t)L * W);
+    m->four1 = nn_ws_falloc(2 * (size_t)F);
+    m->epre1 = nn_ws_falloc((size_t)W);
+    m->temb1 = nn_ws_falloc((size_t)W);
+    m->dvec = nn_ws_falloc((size_t)L * W);
     return m;
 }
 
@@ -175,7 +159,7 @@ void mlp1d_free(mlp1d *m)
 
 size_t mlp1d_num_params(const mlp1d *m) { return nn_params_count(m->p); }
 const mlp1d_config *mlp1d_get_config(const mlp1d *m) { return &m->c; }
-nn_params *mlp1d_params(mlp1d *m) { return m->p; }
+nn_params *mlp1d_params(mlp1d *m) { return nn_params_train(m->p); }
 
 #define PW(base, idx) ((base) + m->p->t[(idx)].offset)
 
@@ -267,7 +251,7 @@ static void backward(mlp1d *m, const float *w, size_t n, int grads, int want_du)
 /* DSM loss with m->t, std, z, xt already set; optional grads / dL/dx_t (left in m->du scaled to x_t). */
 static double loss_core(mlp1d *m, int use_ema, size_t n, int grads, int want_dxt)
 {
-    const float *w = use_ema ? m->p->ema : m->p->data;
+    const float *w = nn_params_weights(m->p, use_ema);
     forward_per_sample(m, w, n, m->xt);
     const int need = grads || want_dxt;
     double loss = dsm_loss(n, 1, m->score, m->std, m->z, need ? m->dscore : NULL);
@@ -321,7 +305,7 @@ static void eval_impl(mlp1d *m, int use_ema, size_t n, const float *t, size_t t_
 {
     if (n == 0) return;
     ensure_ws(m, n);
-    const float *w = use_ema ? m->p->ema : m->p->data;
+    const float *w = nn_params_weights(m->p, use_ema);
     if (t_stride == 0) {
         forward_shared_t(m, w, n, t[0], x, out);
         return;
@@ -412,7 +396,8 @@ int mlp1d_save(const mlp1d *m, const char *path, char *err, size_t errlen)
     return rc;
 }
 
-mlp1d *mlp1d_load(const char *path, const sde *s, char *err, size_t errlen)
+/* use_ema < 0: the whole checkpoint with trainer state; else one weight set for inference */
+static mlp1d *load(const char *path, const sde *s, int use_ema, char *err, size_t errlen)
 {
     safetensors *st = safetensors_open(path, err, errlen);
     if (!st) return NULL;
@@ -444,7 +429,8 @@ mlp1d *mlp1d_load(const char *path, const sde *s, char *err, size_t errlen)
         return NULL;
     }
     mlp1d *m = mlp1d_alloc(&c, s, 0);
-    if (nn_params_read(m->p, st, path, 1, err, errlen)) {
+    if (use_ema < 0 ? nn_params_read(nn_params_train(m->p), st, path, 1, err, errlen)
+                    : nn_params_read_weights(m->p, st, path, use_ema, err, errlen)) {
         mlp1d_free(m);
         safetensors_close(st);
         return NULL;
@@ -454,4 +440,11 @@ mlp1d *mlp1d_load(const char *path, const sde *s, char *err, size_t errlen)
     if (!safetensors_metadata_long(st, "ema_updates", 0, __LONG_MAX__, &v)) m->ema.num_updates = v;
     safetensors_close(st);
     return m;
+}
+
+mlp1d *mlp1d_load(const char *path, const sde *s, char *err, size_t errlen) { return load(path, s, -1, err, errlen); }
+
+mlp1d *mlp1d_load_weights(const char *path, const sde *s, int use_ema, char *err, size_t errlen)
+{
+    return load(path, s, use_ema != 0, err, errlen);
 }

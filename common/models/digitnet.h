@@ -28,7 +28,8 @@ typedef struct digitnet digitnet;
  * im2col scratch: 50 MB for max_batch 128); torch-default initialisation from seed. */
 digitnet *digitnet_alloc(size_t max_batch, uint64_t seed);
 void digitnet_free(digitnet *m);
-nn_params *digitnet_params(digitnet *m);          /* the flat buffers (data, grad, m, v; ema unused) */
+/* the trainer's view: data, grad, m, v (ema, keep unused); allocates the trainer state on first use (params.h) */
+nn_params *digitnet_params(digitnet *m);
 size_t digitnet_num_params(const digitnet *m);    /* trainable scalars */
 size_t digitnet_max_batch(const digitnet *m);
 long digitnet_adam_step(const digitnet *m);       /* Adam steps since alloc / load (the file records it) */

@@ -1,0 +1,71 @@
+/* nn/backend_cpu: the cpu backend table (backend.h): host memory, the reference kernels and nn_sgemm. */
+#include "backend.h"
+#include "act.h"
+#include "dsm.h"
+#include "fourier.h"
+#include "gemm.h"
+#include "linear.h"
+#include "log.h"
+#include "norm.h"
+#include "tensor_ops.h"
+#include "ws.h"
+#include <stdlib.h>
+#include <string.h>
+
+static float *cpu_alloc(size_t n) { return n ? nn_ws_falloc(n) : NULL; }
+static void cpu_release(void *p) { free(p); }
+static void cpu_copy(float *dst, const float *src, size_t n)
+{
+    if (n && dst != src) memcpy(dst, src, n * sizeof *dst);
+}
+static void cpu_zero(float *p, size_t n)
+{
+    if (n) memset(p, 0, n * sizeof *p);
+}
+static void cpu_sync(void) {}
+
+static const nn_backend CPU = {
+    .name = "cpu",
+    .kind = DEVICE_CPU,
+    .host = 1,
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .copy = cpu_copy,
+    .zero = cpu_zero,
+    .sync = cpu_sync,
+    .gemm = nn_sgemm,
+    .im2col = nn_im2col,
+    .col2im = nn_col2im,
+    .gather = nn_conv_gather,
+    .scatter = nn_conv_scatter,
+    .add_bias = nn_conv_add_bias,
+    .bias_grad = nn_conv_bias_grad,
+    .conv2d_forward = nn_conv2d_forward,
+    .conv2d_backward = nn_conv2d_backward,
+    .conv_transpose2d_forward = nn_conv_transpose2d_forward,
+    .conv_transpose2d_backward = nn_conv_transpose2d_backward,
+    .linear_forward = nn_linear_forward,
+    .linear_backward = nn_linear_backward,
+    .silu_forward = nn_silu_forward,
+    .silu_backward = nn_silu_backward,
+    .relu_forward = nn_relu_forward,
+    .relu_backward = nn_relu_backward,
+    .fourier_forward = nn_fourier_forward,
+    .groupnorm_forward = nn_groupnorm_forward,
+    .groupnorm_backward = nn_groupnorm_backward,
+    .chan_add_forward = nn_chan_add_forward,
+    .chan_add_backward = nn_chan_add_backward,
+    .concat_forward = nn_concat_forward,
+    .concat_backward = nn_concat_backward,
+    .rowdiv = nn_rowdiv,
+    .scale = nn_scale,
+    .dsm_loss = dsm_loss,
+    .adam_step = nn_adam_step,
+    .ema_update = nn_ema_update,
+};
+
+const nn_backend *nn_backend_cpu(void) { return &CPU; }
+
+const nn_backend *nn_backend_for(device_kind d) { return d == DEVICE_CUDA ? nn_backend_cuda() : nn_backend_cpu(); }
