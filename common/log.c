@@ -110,4 +110,12 @@ void log_errf(char *err, size_t errlen, const char *who, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
     va_end(ap);
+    log_one_line(err);
+}
+
+void log_one_line(char *msg)
+{
+    /* names and values quoted from a damaged file may hold any byte: the message stays one printable line */
+    for (unsigned char *c = (unsigned char *)msg; *c; c++)
+        if (*c < 0x20 || *c == 0x7f) *c = '?';
 }

@@ -18,6 +18,9 @@ void log_fatal_at(const char *file, int line, const char *fmt, ...) __attribute_
 /* For functions that report errors to their caller instead of exiting: writes one line "<who>: <reason>" into
  * err[errlen] (who: usually the file path); nothing when err is NULL or errlen 0. */
 void log_errf(char *err, size_t errlen, const char *who, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Replace control characters (newlines included) in msg by '?', so text quoted from a file keeps an error one line
+ * (log_errf does this itself). */
+void log_one_line(char *msg);
 
 /* "prog: msg" on stderr, for diagnostics that are not errors */
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -688,6 +688,7 @@ safetensors *safetensors_open_memory(const void *buf, size_t len, const char *la
     st->buf = buf;
     st->len = len;
     if (!st_parse(st, label, err, errlen)) {
+        if (err && errlen) log_one_line(err);
         safetensors_close(st);
         return NULL;
     }
@@ -724,6 +725,7 @@ safetensors *safetensors_open(const char *path, char *err, size_t errlen)
     }
     close(fd);
     if (!st_parse(st, path, err, errlen)) {
+        if (err && errlen) log_one_line(err);
         safetensors_close(st);
         return NULL;
     }

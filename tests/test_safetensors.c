@@ -284,12 +284,25 @@ static void test_corrupt(void)
                   d8, 8, "overflow");
 }
 
+/* A header that quotes a decoded "\n" (an escaped newline in a key) back in its error: found by fuzz_safetensors.
+ * Every rejection must stay ONE line whatever bytes the file holds. */
+static void test_error_one_line(void)
+{
+    static const unsigned char crash[] = {0x18, 0, 0, 0, 0, 0, 0, 0, '{', '"', '_', 0xdf, 0x93, 'e', '\\', '\n',
+                                          'd', 'a', '0', '6', ',', '"', 's', '"', ':', ' ', '}', '}', ' ', ' ', ' ', ' '};
+    char err[512] = "";
+    safetensors *st = safetensors_open_memory(crash, sizeof crash, "fuzz-case", err, sizeof err);
+    CHECK(st == NULL && err[0] && !strchr(err, '\n'), "error quoting an escaped newline from the header stays one line");
+    if (st) safetensors_close(st);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
     log_set_prog(argv[0]);
     if (!mkdtemp(dir)) LOG_FATAL("mkdtemp failed");
     test_handbuilt();
+    test_error_one_line();
     test_roundtrip();
     test_checksum();
     test_unicode();
