@@ -72,7 +72,7 @@ link() {   # variant harness flags
   local v=$1 h=$2 flags=$3 objs=()
   for s in ${extra[$h]:-}; do objs+=("$out/$v/obj/${s%.c}.o"); done
   # shellcheck disable=SC2086
-  "$CLANG" -std=c11 -D_GNU_SOURCE -O1 -g $flags ${FUZZ_CFLAGS:-} -I common -I common/nn -I exp_emnist -I tests/fuzz \
+  "$CLANG" -std=c11 -D_GNU_SOURCE -O1 -g $flags ${FUZZ_CFLAGS:-} -I common -I common/nn -I common/models -I common/models/sdxl -I exp_emnist -I tests/fuzz \
     "tests/fuzz/fuzz_$h.c" "${objs[@]}" "$out/$v/obj/libscorefusion.a" $libs -o "$out/$h/fuzz_$h.$v"
 }
 
