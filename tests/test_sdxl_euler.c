@@ -170,7 +170,7 @@ static void check_config_reader(void)
         write_file(path, bad[i].json);
         err[0] = 0;
         rc = sdxl_euler_config_read(&c, path, err, sizeof err);
-        char name[256];
+        char name[1024];   /* room for the whole err[512] quoted */
         snprintf(name, sizeof name, "%s (\"%s\")", bad[i].name, err);
         CHECK(rc == -1 && strstr(err, path) && strstr(err, bad[i].want) && !strchr(err, '\n'), name);
     }
