@@ -125,7 +125,7 @@ static size_t utf8_valid_len(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
-static size_t utf8_encode(unsigned cp, unsigned char *o)
+size_t json_utf8_encode(uint32_t cp, unsigned char *o)
 {
     if (cp < 0x80) {
         o[0] = (unsigned char)cp;
@@ -231,7 +231,7 @@ static int parse_string(parser *ps, const char **out, size_t *outlen)
                     cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                 }
                 unsigned char u[4];
-                buf_put(ps, u, utf8_encode(cp, u));
+                buf_put(ps, u, json_utf8_encode(cp, u));
                 continue;
             }
             default:

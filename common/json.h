@@ -101,4 +101,7 @@ int json_get_int_array(const json_doc *d, const json_value *obj, const char *key
 int json_value_int(const json_doc *d, const json_value *v, const char *what, int64_t lo, int64_t hi, int64_t *out,
                    char *err, size_t errlen);
 
+/* UTF-8 bytes of code point cp (< 0x110000) into o[4]; returns how many (1-4). Shared with the CLIP tokenizer. */
+size_t json_utf8_encode(uint32_t cp, unsigned char *o);
+
 #endif

@@ -108,30 +108,6 @@ static int utf8_decode(const unsigned char *s, size_t len, cpvec *out, size_t *b
     return 0;
 }
 
-static size_t utf8_put(uint32_t cp, unsigned char *o)
-{
-    if (cp < 0x80) {
-        o[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (unsigned char)(0xC0 | (cp >> 6));
-        o[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (unsigned char)(0xE0 | (cp >> 12));
-        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xF0 | (cp >> 18));
-    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* ---- cleaning: html.unescape, strip, \s+ -> ' ', strip, lower ---- */
 static void push_utf8_str(cpvec *o, const char *s)
 {
@@ -298,7 +274,7 @@ char *clip_tokenizer_clean(const char *text, char *err, size_t errlen)
     clean(in.c, in.n, &out);
     char *s = mem_alloc(4 * out.n + 1);
     size_t k = 0;
-    for (size_t i = 0; i < out.n; i++) k += utf8_put(out.c[i], (unsigned char *)s + k);
+    for (size_t i = 0; i < out.n; i++) k += json_utf8_encode(out.c[i], (unsigned char *)s + k);
     s[k] = 0;
     free(in.c);
     free(out.c);
@@ -567,7 +543,7 @@ static int byte_ids(clip_tokenizer *t, const char *who, char *err, size_t errlen
     byte_symbols(cp_of, order);
     for (int b = 0; b < 256; b++) {
         char s[16];
-        size_t n = utf8_put(cp_of[b], (unsigned char *)s);
+        size_t n = json_utf8_encode(cp_of[b], (unsigned char *)s);
         memcpy(s + n, "</w>", 5);
         int32_t id, idw;
         char plain[8];
@@ -623,7 +599,7 @@ clip_tokenizer *clip_tokenizer_load_bpe(const char *path, char *err, size_t errl
     byte_symbols(cp_of, order);
     for (int k = 0; k < 256; k++) {
         char s[16];
-        size_t n = utf8_put(cp_of[order[k]], (unsigned char *)s);
+        size_t n = json_utf8_encode(cp_of[order[k]], (unsigned char *)s);
         set_id(t, k, str_add(t, s, n));
         memcpy(s + n, "</w>", 4);
         set_id(t, 256 + k, str_add(t, s, n + 4));
@@ -879,7 +855,7 @@ static void piece(const clip_tokenizer *t, const uint32_t *c, size_t a, size_t b
         *ub = mem_realloc(*ub, *ubcap);
     }
     size_t nb = 0;
-    for (size_t k = a; k < b; k++) nb += utf8_put(c[k], *ub + nb);
+    for (size_t k = a; k < b; k++) nb += json_utf8_encode(c[k], *ub + nb);
     bpe_piece(t, *ub, nb, o);
 }
 
