@@ -28,6 +28,7 @@ static void write_text(const char *name, const char *text)
 static float a[6] = {1, 2, 3, 4, 5, 6}, b[3] = {-1, -2, -3};
 static uint16_t h[4] = {0x3c00, 0x4000, 0xc000, 0x0000};   /* f16 1, 2, -2, 0 */
 static uint16_t bf[2] = {0x3f80, 0x4040};                  /* bf16 1, 3 */
+static int64_t ids[1] = {7};   /* the writer references tensor data until it writes: no compound literal */
 
 static void write_st(const char *name, int which)
 {
@@ -38,7 +39,7 @@ static void write_st(const char *name, int which)
     if (which & 2) safetensors_writer_add(w, "layer.bias", SAFETENSORS_F32, 1, (int64_t[]){3}, b);
     if (which & 4) safetensors_writer_add(w, "half.weight", SAFETENSORS_F16, 2, (int64_t[]){2, 2}, h);
     if (which & 8) safetensors_writer_add(w, "bf.weight", SAFETENSORS_BF16, 1, (int64_t[]){2}, bf);
-    if (which & 16) safetensors_writer_add(w, "ids", SAFETENSORS_I64, 1, (int64_t[]){1}, (int64_t[]){7});
+    if (which & 16) safetensors_writer_add(w, "ids", SAFETENSORS_I64, 1, (int64_t[]){1}, ids);
     if (safetensors_writer_write(w, p, err, sizeof err)) printf("# %s\n", err);
     safetensors_writer_free(w);
 }
