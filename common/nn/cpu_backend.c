@@ -1,4 +1,4 @@
-/* nn/backend_cpu: the cpu backend table (backend.h): host memory, the reference kernels and nn_sgemm. */
+/* nn/cpu_backend: the cpu backend table (backend.h): host memory, the reference kernels and nn_sgemm. */
 #include "backend.h"
 #include "act.h"
 #include "dsm.h"

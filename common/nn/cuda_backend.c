@@ -1,4 +1,4 @@
-/* nn/backend_cuda: the cuda backend table (backend.h) over the kernels of common/cuda/ and cuBLAS (nn_cuda.h),
+/* nn/cuda_backend: the cuda backend table (backend.h) over the kernels of common/cuda/ and cuBLAS (nn_cuda.h),
  * and the cuda conv layers as the one conv loop of conv.c run over this table. In a build without CUDA only
  * nn_backend_cuda exists, and it dies with a one-line message. */
 #include "backend.h"
