@@ -173,10 +173,12 @@ asan:
 	@scripts/asan.sh
 
 # libFuzzer harnesses (tests/fuzz/) for every reader of outside files, each run for FUZZ_SECONDS (default 600)
-# from its seed corpus; needs clang with libFuzzer (Debian: clang, libclang-rt-dev). Reports executions and
-# coverage per harness; a crash fails the target and leaves the input under build/fuzz/<harness>/.
+# from its seed corpus; needs clang with libFuzzer and llvm-cov, which the bootstrap installs when missing
+# (Debian: clang, libclang-rt-14-dev, llvm). Reports executions and coverage per harness; a crash fails the
+# target and leaves the input under build/fuzz/<harness>/.
 FUZZ_SECONDS ?= 600
 fuzz:
+	@scripts/bootstrap.sh --fuzz
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
 
 # The GPU checks on a machine with a GPU, from binaries ALREADY BUILT (here, then carried there): never builds or

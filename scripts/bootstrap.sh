@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
 # Install what the suite needs on a Debian machine, only what is missing (idempotent; a no-op when all present).
-# Usage: scripts/bootstrap.sh [--test | --openblas]   (--test: only what `make test` needs; --openblas: only
-# OpenBLAS, for `make bench-torch`; default: everything for reproduce)
+# Usage: scripts/bootstrap.sh [--test | --openblas | --fuzz]   (--test: only what `make test` needs; --openblas:
+# only OpenBLAS, for `make bench-torch`; --fuzz: clang, its libFuzzer runtime and llvm-cov, for `make fuzz`;
+# default: everything for reproduce)
 set -euo pipefail
 want_reproduce=1
 [ "${1:-}" = "--test" ] && want_reproduce=0
 
-# package -> a file that proves it is installed (cheaper and more robust than dpkg queries)
+# package -> a file (or a glob, where the path carries a version) that proves it is installed (cheaper and more
+# robust than dpkg queries)
 if [ "${1:-}" = "--openblas" ]; then
   want_reproduce=0
   declare -A probe=([libopenblas0-pthread]=/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3)
+elif [ "${1:-}" = "--fuzz" ]; then
+  # Debian 12's default clang (14); the fuzzer runtime lives in a versioned directory
+  want_reproduce=0
+  declare -A probe=(
+    [clang]=/usr/bin/clang
+    [libclang-rt-14-dev]='/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a'
+    [llvm]=/usr/bin/llvm-cov
+  )
 else
 declare -A probe=(
   [libgsl-dev]=/usr/include/gsl/gsl_integration.h
@@ -26,7 +36,7 @@ fi
 
 missing=()
 for pkg in "${!probe[@]}"; do
-  [ -e "${probe[$pkg]}" ] || missing+=("$pkg")
+  compgen -G "${probe[$pkg]}" >/dev/null || missing+=("$pkg")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "bootstrap: all dependencies present"
