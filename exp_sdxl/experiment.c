@@ -306,10 +306,10 @@ static void run_images(runner *r)
 {
     size_t todo = 0;
     for (size_t i = 0; i < r->nseeds * r->np; i++) todo += !r->done[i].valid;
+    if (todo) load_pipe(r);   /* first: a bad model or LoRA file is the only line printed */
     log_info("%zu of %zu images to make (%zu seeds x %zu images; the rest verified and kept)", todo,
              r->nseeds * r->np, r->nseeds, r->np);
     if (!todo) return;
-    load_pipe(r);
     size_t hw = (size_t)r->g.width * r->g.height;
     float *img = mem_alloc(3 * hw * sizeof *img);
     uint8_t *rgb = mem_alloc(3 * hw);
