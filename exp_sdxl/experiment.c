@@ -88,6 +88,8 @@ static const char *usage_text =
     "                        and aux_B)\n"
     "  --weights LIST        merging weights w in [0, 1] (default 0,0.2,0.4,0.5,0.6,0.8,1)\n"
     "  --seeds LIST          seeds and ranges, e.g. 0-511 or 0,5,7-9 (default 0-511: the paper's 512 images)\n"
+    "  --part I/N            only the I-th of N near-equal consecutive slices of --seeds (0 <= I < N): one task\n"
+    "                        of an array job (run_all.sh --slurm)\n"
     "  --bary-endpoints      also sample the barycenter at lambda 1 and 0 with both UNets run (a check: the images\n"
     "                        equal aux_A and aux_B bit for bit)\n"
     "  --prompt TEXT         default: the paper's prompt\n"
@@ -446,10 +448,12 @@ int es_experiment_main(int argc, char **argv)
     r.g = g0;
     r.o.lora_defer = 1;
     const char *seeds = "0-511", *names = NULL;
+    long part_i = 0, part_n = 1;
     r.nl = weight_list("--lambdas", "0,0.2,0.4,0.5,0.6,0.8,1", r.lambdas);
     r.nw = weight_list("--weights", "0,0.2,0.4,0.5,0.6,0.8,1", r.weights);
     enum { O_FAMILY = 1000, O_EXP, O_MODEL, O_CONFIG, O_VARIANT, O_LORA, O_NAMES, O_LAMBDAS, O_WEIGHTS, O_SEEDS,
-           O_ENDPOINTS, O_PROMPT, O_NEG, O_STEPS, O_CFG, O_W, O_H, O_STAGE, O_GROWS, O_GCELL, O_OUT, O_HELP };
+           O_ENDPOINTS, O_PROMPT, O_NEG, O_STEPS, O_CFG, O_W, O_H, O_STAGE, O_GROWS, O_GCELL, O_OUT, O_HELP,
+           O_PART };
     static const struct option opts[] = {
         {"family", required_argument, 0, O_FAMILY}, {"experiment", no_argument, 0, O_EXP},
         {"model", required_argument, 0, O_MODEL}, {"config", required_argument, 0, O_CONFIG},
@@ -461,7 +465,8 @@ int es_experiment_main(int argc, char **argv)
         {"cfg", required_argument, 0, O_CFG}, {"width", required_argument, 0, O_W},
         {"height", required_argument, 0, O_H}, {"stage", required_argument, 0, O_STAGE},
         {"grid-rows", required_argument, 0, O_GROWS}, {"grid-cell", required_argument, 0, O_GCELL},
-        {"out", required_argument, 0, O_OUT}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+        {"out", required_argument, 0, O_OUT}, {"help", no_argument, 0, O_HELP},
+        {"part", required_argument, 0, O_PART}, {0, 0, 0, 0}};
     static const char *const families[] = {"sdxl", NULL}, *const variants[] = {"fp16", "fp32", NULL},
                              *const stages[] = {"all", "images", "report", NULL};
     opterr = 0;
@@ -483,6 +488,14 @@ int es_experiment_main(int argc, char **argv)
         case O_LAMBDAS: r.nl = weight_list("--lambdas", optarg, r.lambdas); break;
         case O_WEIGHTS: r.nw = weight_list("--weights", optarg, r.weights); break;
         case O_SEEDS: seeds = optarg; break;
+        case O_PART: {
+            char *slash = strchr(optarg, '/');
+            if (!slash) log_die("--part: '%s' is not I/N", optarg);
+            *slash = 0;
+            part_n = cli_long("--part (N)", slash + 1, 1, 1000000);
+            part_i = cli_long("--part (I)", optarg, 0, part_n - 1);
+            break;
+        }
         case O_ENDPOINTS: r.endpoints = 1; break;
         case O_PROMPT: r.g.prompt = optarg; break;
         case O_NEG: r.g.negative = optarg; break;
@@ -515,6 +528,16 @@ int es_experiment_main(int argc, char **argv)
         r.names[0] = namebuf[0], r.names[1] = namebuf[1];
     }
     r.nseeds = cli_long_ranges("--seeds", seeds, &r.seeds, 1000000, 0, 1L << 62);
+    if (part_n > 1) {   /* slice I of N: seeds [I n / N, (I + 1) n / N) */
+        size_t a = (size_t)part_i * r.nseeds / (size_t)part_n, b = (size_t)(part_i + 1) * r.nseeds / (size_t)part_n;
+        memmove(r.seeds, r.seeds + a, (b - a) * sizeof *r.seeds);
+        r.nseeds = b - a;
+        if (!r.nseeds) {
+            log_info("--part %ld/%ld: no seeds in this slice", part_i, part_n);
+            free(r.seeds);
+            return 0;
+        }
+    }
     for (int i = 0; i < 2; i++) {   /* before minutes of loading: a missing LoRA is named at once */
         struct stat st;
         if (stat(r.o.lora_path[i], &st) != 0 || !S_ISREG(st.st_mode))

@@ -15,9 +15,10 @@
  *                       encoders: A adapts every attention projection and MLP of CLIP-L and every attention
  *                       projection of bigG, B every attention projection and MLP of bigG (diffusers' loader needs
  *                       all of a tower's attention modules, and all of its MLPs or none), in diffusers keys
- *                       text_encoder.<module>.lora_linear_layer.{down,up}.weight (CLIP-L, as diffusers' SDXL
- *                       trainer saves them) and text_encoder_2.<module>.lora_{A,B}.weight (bigG, PEFT), in
- *                       kohya keys lora_te1_ / lora_te2_ with alphas.
+ *                       text_encoder[_2].<module>.lora_linear_layer.{down,up}.weight (as diffusers' SDXL trainer
+ *                       saves them; A's bigG part in PEFT keys lora_{A,B}.weight instead: diffusers v0.25 without
+ *                       PEFT converts those for attention projections only), in kohya keys lora_te1_ / lora_te2_
+ *                       with alphas.
  * Every key of the real model is written (lists from models/sdxl/sdxl_keys.h and vae.h), only the widths are
  * tiny. The values are random from --seed, rounded to fp16, so the fp32 files, the fp16 variant and the single
  * file hold the same numbers and every layout must give the same images.
@@ -517,7 +518,7 @@ static void write_loras(const tlist *unet, const tlist *te1, const tlist *te2, c
                     char mod[256];
                     snprintf(mod, sizeof mod, "%.*s", (int)(strlen(t->dname) - 7), t->dname);
                     lora_pair(&w, t, 2, which ? 1.0f : 4.0f, rt, kohya, te ? "lora_te2_" : "lora_te1_",
-                              te ? "text_encoder_2." : "text_encoder.", te ? "peft" : "linear", mod, mod);
+                              te ? "text_encoder_2." : "text_encoder.", te && !which ? "peft" : "linear", mod, mod);
                 }
             }
             rng_free(rt);

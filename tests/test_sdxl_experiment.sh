@@ -26,13 +26,13 @@ one_line_error() {   # $1 name, $2 pattern, rest: command
 help=$($bin --family sdxl --experiment --help)
 missing=""
 for o in family experiment model config variant lora names lambdas weights seeds bary-endpoints prompt \
-         negative-prompt steps cfg width height stage grid-rows grid-cell out help; do
+         negative-prompt steps cfg width height stage grid-rows grid-cell out help part; do
   grep -q -- "--$o" <<< "$help" || missing="$missing --$o"
   grep -q "\"$o\"" exp_sdxl/experiment.c || missing="$missing (not parsed: $o)"
 done
 [ -z "$missing" ] && ok "--experiment --help names every option" || bad "--experiment --help" "$missing"
 n_parsed=$(grep -o '{"[a-z-]*", [a-z_]*_argument' exp_sdxl/experiment.c | wc -l)
-[ "$n_parsed" = 22 ] && ok "22 options parsed, 22 documented" || bad "option count" "$n_parsed parsed"
+[ "$n_parsed" = 23 ] && ok "23 options parsed, 23 documented" || bad "option count" "$n_parsed parsed"
 
 ./exp_sdxl/sdxl_tiny --out "$tmp/m" > /dev/null || { bad "sdxl_tiny" "failed"; echo "RESULT passed=$pass failed=$fail"; exit 1; }
 M=$tmp/m/diffusers A=$tmp/m/lora_a_diffusers.safetensors B=$tmp/m/lora_b_kohya.safetensors
@@ -98,5 +98,11 @@ grep -q ' 1 of 14 images to make' "$tmp/log" && cmp -s "$I/merged_w1_s1.png" "$t
 grep -q ' 7 of 7 images to make' "$tmp/log" && ok "other settings (--steps) remake every image" ||
   bad "other settings" "$(grep 'to make' "$tmp/log")"
 one_line_error "report over seeds never made refused" "missing" "${R[@]}" --seeds 0-5 --stage report
+one_line_error "bad --part refused" "--part" "${R[@]}" --part 3/3
+# array tasks: --part I/N slices the seeds; the report over all of them then needs nothing more
+"${R[@]}" --seeds 0-4 --part 1/2 --stage images > /dev/null 2> "$tmp/log"
+grep -q ' 21 of 21 images to make (3 seeds' "$tmp/log" && [ -f "$I/aux_AF_s4.png" ] && [ ! -f "$I/aux_AF_s5.png" ] &&
+  ok "--part 1/2 of seeds 0-4 is seeds 2-4" ||
+  bad "--part" "$(grep 'to make' "$tmp/log")"
 echo "RESULT passed=$pass failed=$fail"
 [ "$fail" = 0 ]
