@@ -99,7 +99,7 @@ static const char *usage_text =
     "  --width W, --height H pixels (default 1024 x 1024)\n"
     "  --stage all|images|report  images: make the missing images of --seeds; report: images.csv and the grids\n"
     "                        from the parts (every image must exist); all: both (default)\n"
-    "  --grid-rows N         seeds (rows) in each grid (default 6, as the paper's 6x2 grids)\n"
+    "  --grid-rows N         seeds (rows) in each grid (default 12: the images of one of the paper's 6x2 grids)\n"
     "  --grid-cell PX        cell width in the grids: images shrunk by an integer factor (default 256)\n"
     "  --out DIR             output folder (default results/sdxl)\n"
     "  --help                this text\n"
@@ -443,7 +443,7 @@ int es_experiment_main(int argc, char **argv)
     runner r;
     memset(&r, 0, sizeof r);
     r.out = "results/sdxl", r.stage = "all", r.names[0] = "AF", r.names[1] = "WM";
-    r.grid_rows = 6, r.grid_cell = 256;
+    r.grid_rows = 12, r.grid_cell = 256;
     sdxl_gen g0 = {PAPER_PROMPT, PAPER_NEGATIVE, 0, 0, 100, 5.0f, 0.0f, 1024, 1024};
     r.g = g0;
     r.o.lora_defer = 1;
