@@ -210,6 +210,42 @@ static void check_te_against_diffusers(void)
             CHECK(worst <= 1 && (mode == 1 || ndiff == 0), name);
         }
     }
+    /* the old text-encoder form: <...>.self_attn.to_{q,k,v,out}_lora.{down,up}.weight resolves to the same pairs */
+    safetensors *st = a ? safetensors_open(FIXTE "te_a_diffusers.safetensors", err, sizeof err) : NULL;
+    if (st) {
+        char p1[] = "/tmp/sf_test_lora_te_old_XXXXXX", names[128][320];
+        close(mkstemp(p1));
+        safetensors_writer *w1 = safetensors_writer_alloc();
+        size_t nn = 0, renamed = 0;
+        for (size_t i = 0; i < safetensors_count(st) && nn < 128; i++) {
+            const safetensors_tensor *t = safetensors_at(st, i);
+            const char *sa = strstr(t->name, ".self_attn."), *ll = strstr(t->name, "_proj.lora_linear_layer.");
+            if (sa && ll) {
+                const char *proj = sa + 11;   /* q_proj / k_proj / v_proj / out_proj */
+                snprintf(names[nn], 320, "%.*sto_%.*s_lora.%s", (int)(proj - t->name), t->name, (int)(ll - proj), proj,
+                         ll + strlen("_proj.lora_linear_layer."));
+                renamed++;
+            } else {
+                snprintf(names[nn], 320, "%s", t->name);
+            }
+            safetensors_writer_add(w1, names[nn++], t->dtype, t->ndim, t->shape, t->data);
+        }
+        safetensors_writer_write(w1, p1, err, sizeof err);
+        safetensors_writer_free(w1);
+        sdxl_lora *old = sdxl_lora_open(p1, idx, err, sizeof err);
+        int same = old && old->n == a->n && renamed == 24;
+        for (size_t i = 0; same && i < a->n; i++) {
+            const sdxl_lora_pair *pa = &a->pairs[i], *q = sdxl_lora_find(old, pa->comp, pa->module);
+            same = q && q->rank == pa->rank && !memcmp(pa->A, q->A, (size_t)pa->rank * pa->wshape[1] * 4) &&
+                   !memcmp(pa->B, q->B, (size_t)pa->wshape[0] * pa->rank * 4);
+        }
+        snprintf(name, sizeof name, "text encoders: the old key form self_attn.to_q_lora.down.weight (%zu keys) gives "
+                 "the same pairs as lora_linear_layer", renamed);
+        test_report(same, name, old ? "pairs differ" : err);
+        sdxl_lora_free(old);
+        unlink(p1);
+        safetensors_close(st);
+    }
     sdxl_lora_free(a), sdxl_lora_free(ka), sdxl_lora_free(kb);
     safetensors_close(fu);
     sdxl_lora_index_free(idx);
