@@ -187,10 +187,15 @@ gpu-check:
 	@scripts/gpu_check.sh
 
 # Regenerate every table and figure (profile: paper with a CUDA device, cpu otherwise; override PROFILE=...).
+# The SDXL experiment runs when the user names the weights: SDXL_MODEL=DIR|FILE (SDXL_CONFIG=DIR with a single
+# file) SDXL_LORAS="AF.safetensors WM.safetensors" CLIP_MODEL=DIR (SDXL_SEEDS=0-511); otherwise one line says so.
 reproduce:
 	@scripts/bootstrap.sh
 	@$(MAKE) --no-print-directory all
-	@./run_all.sh $(if $(PROFILE),--profile $(PROFILE)) $(if $(JOBS),--jobs $(JOBS))
+	@./run_all.sh $(if $(PROFILE),--profile $(PROFILE)) $(if $(JOBS),--jobs $(JOBS)) \
+	    $(if $(SDXL_MODEL),--sdxl-model "$(SDXL_MODEL)") $(if $(SDXL_CONFIG),--sdxl-config "$(SDXL_CONFIG)") \
+	    $(if $(SDXL_LORAS),--sdxl-loras "$(SDXL_LORAS)") $(if $(CLIP_MODEL),--clip-model "$(CLIP_MODEL)") \
+	    $(if $(SDXL_SEEDS),--sdxl-seeds "$(SDXL_SEEDS)")
 
 bench:
 	@scripts/bootstrap.sh --test

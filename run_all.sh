@@ -6,7 +6,7 @@
 #                 machine; each gets cores/N OpenMP threads
 #   --out DIR     results root (default results); experiments write DIR/gaussian, DIR/theory
 #   --device D    cpu | cuda | auto (default auto)
-#   --only LIST   comma-separated subset of: gaussian,emnist,theory (default all)
+#   --only LIST   comma-separated subset of: gaussian,emnist,theory,sdxl (default all)
 #   --emnist-profile P  auto | paper | mnist | cpu | smoke for exp_emnist (auto: smoke with --profile smoke,
 #                 mnist when a GPU answers (nvidia-smi; under --slurm: with --device cuda), else cpu). paper
 #                 needs data/emnist (EMNIST IDX files)
@@ -16,10 +16,22 @@
 #                 theory. The n lists come from the binaries (--print-n-list). Every exp_emnist unit is cached,
 #                 so a job killed at its time limit is resubmitted with the same command and resumes.
 #   --slurm-args "ARGS"  extra sbatch arguments (partition, account, time; --gres=gpu:1 for exp_emnist on a GPU)
+# The SDXL experiment (paper §5.2, App. H: barycenter vs checkpoint merging, Figures 1-3 and 8-10, the CLIP table)
+# runs only with the user's weights, named by these options or the environment variables in brackets:
+#   --sdxl-model P    SDXL 1.0 base: a diffusers folder or sd_xl_base_1.0.safetensors [SDXL_MODEL]
+#   --sdxl-config D   with a single file: a diffusers folder with the configs and tokenizers [SDXL_CONFIG]
+#   --sdxl-loras "A B"  the two LoRA files, the Asian-female fine-tune first (aux_AF) [SDXL_LORAS]
+#   --clip-model P    CLIP ViT-B/32 (openai/clip-vit-base-patch32 folder) for the metric [CLIP_MODEL]
+#   --sdxl-seeds S    seeds (default 0-511: the paper's 512 images per method) [SDXL_SEEDS]
+#   --sdxl-args "A"   more exp_sdxl --experiment options, e.g. "--variant fp16 --lambdas 0.5 --weights 0.5"
+#   --clip-args "A"   more clip_fraction options, e.g. "--tokenizer DIR" for a CLIP file without its tokenizer
+#   --sdxl-jobs N     under --slurm: the array's task count, each a slice of the seeds (default 32)
 set -euo pipefail
 cd "$(dirname "$0")"
 
-profile=auto jobs=1 out=results device=auto only=gaussian,emnist,theory slurm=0 slurm_args="" ee_profile=auto
+profile=auto jobs=1 out=results device=auto only=gaussian,emnist,theory,sdxl slurm=0 slurm_args="" ee_profile=auto
+sdxl_model=${SDXL_MODEL:-} sdxl_config=${SDXL_CONFIG:-} sdxl_loras=${SDXL_LORAS:-} clip_model=${CLIP_MODEL:-}
+sdxl_seeds=${SDXL_SEEDS:-0-511} sdxl_args="" clip_args="" sdxl_jobs=32
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile=${2:?--profile needs a value}; shift 2 ;;
@@ -30,6 +42,14 @@ while [ $# -gt 0 ]; do
     --emnist-profile) ee_profile=${2:?--emnist-profile needs a value}; shift 2 ;;
     --slurm) slurm=1; shift ;;
     --slurm-args) slurm_args=${2:?--slurm-args needs a value}; shift 2 ;;
+    --sdxl-model) sdxl_model=${2:?--sdxl-model needs a value}; shift 2 ;;
+    --sdxl-config) sdxl_config=${2:?--sdxl-config needs a value}; shift 2 ;;
+    --sdxl-loras) sdxl_loras=${2:?--sdxl-loras needs a value}; shift 2 ;;
+    --clip-model) clip_model=${2:?--clip-model needs a value}; shift 2 ;;
+    --sdxl-seeds) sdxl_seeds=${2:?--sdxl-seeds needs a value}; shift 2 ;;
+    --sdxl-args) sdxl_args=${2:?--sdxl-args needs a value}; shift 2 ;;
+    --clip-args) clip_args=${2:?--clip-args needs a value}; shift 2 ;;
+    --sdxl-jobs) sdxl_jobs=${2:?--sdxl-jobs needs a value}; shift 2 ;;
     -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_all.sh: error: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -38,6 +58,7 @@ case "$profile" in auto|paper|cpu|smoke) ;; *) echo "run_all.sh: error: --profil
 case "$ee_profile" in auto|paper|mnist|cpu|smoke) ;; *) echo "run_all.sh: error: --emnist-profile: '$ee_profile' is not one of auto|paper|mnist|cpu|smoke" >&2; exit 2 ;; esac
 case "$jobs" in ''|*[!0-9]*|0) echo "run_all.sh: error: --jobs: '$jobs' is not a positive integer" >&2; exit 2 ;; esac
 case "$device" in cpu|cuda|auto) ;; *) echo "run_all.sh: error: --device: '$device' is not one of cpu|cuda|auto" >&2; exit 2 ;; esac
+case "$sdxl_jobs" in ''|*[!0-9]*|0) echo "run_all.sh: error: --sdxl-jobs: '$sdxl_jobs' is not a positive integer" >&2; exit 2 ;; esac
 
 cores=$(nproc)
 threads=$(( cores / jobs )); [ "$threads" -ge 1 ] || threads=1
@@ -63,6 +84,24 @@ fi
 ee_data=(); [ "$ee_profile" = paper ] && ee_data=(--emnist data/emnist)
 ee=(./exp_emnist/exp_emnist --profile "$ee_profile" --out "$out/emnist" --device "$device" "${ee_data[@]}")
 ee_ns=""; if want emnist; then ee_ns=$("${ee[@]}" --print-n-list); fi
+
+# the SDXL experiment: only with the user's weights; otherwise one line says what to give
+sdxl_ok=0
+if want sdxl; then
+  read -r -a sdxl_lora_arr <<< "$sdxl_loras"
+  if [ -n "$sdxl_model" ] && [ "${#sdxl_lora_arr[@]}" = 2 ] && [ -n "$clip_model" ]; then
+    sdxl_ok=1
+    es=(./exp_sdxl/exp_sdxl --family sdxl --experiment --model "$sdxl_model" --lora "${sdxl_lora_arr[0]}"
+        --lora "${sdxl_lora_arr[1]}" --seeds "$sdxl_seeds" --out "$out/sdxl")
+    [ -n "$sdxl_config" ] && es+=(--config "$sdxl_config")
+    read -r -a extra <<< "$sdxl_args"; es+=("${extra[@]}")
+    cf=(./exp_sdxl/clip_fraction --model "$clip_model" --images "$out/sdxl/images.csv" --out "$out/sdxl"
+        --compare results/paper/sdxl_clip.csv)
+    read -r -a extra <<< "$clip_args"; cf+=("${extra[@]}")
+  else
+    echo "run_all: SDXL experiment skipped: give SDXL_MODEL=DIR|FILE SDXL_LORAS=\"AF.safetensors WM.safetensors\" CLIP_MODEL=DIR (e.g. make reproduce SDXL_MODEL=... SDXL_LORAS=... CLIP_MODEL=...; README, exp_sdxl part 2)"
+  fi
+fi
 
 if [ "$slurm" = 1 ]; then
   command -v sbatch >/dev/null || { echo "run_all.sh: error: --slurm: sbatch not found" >&2; exit 2; }
@@ -107,6 +146,14 @@ if [ "$slurm" = 1 ]; then
           "$(q "${ee[@]}") --stage report && for gp in results/emnist/*.gp; do gnuplot -e \"dir='$out/emnist'\" \$gp; done")
     jobs_done+=("emnist ($ee_profile): classifier $clf, aux $eaux, n-array $earr (n = $ee_ns), eval $ev0, eval-array ${last#$ev0}, report $rep")
   fi
+  if [ "$sdxl_ok" = 1 ]; then
+    # an array over slices of the seeds (every image is resumable: a task killed at its time limit is resubmitted
+    # with the same command), then the report (images.csv, grids) and the CLIP metric with the paper's table
+    sarr=$(submit sf-sdxl-images --array=0-$(( sdxl_jobs - 1 )) -- \
+           "$(q "${es[@]}") --stage images --part \$SLURM_ARRAY_TASK_ID/$sdxl_jobs")
+    srep=$(submit sf-sdxl-report --dependency=afterok:"$sarr" -- "$(q "${es[@]}") --stage report && $(q "${cf[@]}")")
+    jobs_done+=("sdxl: images array $sarr ($sdxl_jobs slices of seeds $sdxl_seeds), report + CLIP $srep")
+  fi
   if want theory; then
     th=$(submit sf-theory -- "theory/run_theory.sh --profile $cpu_profile --out $(q "$out/theory")")
     jobs_done+=("theory $th")
@@ -131,6 +178,13 @@ if want emnist; then
   OMP_NUM_THREADS=$cores "${ee[@]}"
   for gp in results/emnist/*.gp; do gnuplot -e "dir='$out/emnist'" "$gp"; done
   echo "== exp_emnist: tables and figures in $out/emnist"
+fi
+if [ "$sdxl_ok" = 1 ]; then
+  echo "== exp_sdxl: barycenter vs merging, seeds $sdxl_seeds (every image is kept: an interrupted run resumes)"
+  OMP_NUM_THREADS=$cores "${es[@]}"
+  "${cf[@]}"
+  echo "== exp_sdxl: CLIP fractions, ours beside the paper's ($out/sdxl/clip_compare.csv)"
+  column -t -s, "$out/sdxl/clip_compare.csv"
 fi
 if want theory; then
   echo "== theory"

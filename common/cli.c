@@ -81,6 +81,60 @@ size_t cli_long_list(const char *flag, const char *s, long *out, size_t max, lon
     return cli_split(flag, s, max, long_item, &c);
 }
 
+static int cmp_long(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return x < y ? -1 : x > y;
+}
+
+size_t cli_long_ranges(const char *flag, const char *s, long **out, size_t max, long lo, long hi)
+{
+    size_t len = strlen(s), n = 0, cap = 0;
+    if (len == 0) log_die("%s: empty list", flag);
+    long *v = NULL;
+    char *buf = malloc(len + 1), *tok;
+    if (!buf) LOG_FATAL("out of memory");
+    memcpy(buf, s, len + 1);
+    tok = buf;
+    for (;;) {
+        char *comma = strchr(tok, ',');
+        if (comma) *comma = '\0';
+        if (*tok == '\0') log_die("%s: empty item in the list '%s'", flag, s);
+        char *dash = strchr(tok + 1, '-');   /* tok + 1: a leading '-' is a sign */
+        long a, b;
+        if (dash) {
+            *dash = '\0';
+            a = cli_long(flag, tok, lo, hi), b = cli_long(flag, dash + 1, lo, hi);
+            if (b < a) log_die("%s: the range %ld-%ld is empty", flag, a, b);
+        } else {
+            a = b = cli_long(flag, tok, lo, hi);
+        }
+        if ((unsigned long)(b - a) >= max - n) log_die("%s: more than %zu values in '%s'", flag, max, s);
+        for (long x = a;; x++) {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 64;
+                v = realloc(v, cap * sizeof *v);
+                if (!v) LOG_FATAL("out of memory");
+            }
+            v[n++] = x;
+            if (x == b) break;
+        }
+        if (!comma) break;
+        tok = comma + 1;
+    }
+    free(buf);
+    /* distinct: sort a copy */
+    long *c = malloc(n * sizeof *c);
+    if (!c) LOG_FATAL("out of memory");
+    memcpy(c, v, n * sizeof *c);
+    qsort(c, n, sizeof *c, cmp_long);
+    for (size_t i = 1; i < n; i++)
+        if (c[i] == c[i - 1]) log_die("%s: %ld given twice", flag, c[i]);
+    free(c);
+    *out = v;
+    return n;
+}
+
 static void double_item(const char *flag, const char *tok, size_t i, void *ctx)
 {
     ((double *)ctx)[i] = cli_double(flag, tok);

@@ -13,6 +13,10 @@ long cli_long(const char *flag, const char *s, long lo, long hi);
  * sizes or ids: a repeat would run the same work twice). */
 size_t cli_long_list(const char *flag, const char *s, long *out, size_t max, long lo, long hi);
 size_t cli_double_list(const char *flag, const char *s, double *out, size_t max);
+/* comma-separated integers and inclusive ranges, e.g. "0-511" or "0,3,7-9", in the order given, into a new
+ * array *out (free it); returns the count (at most max). Dies as cli_long_list does, and on a range a-b with
+ * b < a and on a value given twice. */
+size_t cli_long_ranges(const char *flag, const char *s, long **out, size_t max, long lo, long hi);
 /* index of s in the NULL-terminated choices, or die listing the valid choices */
 int cli_choice(const char *flag, const char *s, const char *const *choices);
 /* create the directory (and parents) if needed; die if it cannot be created or written */

@@ -4,7 +4,10 @@
  * prompt and negative prompt, CFG 5.0, no guidance rescale, 100 Euler steps, 1024 x 1024.
  * Image k of seed s starts from our own seeded Gaussian stream (s, k): the same seed always gives the same
  * initial latent, in any batch, whatever the LoRAs -- but it is NOT torch's generator, so a seed does not
- * reproduce a diffusers image; --noise feeds given latents for such comparisons. */
+ * reproduce a diffusers image; --noise feeds given latents for such comparisons.
+ * main() only picks the command: the family (--family) and, for sdxl, --experiment (the barycenter-vs-merging
+ * runner of experiment.c); each command parses every option itself. */
+#include "exp_sdxl.h"
 #include "cli.h"
 #include "imgrid.h"
 #include "log.h"
@@ -26,6 +29,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: exp_sdxl --family sdxl --model DIR|FILE [options]\n"
+            "       exp_sdxl --family sdxl --experiment --model DIR|FILE --lora A --lora B [options] (see\n"
+            "       exp_sdxl --family sdxl --experiment --help: KL barycenter vs checkpoint merging)\n"
             "SDXL 1.0 text-to-image with optional LoRAs; writes OUT/sdxl_s<seed>_<k>.png.\n"
             "  --family sdxl              the model family (sdxl)\n"
             "  --model DIR|FILE           a diffusers folder (stable-diffusion-xl-base-1.0) or a single-file\n"
@@ -71,10 +76,8 @@ static void dump_add(dumper *d, const char *name, int ndim, const int64_t *shape
     d->n++;
 }
 
-int main(int argc, char **argv)
+static int generate_main(int argc, char **argv)
 {
-    log_set_prog(argv[0]);
-    gsl_set_error_handler_off();
     sdxl_pipe_opts o;
     memset(&o, 0, sizeof o);
     sdxl_gen g = {PAPER_PROMPT, PAPER_NEGATIVE, 0, 0, 100, 5.0f, 0.0f, 1024, 1024};
@@ -206,4 +209,33 @@ int main(int argc, char **argv)
     safetensors_close(ns);
     sdxl_pipe_free(p);
     return 0;
+}
+
+/* --family picks the command; sdxl with --experiment is the experiment runner. One line per family. */
+static int sdxl_main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--experiment")) return es_experiment_main(argc, argv);
+    return generate_main(argc, argv);
+}
+
+static const struct {
+    const char *name;
+    int (*main)(int argc, char **argv);
+} family_mains[] = {
+    {"sdxl", sdxl_main},
+};
+
+int main(int argc, char **argv)
+{
+    log_set_prog(argv[0]);
+    gsl_set_error_handler_off();
+    const char *family = cli_prescan(argc, argv, "--family", NULL);
+    if (!family) return generate_main(argc, argv);   /* reports bad flags, then the missing --family */
+    for (size_t i = 0; i < sizeof family_mains / sizeof family_mains[0]; i++)
+        if (!strcmp(family, family_mains[i].name)) return family_mains[i].main(argc, argv);
+    char names[256] = "";
+    for (size_t i = 0; i < sizeof family_mains / sizeof family_mains[0]; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? "|" : "", family_mains[i].name);
+    log_die("--family: '%s' is not one of %s", family, names);
 }

@@ -8,10 +8,17 @@
  *                       conditioner.embedders.0.transformer.* (CLIP-L, transformers names, with the int64
  *                       position_ids buffer), conditioner.embedders.1.model.* (OpenCLIP bigG layout: stacked
  *                       in_proj, transposed text_projection, logit_scale), first_stage_model.* (ldm VAE names)
- *   OUT/lora_{a,b}_{diffusers,kohya}.safetensors   two tiny UNet LoRAs, each in diffusers keys
+ *   OUT/lora_{a,b}_{diffusers,kohya}.safetensors   two tiny LoRAs, each in diffusers keys
  *                       (unet.<module>.lora.{down,up}.weight) and in kohya keys with alphas and the ORIGINAL
  *                       module names (lora_unet_input_blocks_4_1_..., as kohya's SDXL LoRAs write them);
- *                       attention projections, feed-forwards and 3x3 / 1x1 convs.
+ *                       attention projections, feed-forwards and 3x3 / 1x1 convs of the UNet, and the text
+ *                       encoders: A adapts every attention projection and MLP of CLIP-L and every attention
+ *                       projection of bigG, B every attention projection and MLP of bigG (diffusers' loader needs
+ *                       all of a tower's attention modules, and all of its MLPs or none), in diffusers keys
+ *                       text_encoder[_2].<module>.lora_linear_layer.{down,up}.weight (as diffusers' SDXL trainer
+ *                       saves them; A's bigG part in PEFT keys lora_{A,B}.weight instead: diffusers v0.25 without
+ *                       PEFT converts those for attention projections only), in kohya keys lora_te1_ / lora_te2_
+ *                       with alphas.
  * Every key of the real model is written (lists from models/sdxl/sdxl_keys.h and vae.h), only the widths are
  * tiny. The values are random from --seed, rounded to fp16, so the fp32 files, the fp16 variant and the single
  * file hold the same numbers and every layout must give the same images.
@@ -440,7 +447,51 @@ static int lora_target(const char *d, int which)
     return 0;
 }
 
-static void write_loras(const tlist *unet, const char *out, rng *r)
+/* the text-encoder modules a LoRA adapts: te 0 (CLIP-L) or 1 (bigG); d is a tensor's name */
+static int te_target(const char *d, int te, int which)
+{
+    static const char *const attn[] = {".self_attn.q_proj.weight", ".self_attn.k_proj.weight",
+                                       ".self_attn.v_proj.weight", ".self_attn.out_proj.weight", NULL},
+                             *const mlp[] = {".mlp.fc1.weight", ".mlp.fc2.weight", NULL};
+    int want_attn = which == 0 || te == 1, want_mlp = (which == 0 && te == 0) || (which == 1 && te == 1);
+    if (which == 1 && te == 0) return 0;
+    size_t L = strlen(d);
+    for (int i = 0; attn[i]; i++)
+        if (want_attn && L > strlen(attn[i]) && !strcmp(d + L - strlen(attn[i]), attn[i])) return 1;
+    for (int i = 0; mlp[i]; i++)
+        if (want_mlp && L > strlen(mlp[i]) && !strcmp(d + L - strlen(mlp[i]), mlp[i])) return 1;
+    return 0;
+}
+
+/* one LoRA pair for tensor t (rank, alpha) from rr, added under the format's keys */
+static void lora_pair(writer *w, const tens *t, int rank, float alpha, rng *rr, int kohya, const char *kprefix,
+                      const char *dprefix, const char *dform, const char *mod_d, const char *mod_k)
+{
+    int64_t O = t->shape[0], C = t->shape[1], kh = t->ndim == 4 ? t->shape[2] : 1, kw = t->ndim == 4 ? t->shape[3] : 1;
+    size_t na = (size_t)rank * (size_t)(C * kh * kw), nb = (size_t)O * rank;
+    float *A = mem_alloc(na * 4), *B = mem_alloc(nb * 4);
+    for (size_t j = 0; j < na; j++) A[j] = nn_f16_to_f32(nn_f32_to_f16((float)(0.5 * rng_gaussian(rr))));
+    for (size_t j = 0; j < nb; j++) B[j] = nn_f16_to_f32(nn_f32_to_f16((float)(0.5 * rng_gaussian(rr))));
+    int64_t sa[4] = {rank, C, kh, kw}, sb[4] = {O, rank, 1, 1};
+    if (kohya) {
+        char k[300];
+        snprintf(k, sizeof k, "%s%s", kprefix, mod_k);
+        for (char *p = k; *p; p++) *p = *p == '.' ? '_' : *p;
+        wr_add(w, fmt("%s.lora_down.weight", k), 1, t->ndim, sa, A, na);
+        wr_add(w, fmt("%s.lora_up.weight", k), 1, t->ndim, sb, B, nb);
+        wr_add(w, fmt("%s.alpha", k), 0, 0, sa, &alpha, 1);
+    } else {
+        /* diffusers' trainer saves no alpha: scale alpha / rank = 1 -> fold the kohya scale into B */
+        float s = alpha / (float)rank;
+        for (size_t j = 0; j < nb; j++) B[j] *= s;
+        int peft = !strcmp(dform, "peft");
+        wr_add(w, fmt("%s%s.%s", dprefix, mod_d, peft ? "lora_A.weight" : !strcmp(dform, "linear") ? "lora_linear_layer.down.weight" : "lora.down.weight"), 1, t->ndim, sa, A, na);
+        wr_add(w, fmt("%s%s.%s", dprefix, mod_d, peft ? "lora_B.weight" : !strcmp(dform, "linear") ? "lora_linear_layer.up.weight" : "lora.up.weight"), 1, t->ndim, sb, B, nb);
+    }
+    free(A), free(B);
+}
+
+static void write_loras(const tlist *unet, const tlist *te1, const tlist *te2, const char *out, rng *r)
 {
     for (int which = 0; which < 2; which++)
         for (int kohya = 0; kohya < 2; kohya++) {
@@ -451,31 +502,26 @@ static void write_loras(const tlist *unet, const char *out, rng *r)
                 const tens *t = &unet->t[i];
                 if (!lora_target(t->dname, which)) continue;
                 int rank = 2 + which;
-                int64_t O = t->shape[0], C = t->shape[1], kh = t->ndim == 4 ? t->shape[2] : 1,
-                        kw = t->ndim == 4 ? t->shape[3] : 1;
-                size_t na = (size_t)rank * (size_t)(C * kh * kw), nb = (size_t)O * rank;
-                float *A = mem_alloc(na * 4), *B = mem_alloc(nb * 4);
-                for (size_t j = 0; j < na; j++) A[j] = nn_f16_to_f32(nn_f32_to_f16((float)(0.5 * rng_gaussian(rr))));
-                for (size_t j = 0; j < nb; j++) B[j] = nn_f16_to_f32(nn_f32_to_f16((float)(0.5 * rng_gaussian(rr))));
-                float alpha = (float)rank * (which ? 0.5f : 1.0f);
-                int64_t sa[4] = {rank, C, kh, kw}, sb[4] = {O, rank, 1, 1};
                 char mod[256], omod[256];
                 snprintf(mod, sizeof mod, "%.*s", (int)(strlen(t->dname) - 7), t->dname);
                 snprintf(omod, sizeof omod, "%.*s", (int)(strlen(t->oname) - 7), t->oname);
-                if (kohya) {
-                    for (char *p = omod; *p; p++) *p = *p == '.' ? '_' : *p;
-                    wr_add(&w, fmt("lora_unet_%s.lora_down.weight", omod), 1, t->ndim, sa, A, na);
-                    wr_add(&w, fmt("lora_unet_%s.lora_up.weight", omod), 1, t->ndim, sb, B, nb);
-                    wr_add(&w, fmt("lora_unet_%s.alpha", omod), 0, 0, sa, &alpha, 1);
-                } else {
-                    /* diffusers' trainer saves no alpha: scale alpha / rank = 1 -> fold the kohya scale into B */
-                    float s = alpha / (float)rank;
-                    for (size_t j = 0; j < nb; j++) B[j] *= s;
-                    wr_add(&w, fmt("unet.%s.lora.down.weight", mod), 1, t->ndim, sa, A, na);
-                    wr_add(&w, fmt("unet.%s.lora.up.weight", mod), 1, t->ndim, sb, B, nb);
-                }
-                free(A), free(B);
+                lora_pair(&w, t, rank, (float)rank * (which ? 0.5f : 1.0f), rr, kohya, "lora_unet_", "unet.", "lora",
+                          mod, omod);
             }
+            /* the text encoders, from their own stream (the UNet pairs keep their values) */
+            rng *rt = rng_alloc(2000 + (uint64_t)which, 7);
+            for (int te = 0; te < 2; te++) {
+                const tlist *l = te ? te2 : te1;
+                for (size_t i = 0; i < l->n; i++) {
+                    const tens *t = &l->t[i];
+                    if (!te_target(t->dname, te, which)) continue;
+                    char mod[256];
+                    snprintf(mod, sizeof mod, "%.*s", (int)(strlen(t->dname) - 7), t->dname);
+                    lora_pair(&w, t, 2, which ? 1.0f : 4.0f, rt, kohya, te ? "lora_te2_" : "lora_te1_",
+                              te ? "text_encoder_2." : "text_encoder.", te && !which ? "peft" : "linear", mod, mod);
+                }
+            }
+            rng_free(rt);
             rng_free(rr);
             char *p = fmt("%s/lora_%c_%s.safetensors", out, which ? 'b' : 'a', kohya ? "kohya" : "diffusers");
             safetensors_writer_metadata(w.w, "format", "pt");
@@ -554,7 +600,8 @@ static void usage(FILE *f)
             "  DIR/diffusers/                 diffusers folder (model_index.json, scheduler/, unet/, vae/, text_encoder/,\n"
             "                                 text_encoder_2/ with fp32 and .fp16 weights, tokenizer/, tokenizer_2/)\n"
             "  DIR/sd_xl_tiny.safetensors     the single-file layout (fp16, original names)\n"
-            "  DIR/lora_{a,b}_{diffusers,kohya}.safetensors   two UNet LoRAs, each in both key formats\n"
+            "  DIR/lora_{a,b}_{diffusers,kohya}.safetensors   two LoRAs (UNet and text encoders), each in both key\n"
+            "                                 formats\n"
             "options:\n"
             "  --out DIR   output directory (created)\n"
             "  --seed N    random seed of the weights (default 0)\n"
@@ -618,7 +665,7 @@ int main(int argc, char **argv)
     write_component(&te1, d = fmt("%s/text_encoder", root), "model"), free(d);
     write_component(&te2, d = fmt("%s/text_encoder_2", root), "model"), free(d);
     write_single(&unet, &vae, &te1, &te2, vc.nblocks, p = fmt("%s/sd_xl_tiny.safetensors", out)), free(p);
-    write_loras(&unet, out, r);
+    write_loras(&unet, &te1, &te2, out, r);
     printf("sdxl_tiny: wrote %s (UNet %zu, VAE %zu, text encoders %zu + %zu tensors; vocabulary %d)\n", out, unet.n,
            vae.n, te1.n, te2.n, vocab);
     tlist_free(&unet), tlist_free(&vae), tlist_free(&te1), tlist_free(&te2);

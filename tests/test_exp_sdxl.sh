@@ -88,9 +88,11 @@ cmp -s "$png" "$tmp/f/sdxl_s5_0.png" && ok "LoRA at weight 0 = base" || bad "LoR
 run "$tmp/g" --model "$M" --lora "$tmp/m/lora_a_kohya.safetensors:0.6" --lora "$tmp/m/lora_b_diffusers.safetensors:0.4" &&
   [ -f "$tmp/g/sdxl_s5_0.png" ] && ! cmp -s "$tmp/g/sdxl_s5_0.png" "$a1" && ok "two LoRAs merged (0.6 / 0.4)" ||
   bad "two LoRAs merged" "$(cat "$tmp/log")"
-run "$tmp/h" --model "$M" --lora "$tmp/m/lora_b_kohya.safetensors:0.4" --lora "$tmp/m/lora_a_diffusers.safetensors:0.6"
-cmp -s "$tmp/g/sdxl_s5_0.png" "$tmp/h/sdxl_s5_0.png" && ok "two LoRAs: order and key format do not matter" ||
-  bad "two LoRAs: order and format" "differ"
+# the same LoRAs in the other key formats (the order is kept: merging in fp32 rounds after each LoRA, as
+# diffusers' fusing does, so another order may differ in the last bit)
+run "$tmp/h" --model "$M" --lora "$tmp/m/lora_a_diffusers.safetensors:0.6" --lora "$tmp/m/lora_b_kohya.safetensors:0.4"
+cmp -s "$tmp/g/sdxl_s5_0.png" "$tmp/h/sdxl_s5_0.png" && ok "two LoRAs: the key format does not matter" ||
+  bad "two LoRAs: key format" "differ"
 run "$tmp/r" --model "$M" --lora "$tmp/m/lora_a_kohya.safetensors:0.6" --lora "$tmp/m/lora_b_diffusers.safetensors:0.4" \
   --lora-mode runtime && [ -f "$tmp/r/sdxl_s5_0.png" ] && ok "two LoRAs at run time" || bad "runtime LoRAs" "$(cat "$tmp/log")"
 run "$tmp/r0" --model "$M" --lora "$tmp/m/lora_a_kohya.safetensors:0" --lora-mode runtime

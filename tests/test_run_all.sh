@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run_all.sh: bad knobs fail with one line; --slurm submits exp_gaussian (aux -> n array -> merge), exp_emnist
-# (classifier, aux -> n array -> evaluation -> report) and theory with the right dependencies and the n lists
-# the binaries print (checked against a stand-in sbatch that records the dependency graph).
+# (classifier, aux -> n array -> evaluation -> report), theory, and with the user's weights exp_sdxl (array over
+# seed slices -> report + CLIP metric) with the right dependencies and the n lists the binaries print (checked
+# against a stand-in sbatch that records the dependency graph).
 set -u
 cd "$(dirname "$0")/.."
 pass=0; fail=0
@@ -9,7 +10,7 @@ ok()  { echo "PASS $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
-for args in "--profile fast" "--jobs 0" "--jobs x" "--device tpu" "--bogus"; do
+for args in "--profile fast" "--jobs 0" "--jobs x" "--device tpu" "--bogus" "--sdxl-jobs 0"; do
   if ./run_all.sh $args --out "$tmp/x" >/dev/null 2>"$tmp/err"; then
     bad "run_all $args rejected" "exit 0"
   elif [ "$(wc -l < "$tmp/err")" = 1 ] && grep -q 'run_all.sh: error' "$tmp/err"; then
@@ -95,6 +96,28 @@ if [ "$names" = "sf-ee-clf sf-ee-aux sf-ee-n sf-ee-eval sf-ee-report " ] && cmd 
   ok "--only emnist --profile smoke: emnist jobs only, smoke profile, report after the single evaluation"
 else
   bad "--only emnist --profile smoke" "$(cat "$log")"
+fi
+# the SDXL experiment: without the weights one line says what to give; with them an array over seed slices, then
+# the report and the CLIP metric against the paper's table
+rm -f "$log" "$log.count"
+env -u SDXL_MODEL -u SDXL_LORAS -u CLIP_MODEL PATH="$tmp/bin:$PATH" SBATCH_LOG="$log" ./run_all.sh --slurm --only sdxl \
+  --out "$tmp/s" > "$tmp/out" 2>&1
+[ "$(grep -ci sdxl "$tmp/out")" = 1 ] && grep -q 'SDXL experiment skipped: give SDXL_MODEL=.*SDXL_LORAS=.*CLIP_MODEL=' "$tmp/out" &&
+  [ ! -s "$log" ] && ok "no SDXL weights: one line says what to give, nothing submitted" ||
+  bad "SDXL skip line" "$(cat "$tmp/out")"
+rm -f "$log" "$log.count"
+PATH="$tmp/bin:$PATH" SBATCH_LOG="$log" SDXL_MODEL=/m/sdxl SDXL_LORAS="/l/af.safetensors /l/wm.safetensors" \
+  CLIP_MODEL=/m/clip ./run_all.sh --slurm --only sdxl --sdxl-jobs 8 --out "$tmp/s" > "$tmp/out" 2>&1
+names=$(cut -d'|' -f2 "$log" | tr '\n' ' ')
+if [ "$names" = "sf-sdxl-images sf-sdxl-report " ] && [ "$(arr sf-sdxl-images)" = "0-7" ] &&
+   [ "$(deps sf-sdxl-report)" = "$(id sf-sdxl-images)" ] &&
+   cmd sf-sdxl-images | grep -q -- '--experiment --model /m/sdxl --lora /l/af.safetensors --lora /l/wm.safetensors --seeds 0-511' &&
+   cmd sf-sdxl-images | grep -q -- '--stage images --part $SLURM_ARRAY_TASK_ID/8' &&
+   cmd sf-sdxl-report | grep -q -- '--stage report && ./exp_sdxl/clip_fraction --model /m/clip --images' &&
+   cmd sf-sdxl-report | grep -q -- '--compare results/paper/sdxl_clip.csv'; then
+  ok "sdxl --slurm: an array of 8 seed slices, then report + clip_fraction --compare after it"
+else
+  bad "sdxl --slurm" "$(cat "$log" "$tmp/out")"
 fi
 # --print-n-list is a query: it prints one line and creates nothing
 for b in exp_gaussian/exp_gaussian exp_emnist/exp_emnist; do

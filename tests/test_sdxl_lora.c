@@ -4,6 +4,13 @@
  *   - diffusers keys at scale 1, and kohya A at 0.6 + kohya B at 0.4 (two LoRAs on one shared module), merged
  *     into fp16 weights, equal diffusers' load_lora_into_unet + fuse_lora within 1 fp16 ulp of the largest of
  *     base, result and ours (diffusers rounds to fp16 after each LoRA it fuses, we once);
+ *   - text-encoder LoRAs (fixture tests/fixtures/sdxl/lora_te/ from sdxl_pipe_ref.py lora_te: the tiny CLIP-L and
+ *     bigG towers of tests/fixtures/sdxl/text_encoder{,_2}, fp16): diffusers keys (text_encoder.* lora_linear_layer,
+ *     text_encoder_2.* PEFT lora_A/B) at scale 1, and kohya lora_te1_/lora_te2_ A at 0.6 + B at 0.4, merged into
+ *     the towers' fp16 weights (transformers module names from clip_text), against diffusers'
+ *     load_lora_into_text_encoder + fuse_lora: diffusers keys bit for bit; two kohya LoRAs merged in diffusers'
+ *     order (rounded to fp16 after each) within 1 ulp in 3 of 32,256 elements (the alpha scaling's rounding), and
+ *     our one-rounding merge within 1 ulp of the larger of diffusers' intermediate and result;
  * and on their own:
  *   - merged equals runtime (y = W0 x + s B A x) for linear and conv layers, in fp32, rel 1e-5;
  *   - weight 0 gives the base bit for bit (merge and runtime), and merging touches only the adapted tensors;
@@ -11,6 +18,7 @@
  *   - kohya paths written with the original single-file names resolve through the index's aliases;
  *   - errors, one line naming the file and the key: unknown key, unknown module, missing half, shape that does
  *     not fit, ambiguous kohya path, NaN, bad alpha. */
+#include "clip_text.h"
 #include "conv.h"
 #include "gemm.h"
 #include "lora.h"
@@ -118,6 +126,130 @@ static void check_against_diffusers(const sdxl_lora_index *idx)
     }
     sdxl_lora_free(a), sdxl_lora_free(ka), sdxl_lora_free(kb);
     safetensors_close(fu);
+}
+
+#define FIXTE "tests/fixtures/sdxl/lora_te/"
+
+/* text-encoder LoRAs against diffusers' own loading and fusing of the same files */
+static void check_te_against_diffusers(void)
+{
+    char err[512], name[512];
+    clip_text *te[2] = {clip_text_load_dir("tests/fixtures/sdxl/text_encoder", NULL, err, sizeof err), NULL};
+    if (te[0]) te[1] = clip_text_load_dir("tests/fixtures/sdxl/text_encoder_2", NULL, err, sizeof err);
+    if (!te[0] || !te[1]) {
+        test_report(0, "text encoder fixtures", err);
+        clip_text_free(te[0]);
+        return;
+    }
+    sdxl_lora_index *idx = sdxl_lora_index_alloc();
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < clip_text_module_count(te[k]); i++) {
+            char m[256];
+            clip_text_module_name(te[k], i, m, sizeof m);
+            const nn_tensor *t = clip_text_module_weight(te[k], i);
+            sdxl_lora_index_add(idx, k ? SDXL_LORA_TE2 : SDXL_LORA_TE1, m, NULL, t->ndim, t->shape);
+        }
+    sdxl_lora *a = sdxl_lora_open(FIXTE "te_a_diffusers.safetensors", idx, err, sizeof err);
+    test_report(a != NULL, "text-encoder LoRA in diffusers keys (lora_linear_layer, PEFT lora_A/B) opens", err);
+    sdxl_lora *ka = sdxl_lora_open(FIXTE "te_a_kohya.safetensors", idx, err, sizeof err);
+    test_report(ka != NULL, "text-encoder LoRA A in kohya keys (lora_te1_, lora_te2_) opens", err);
+    sdxl_lora *kb = sdxl_lora_open(FIXTE "te_b_kohya.safetensors", idx, err, sizeof err);
+    test_report(kb != NULL, "text-encoder LoRA B in kohya keys opens", err);
+    safetensors *fu = safetensors_open(FIXTE "fused.safetensors", err, sizeof err);
+    if (a && ka && kb && fu) {
+        /* the tiny towers have 3 (CLIP-L) and 4 (bigG) layers: A = 6 x 3 + 4 x 4, B = 6 x 4 pairs */
+        CHECK(a->n == 34 && ka->n == 34 && kb->n == 24, "text-encoder pair counts 34, 34, 24");
+        for (int mode = 0; mode < 2; mode++) {
+            const char *prefix = mode == 0 ? "diffusers_a_1.0/" : "kohya_a0.6_b0.4/";
+            const sdxl_lora *ls[2] = {mode == 0 ? a : ka, kb};
+            float w[2] = {mode == 0 ? 1.0f : 0.6f, 0.4f};
+            size_t nl = mode == 0 ? 1 : 2, ndiff = 0, total = 0, ndiff_seq = 0;
+            double worst = 0, worst_seq = 0;
+            int count = 0, found = 0;
+            for (size_t i = 0; i < safetensors_count(fu); i++) {
+                const safetensors_tensor *f = safetensors_at(fu, i);
+                if (strncmp(f->name, prefix, strlen(prefix)) != 0) continue;
+                const char *rest = f->name + strlen(prefix);   /* te1/<module>.weight */
+                int k = rest[2] == '2';
+                char module[256];
+                snprintf(module, sizeof module, "%s", rest + 4);
+                module[strlen(module) - 7] = 0;
+                const nn_tensor *b = NULL;
+                for (size_t j = 0; j < clip_text_module_count(te[k]) && !b; j++) {
+                    char m[256];
+                    clip_text_module_name(te[k], j, m, sizeof m);
+                    if (!strcmp(m, module)) b = clip_text_module_weight(te[k], j);
+                }
+                if (!b) continue;
+                found++;
+                nn_tensor m, want, s1, s2;
+                const sdxl_lora_comp comp = k ? SDXL_LORA_TE2 : SDXL_LORA_TE1;
+                int applied = sdxl_lora_merge(&m, b, comp, module, ls, w, nl);
+                nn_tensor_from_safetensors(&want, f, "fused", err, sizeof err);
+                /* diffusers' order: LoRA A fused and rounded to fp16, then B onto that */
+                sdxl_lora_merge(&s1, b, comp, module, ls, w, 1);
+                if (nl == 2) sdxl_lora_merge(&s2, &s1, comp, module, ls + 1, w + 1, 1);
+                else s2 = s1, s1 = (nn_tensor){0};
+                size_t nd, nds;
+                /* ours rounds once: within an ulp of the larger of diffusers' intermediate and result */
+                double u = ulp_diff(&m, &want, nl == 2 ? &s1 : b, &nd), us = ulp_diff(&s2, &want, b, &nds);
+                worst = u > worst ? u : worst, worst_seq = us > worst_seq ? us : worst_seq;
+                ndiff += nd, total += want.numel, ndiff_seq += nds;
+                count += applied > 0 && m.dtype == NN_F16 && nn_tensor_shape_is(&m, b->ndim, b->shape);
+                nn_tensor_free(&m), nn_tensor_free(&s1), nn_tensor_free(&s2);
+            }
+            snprintf(name, sizeof name, "text encoders, %s merged sequentially as diffusers does (round after each "
+                     "LoRA) = its load_lora_into_text_encoder + fuse_lora (%zu of %zu elements differ, by at most %.2g "
+                     "ulp: diffusers scales B by alpha then divides by r, we multiply by alpha / r)",
+                     mode == 0 ? "diffusers keys, w 1:" : "kohya A 0.6 + B 0.4:", ndiff_seq, total, worst_seq);
+            CHECK(found == count && count == (mode == 0 ? 34 : 42) && worst_seq <= 1 &&
+                      (mode == 1 ? ndiff_seq * 1000 <= total : ndiff_seq == 0), name);
+            snprintf(name, sizeof name, "text encoders, %s merged fp16 weights (one rounding) = diffusers' within 1 ulp "
+                     "of the larger of its intermediate and result (%d tensors; %zu of %zu elements differ, by at most "
+                     "%.2g ulp)", mode == 0 ? "diffusers keys, w 1:" : "kohya A 0.6 + B 0.4:", count, ndiff, total, worst);
+            CHECK(worst <= 1 && (mode == 1 || ndiff == 0), name);
+        }
+    }
+    /* the old text-encoder form: <...>.self_attn.to_{q,k,v,out}_lora.{down,up}.weight resolves to the same pairs */
+    safetensors *st = a ? safetensors_open(FIXTE "te_a_diffusers.safetensors", err, sizeof err) : NULL;
+    if (st) {
+        char p1[] = "/tmp/sf_test_lora_te_old_XXXXXX", names[128][320];
+        close(mkstemp(p1));
+        safetensors_writer *w1 = safetensors_writer_alloc();
+        size_t nn = 0, renamed = 0;
+        for (size_t i = 0; i < safetensors_count(st) && nn < 128; i++) {
+            const safetensors_tensor *t = safetensors_at(st, i);
+            const char *sa = strstr(t->name, ".self_attn."), *ll = strstr(t->name, "_proj.lora_linear_layer.");
+            if (sa && ll) {
+                const char *proj = sa + 11;   /* q_proj / k_proj / v_proj / out_proj */
+                snprintf(names[nn], 320, "%.*sto_%.*s_lora.%s", (int)(proj - t->name), t->name, (int)(ll - proj), proj,
+                         ll + strlen("_proj.lora_linear_layer."));
+                renamed++;
+            } else {
+                snprintf(names[nn], 320, "%s", t->name);
+            }
+            safetensors_writer_add(w1, names[nn++], t->dtype, t->ndim, t->shape, t->data);
+        }
+        safetensors_writer_write(w1, p1, err, sizeof err);
+        safetensors_writer_free(w1);
+        sdxl_lora *old = sdxl_lora_open(p1, idx, err, sizeof err);
+        int same = old && old->n == a->n && renamed == 24;
+        for (size_t i = 0; same && i < a->n; i++) {
+            const sdxl_lora_pair *pa = &a->pairs[i], *q = sdxl_lora_find(old, pa->comp, pa->module);
+            same = q && q->rank == pa->rank && !memcmp(pa->A, q->A, (size_t)pa->rank * pa->wshape[1] * 4) &&
+                   !memcmp(pa->B, q->B, (size_t)pa->wshape[0] * pa->rank * 4);
+        }
+        snprintf(name, sizeof name, "text encoders: the old key form self_attn.to_q_lora.down.weight (%zu keys) gives "
+                 "the same pairs as lora_linear_layer", renamed);
+        test_report(same, name, old ? "pairs differ" : err);
+        sdxl_lora_free(old);
+        unlink(p1);
+        safetensors_close(st);
+    }
+    sdxl_lora_free(a), sdxl_lora_free(ka), sdxl_lora_free(kb);
+    safetensors_close(fu);
+    sdxl_lora_index_free(idx);
+    clip_text_free(te[0]), clip_text_free(te[1]);
 }
 
 /* y from the merged fp32 weight vs y from the base plus the runtime adapters, for one module */
@@ -357,6 +489,7 @@ int main(void)
     }
     sdxl_lora_index *idx = index_of(base);
     check_against_diffusers(idx);
+    check_te_against_diffusers();
     check_runtime(idx);
     check_key_forms(idx);
     check_errors();

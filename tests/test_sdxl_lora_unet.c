@@ -6,6 +6,7 @@
  *   - the plain UNet on that shared store gives bit for bit the output it gave before the LoRA'd UNets existed;
  *   - merging replaced exactly the adapted tensors (owned copies), every other tensor is still a view;
  *   - weight 0 at run time gives the base output bit for bit. */
+#include "clip_text.h"
 #include "lora.h"
 #include "rng.h"
 #include "test.h"
@@ -44,6 +45,22 @@ static sdxl_lora_index *index_of(const nn_weights *w)
         snprintf(m, sizeof m, "%.*s", (int)(L - 7), n);
         sdxl_lora_index_add(x, SDXL_LORA_UNET, m, NULL, nn_weights_tensor_at(w, i)->ndim,
                             nn_weights_tensor_at(w, i)->shape);
+    }
+    /* sdxl_tiny's LoRAs adapt the text encoders too: their modules join the index (applied by sdxl_pipe) */
+    for (int k = 0; k < 2; k++) {
+        char d[300], err[512], m[256];
+        snprintf(d, sizeof d, "%s/diffusers/text_encoder%s", dir, k ? "_2" : "");
+        clip_text *e = clip_text_load_dir(d, NULL, err, sizeof err);
+        if (!e) {
+            test_report(0, "tiny text encoder", err);
+            continue;
+        }
+        for (size_t i = 0; i < clip_text_module_count(e); i++) {
+            clip_text_module_name(e, i, m, sizeof m);
+            const nn_tensor *t = clip_text_module_weight(e, i);
+            sdxl_lora_index_add(x, k ? SDXL_LORA_TE2 : SDXL_LORA_TE1, m, NULL, t->ndim, t->shape);
+        }
+        clip_text_free(e);
     }
     return x;
 }
@@ -87,6 +104,7 @@ static nn_weights *merged_store(const sdxl_lora *const *ls, const float *wt, siz
     *nrep = 0;
     for (size_t i = 0; i < nl; i++)
         for (size_t k = 0; k < ls[i]->n; k++) {
+            if (ls[i]->pairs[k].comp != SDXL_LORA_UNET) continue;
             const char *m = ls[i]->pairs[k].module;
             char wn[300];
             snprintf(wn, sizeof wn, "%s.weight", m);
@@ -141,7 +159,10 @@ int main(void)
     sdxl_lora_runtime *r1 = sdxl_lora_runtime_build(shared, NULL, SDXL_LORA_UNET, A, w1, 1, err, sizeof err);
     sdxl_lora_runtime *r2 = sdxl_lora_runtime_build(shared, NULL, SDXL_LORA_UNET, AB, w64, 2, err, sizeof err);
     sdxl_lora_runtime *rz = sdxl_lora_runtime_build(shared, NULL, SDXL_LORA_UNET, A, w0, 1, err, sizeof err);
-    CHECK(r1 && r2 && rz && sdxl_lora_runtime_count(r1) == la->n && sdxl_lora_runtime_count(r2) == 11,
+    size_t na_unet = 0;
+    for (size_t k = 0; k < la->n; k++) na_unet += la->pairs[k].comp == SDXL_LORA_UNET;
+    CHECK(r1 && r2 && rz && sdxl_lora_runtime_count(r1) == na_unet && na_unet == 7 &&
+              sdxl_lora_runtime_count(r2) == 11,
           "run-time tables: 7 weights for A, 11 for A + B (one module in both)");
     sdxl_unet *u1 = sdxl_unet_create(&cfg, shared, NULL, err, sizeof err);
     sdxl_unet *u2 = sdxl_unet_create(&cfg, shared, NULL, err, sizeof err);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # sdxl_pipe_check.sh -- the SDXL pipeline side against the Python reference (issue 9): the scheduler, the VAE
-# decoder, LoRA fusing and full sampling runs. Regenerates the fixtures of tests/reference/sdxl_pipe_ref.py
+# decoder, LoRA fusing (UNet and text encoders) and full sampling runs. Regenerates the fixtures of tests/reference/sdxl_pipe_ref.py
 # (diffusers v0.25.1 on Debian's python3-torch) into a temporary folder and checks that the committed fixtures are
 # what the reference writes today (text byte for byte, tensors within 1e-5: torch's CPU kernels are not
 # bitwise reproducible across thread counts; a stale fixture would test yesterday's reference), checks what
@@ -22,7 +22,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 PY=${PYTHON:-/usr/bin/python3}
 make --no-print-directory -s exp_sdxl/exp_sdxl exp_sdxl/sdxl_tiny
 ref=tests/reference/sdxl_pipe_ref.py
-parts="euler vae lora pipeline"
+parts="euler vae lora lora_te pipeline"
 if [ "${1:-}" = "--write" ]; then
   for p in $parts; do "$PY" $ref $p tests/fixtures/sdxl/$p 2>/dev/null; done
   exit 0

@@ -11,6 +11,12 @@ small fixtures under tests/fixtures/sdxl/ that the C tests compare with, without
                                random fp16 base weights, LoRAs in diffusers and kohya formats (linear, 1x1 and 3x3
                                conv layers), and the weights after diffusers' own LoRA fusing (load_lora_into_unet +
                                fuse_lora, the non-PEFT path of v0.25.1)
+  sdxl_pipe_ref.py lora_te DIR text-encoder LoRAs (issue 9): the tiny CLIP-L and bigG towers of
+                               tests/fixtures/sdxl/text_encoder{,_2} (fp16) as the base, LoRAs on every attention
+                               projection and MLP in diffusers keys (text_encoder.* lora_linear_layer,
+                               text_encoder_2.* PEFT lora_A/B) and kohya keys (lora_te1_/lora_te2_ with alphas),
+                               and the weights after diffusers' own loading (load_lora_into_text_encoder, the
+                               non-PEFT path of v0.25.1) and fusing (LoraLoaderMixin.fuse_lora)
   sdxl_pipe_ref.py tiny DIR    checks the output of exp_sdxl/sdxl_tiny --out DIR with diffusers and open_clip
   sdxl_pipe_ref.py pipeline DIR  full sampling runs (10 Euler steps, 32x32 px): exp_sdxl on sdxl_tiny's model
                                (seed 0) dumps its noise and text embeddings; diffusers' own
@@ -320,6 +326,152 @@ def lora(out):
     print("lora: wrote", out, len(res), "fused tensors")
 
 
+def te_standin(path, with_projection):
+    """The module structure of transformers' CLIPTextModel that diffusers' text-encoder LoRA code walks
+    (text_model.encoder.layers[i].self_attn.{q,k,v,out}_proj, .mlp.fc1/fc2), holding the fixture tower's linear
+    layers in fp16; it is an instance of the stand-in CLIPTextModel(WithProjection) class for diffusers' checks."""
+    tf = stub_transformers()
+    sd = sdxl_st.load(path)
+    nl = 1 + max(int(k.split(".")[3]) for k in sd if k.startswith("text_model.encoder.layers."))
+    nn = torch.nn
+
+    def lin(name):
+        w = sd[name + ".weight"]
+        m = nn.Linear(w.shape[1], w.shape[0])
+        m.weight.data, m.bias.data = w.float().clone(), sd[name + ".bias"].float().clone()
+        return m
+
+    class Box(nn.Module):
+        pass
+
+    base = tf.CLIPTextModelWithProjection if with_projection else tf.CLIPTextModel
+
+    class TE(nn.Module, base):
+        @property
+        def device(self):
+            return torch.device("cpu")
+
+        @property
+        def dtype(self):
+            return next(self.parameters()).dtype
+
+    te = TE()
+    te.text_model = Box()
+    te.text_model.encoder = Box()
+    layers = []
+    for i in range(nl):
+        p = "text_model.encoder.layers.%d." % i
+        L = Box()
+        L.self_attn = Box()
+        for q in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            setattr(L.self_attn, q, lin(p + "self_attn." + q))
+        L.mlp = Box()
+        L.mlp.fc1, L.mlp.fc2 = lin(p + "mlp.fc1"), lin(p + "mlp.fc2")
+        layers.append(L)
+    te.text_model.encoder.layers = nn.ModuleList(layers)
+    return te.half(), nl
+
+
+TE_MODS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "mlp.fc1", "mlp.fc2"]
+
+
+def te_lora(te, nl, rank, mlp, g):
+    """{module: (down, up, alpha)} on every attention projection (and every MLP when mlp) of a tower, fp16 values"""
+    mods = dict(te.named_modules())
+    out = {}
+    for i in range(nl):
+        for m in TE_MODS[:6 if mlp else 4]:
+            name = "text_model.encoder.layers.%d.%s" % (i, m)
+            w = mods[name].weight
+            down = (torch.randn(rank, w.shape[1], generator=g) * 0.3).half().float()
+            up = (torch.randn(w.shape[0], rank, generator=g) * 0.3).half().float()
+            out[name] = (down, up, float(rank) * (0.5 + torch.rand(1, generator=g).item()))
+    return out
+
+
+def lora_te(out):
+    stub_transformers()   # first: diffusers.models.lora takes the CLIP classes at import
+    from diffusers.loaders.lora import LoraLoaderMixin
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(5)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = [os.path.join(root, "fixtures", "sdxl", d, "model.safetensors") for d in ("text_encoder", "text_encoder_2")]
+    te1, n1 = te_standin(paths[0], False)
+    te2, n2 = te_standin(paths[1], True)
+    # LoRA A: CLIP-L attention + MLP (rank 2), bigG attention (rank 3); LoRA B: bigG attention + MLP (rank 2)
+    a1, a2 = te_lora(te1, n1, 2, True, g), te_lora(te2, n2, 3, False, g)
+    b2 = te_lora(te2, n2, 2, True, g)
+
+    def half(sd):
+        return {k: (v.half() if v.ndim else v.float().reshape(())) for k, v in sd.items()}
+    da = {}
+    for m, (d, u, _) in a1.items():   # diffusers' SDXL trainer form; no alpha (scale 1)
+        da["text_encoder." + m + ".lora_linear_layer.down.weight"] = d
+        da["text_encoder." + m + ".lora_linear_layer.up.weight"] = u
+    for m, (d, u, _) in a2.items():   # PEFT form
+        da["text_encoder_2." + m + ".lora_A.weight"] = d
+        da["text_encoder_2." + m + ".lora_B.weight"] = u
+
+    def kohya(pairs):
+        sd = {}
+        for pre, lora in pairs:
+            for m, (d, u, a) in lora.items():
+                k = pre + m.replace(".", "_")
+                sd[k + ".lora_down.weight"], sd[k + ".lora_up.weight"] = d, u
+                sd[k + ".alpha"] = torch.tensor(a)
+        return sd
+    ka, kb = kohya([("lora_te1_", a1), ("lora_te2_", a2)]), kohya([("lora_te2_", b2)])
+    sdxl_st.save(os.path.join(out, "te_a_diffusers.safetensors"), half(da))
+    sdxl_st.save(os.path.join(out, "te_a_kohya.safetensors"), half(ka))
+    sdxl_st.save(os.path.join(out, "te_b_kohya.safetensors"), half(kb))
+
+    class Pipe:   # what LoraLoaderMixin.fuse_lora reads of a pipeline
+        num_fused_loras = 0
+
+    def fused(loads):
+        """fresh fp16 towers; for each (state_dict, kohya?, scale): diffusers loads the LoRA into both text
+        encoders as StableDiffusionXLPipeline.load_lora_weights does, then fuse_lora(lora_scale=scale)"""
+        p = Pipe()
+        p.text_encoder, _ = te_standin(paths[0], False)
+        p.text_encoder_2, _ = te_standin(paths[1], True)
+        for sd, is_kohya, scale in loads:
+            sd = {k: v.clone().half() if v.ndim else v.clone() for k, v in sd.items()}
+            sd, alphas = LoraLoaderMixin.lora_state_dict(sd) if is_kohya else (sd, None)
+            for pre, te in (("text_encoder", p.text_encoder), ("text_encoder_2", p.text_encoder_2)):
+                part = {k: v for k, v in sd.items() if k.startswith(pre + ".")}
+                if part:
+                    LoraLoaderMixin.load_lora_into_text_encoder(part, alphas, te, prefix=pre, lora_scale=1.0,
+                                                              low_cpu_mem_usage=False)   # no accelerate here
+            LoraLoaderMixin.fuse_lora(p, fuse_unet=False, fuse_text_encoder=True, lora_scale=scale)
+        res = {}
+        for tag, te, n in (("te1", p.text_encoder, n1), ("te2", p.text_encoder_2, n2)):
+            mods = dict(te.named_modules())
+            for i in range(n):
+                for m in TE_MODS:
+                    name = "text_model.encoder.layers.%d.%s" % (i, m)
+                    lin_ = mods[name]
+                    lin_ = getattr(lin_, "regular_linear_layer", lin_)
+                    res[tag + "/" + name + ".weight"] = lin_.weight.data.clone()
+        return res
+    res = {}
+    for k, v in fused([(da, False, 1.0)]).items():
+        res["diffusers_a_1.0/" + k] = v
+    for k, v in fused([(ka, True, 0.6), (kb, True, 0.4)]).items():
+        res["kohya_a0.6_b0.4/" + k] = v
+    base = {}
+    for tag, pth in (("te1", paths[0]), ("te2", paths[1])):
+        for k, v in sdxl_st.load(pth).items():
+            base[tag + "/" + k] = v
+    changed = sorted(k for k in res if not torch.equal(res[k], base[k.split("/", 1)[1]]))
+    want = sorted(["diffusers_a_1.0/te1/" + m + ".weight" for m in a1] + ["diffusers_a_1.0/te2/" + m + ".weight" for m in a2] +
+                  ["kohya_a0.6_b0.4/te1/" + m + ".weight" for m in a1] +
+                  ["kohya_a0.6_b0.4/te2/" + m + ".weight" for m in set(a2) | set(b2)])
+    assert changed == want, (set(changed) ^ set(want))
+    sdxl_st.save(os.path.join(out, "fused.safetensors"), {k: res[k] for k in want})
+    print("lora_te: wrote", out, len(want), "fused tensors")
+
+
 def tiny(d):
     """Checks what exp_sdxl/sdxl_tiny wrote with the reference libraries: diffusers' UNet2DConditionModel and
     AutoencoderKL load the folder's weights strictly (every key, every shape, nothing extra); diffusers' own
@@ -328,6 +480,7 @@ def tiny(d):
     vocab.json; the two LoRA formats load into diffusers' UNet and fuse to the same weights."""
     import gzip
     import tempfile
+    stub_transformers()   # first: diffusers' text-encoder LoRA code takes the CLIP classes at import
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from open_clip.tokenizer import SimpleTokenizer
     from open_clip.transformer import TextTransformer
@@ -414,17 +567,42 @@ def tiny(d):
         worst = max((res[0][k] - res[1][k]).abs().max().item() for k in res[0])
         changed = sum(not torch.equal(res[0][k], usd[k]) for k in usd)
         assert worst < 1e-5 and changed > 0, (which, worst, changed)
+        # the text-encoder keys: diffusers loads both formats into both towers and fuses them to the same weights
+        tres = []
+        for fmt_ in ("diffusers", "kohya"):
+            sd = sdxl_st.load(os.path.join(d, "lora_%s_%s.safetensors" % (which, fmt_)))
+            sd = {k: v.float() for k, v in sd.items()}
+            if fmt_ == "kohya":
+                sd, al = LoraLoaderMixin.lora_state_dict(sd)
+            else:
+                al = None
+
+            class P:
+                num_fused_loras = 0
+            p = P()
+            p.text_encoder, _ = te_standin(os.path.join(f, "text_encoder", "model.safetensors"), False)
+            p.text_encoder_2, _ = te_standin(os.path.join(f, "text_encoder_2", "model.safetensors"), True)
+            n_te = 0
+            for pre, te in (("text_encoder", p.text_encoder), ("text_encoder_2", p.text_encoder_2)):
+                part = {k: v for k, v in sd.items() if k.startswith(pre + ".")}
+                if part:
+                    n_te += 1
+                    LoraLoaderMixin.load_lora_into_text_encoder(part, al, te, prefix=pre, lora_scale=1.0,
+                                                                low_cpu_mem_usage=False)
+            LoraLoaderMixin.fuse_lora(p, fuse_unet=False, fuse_text_encoder=True, lora_scale=1.0)
+            tres.append({k: v.clone() for te in (p.text_encoder, p.text_encoder_2) for k, v in te.state_dict().items()})
+            assert n_te == (2 if which == "a" else 1), (which, fmt_, n_te)
+        assert set(tres[0]) == set(tres[1]) and all(torch.equal(tres[0][k], tres[1][k]) for k in tres[0]), which
     print("tiny: the reference libraries accept", d, "- UNet, VAE (both layouts), OpenCLIP tower, tokenizer",
-          "(%d merges; 'a photo of a mathematics scientist' -> %s), LoRAs in both formats" % (len(tok.bpe_ranks), ids))
+          "(%d merges; 'a photo of a mathematics scientist' -> %s), LoRAs in both formats (UNet and text encoders)" % (len(tok.bpe_ranks), ids))
 
 
 RUNS = [("cfg5", 5.0, 0.0), ("cfg5_rescale0.7", 5.0, 0.7), ("nocfg", 1.0, 0.0)]
 
 
-def sdxl_pipeline_class():
-    """StableDiffusionXLPipeline itself. Its module imports transformers (CLIP classes, used only for type checks
-    and the text encoders, which we pass as None and replace by prompt embeddings): a stand-in module with those
-    names lets the module import; everything that runs is diffusers' code."""
+def stub_transformers():
+    """A stand-in `transformers` module with the CLIP class names diffusers imports (the reference environment has
+    no transformers): they serve diffusers' isinstance checks only; everything that runs is diffusers' code."""
     import types
     import safetensors as _st
     if not hasattr(_st, "safe_open"):
@@ -442,6 +620,14 @@ def sdxl_pipeline_class():
     tf.utils, tf.__version__ = tfu, "4.36.0"
     sys.modules.setdefault("transformers", tf)
     sys.modules.setdefault("transformers.utils", tfu)
+    return sys.modules["transformers"]
+
+
+def sdxl_pipeline_class():
+    """StableDiffusionXLPipeline itself. Its module imports transformers (CLIP classes, used only for type checks
+    and the text encoders, which we pass as None and replace by prompt embeddings): the stand-in module lets the
+    module import; everything that runs is diffusers' code."""
+    stub_transformers()
     from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import StableDiffusionXLPipeline
     return StableDiffusionXLPipeline
 
@@ -520,8 +706,8 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "tiny":
         tiny(sys.argv[2])
         sys.exit(0)
-    if len(sys.argv) != 3 or sys.argv[1] not in ("euler", "vae", "lora"):
+    if len(sys.argv) != 3 or sys.argv[1] not in ("euler", "vae", "lora", "lora_te"):
         print(__doc__)
         sys.exit(2)
     torch.set_num_threads(1)
-    {"euler": euler, "vae": vae, "lora": lora}[sys.argv[1]](sys.argv[2])
+    {"euler": euler, "vae": vae, "lora": lora, "lora_te": lora_te}[sys.argv[1]](sys.argv[2])

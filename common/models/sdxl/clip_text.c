@@ -238,6 +238,25 @@ void clip_text_free(clip_text *m)
 const clip_text_config *clip_text_cfg(const clip_text *m) { return &m->cfg; }
 const char *clip_text_dtype_name(const clip_text *m) { return nn_dtype_name(m->tok.dtype); }
 
+/* ---- LoRA targets ---- */
+static const char *const module_suffix[6] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                             "self_attn.out_proj", "mlp.fc1", "mlp.fc2"};
+
+size_t clip_text_module_count(const clip_text *m) { return (size_t)m->cfg.layers * 6; }
+
+void clip_text_module_name(const clip_text *m, size_t i, char *buf, size_t len)
+{
+    (void)m;
+    snprintf(buf, len, "text_model.encoder.layers.%zu.%s", i / 6, module_suffix[i % 6]);
+}
+
+nn_tensor *clip_text_module_weight(clip_text *m, size_t i)
+{
+    clip_encoder_layer *l = &m->layer[i / 6];
+    nn_tensor *const w[6] = {&l->q_w, &l->k_w, &l->v_w, &l->o_w, &l->fc1_w, &l->fc2_w};
+    return w[i % 6];
+}
+
 /* ---- forward ---- */
 int clip_text_forward(const clip_text *m, const int32_t *ids, int B, int T, int layer, float *hidden, float *last,
                       float *pooled, float *embeds, char *err, size_t errlen)

@@ -77,6 +77,16 @@ void clip_text_free(clip_text *m);
 const clip_text_config *clip_text_cfg(const clip_text *m);
 const char *clip_text_dtype_name(const clip_text *m);    /* dtype of the token embedding as stored */
 
+/* The matrices a LoRA adapts (diffusers' and kohya's text-encoder LoRAs, issue 9 item 6), under transformers'
+ * module names whatever the file's layout: "text_model.encoder.layers.L.self_attn.{q,k,v,out}_proj" and
+ * "text_model.encoder.layers.L.mlp.fc{1,2}" (in an open_clip layout q, k, v are the rows of in_proj_weight and
+ * fc1 / fc2 are c_fc / c_proj). Module i < clip_text_module_count; its name goes to buf. The weight is the bound
+ * tensor itself: a caller may put a same-shaped tensor in its place (a LoRA-merged copy) and must put the
+ * original back before it frees the copy. */
+size_t clip_text_module_count(const clip_text *m);
+void clip_text_module_name(const clip_text *m, size_t i, char *buf, size_t len);
+nn_tensor *clip_text_module_weight(clip_text *m, size_t i);
+
 /* The forward pass for B sequences ids[B, T] (T <= max_pos; ids in [0, vocab_size)). Outputs (each may be NULL):
  *   hidden[B, T, D]   hidden states after `layer` layers (1..layers; no final LN);
  *   last[B, T, D]     final_LN(x after all layers);

@@ -180,6 +180,24 @@ static int parse_key(const char *key, sdxl_lora_comp *comp, char *mod, size_t mo
         }
         return -1;
     }
+    /* the text encoders' old form: <...>.self_attn.<proj>_lora.{down,up}.weight (diffusers' TEXT_ENCODER keys
+     * before lora_linear_layer, and what its kohya converter produces) */
+    const char *sa = *comp != SDXL_LORA_UNET ? strstr(k, ".self_attn.") : NULL;
+    if (sa) {
+        static const char *const proj[][2] = {{"to_q", "q_proj"}, {"to_k", "k_proj"}, {"to_v", "v_proj"},
+                                              {"to_out", "out_proj"}};
+        const char *t = sa + 11;
+        for (size_t i = 0; i < 4; i++) {
+            size_t L = strlen(proj[i][0]);
+            if (strncmp(t, proj[i][0], L) != 0 || strncmp(t + L, "_lora.", 6) != 0) continue;
+            int r = !strcmp(t + L, "_lora.down.weight") ? ROLE_DOWN : !strcmp(t + L, "_lora.up.weight") ? ROLE_UP : -1;
+            if (r < 0) return -1;
+            int n = snprintf(mod, modlen, "%.*s.self_attn.%s", (int)(sa - k), k, proj[i][1]);
+            if (n < 0 || (size_t)n >= modlen) return -1;
+            *role = r;
+            return 0;
+        }
+    }
     for (size_t j = 0; j < sizeof ds / sizeof ds[0]; j++)
         if (ends_with(k, ds[j].s, &stem) && stem < modlen) {
             memcpy(mod, k, stem);

@@ -12,14 +12,18 @@
  *                      ...<module>.lora.{down,up}.weight, ...<module>.lora_linear_layer.{down,up}.weight,
  *                      ...<module>.alpha; no prefix means the UNet; the old attention-processor form
  *                      <attn>.processor.{to_q,to_k,to_v,to_out}_lora.{down,up}.weight addresses <attn>.to_q ...
- *                      (to_out -> to_out.0)
+ *                      (to_out -> to_out.0); the text encoders' old form
+ *                      text_encoder[_2].<...>.self_attn.{to_q,to_k,to_v,to_out}_lora.{down,up}.weight addresses
+ *                      <...>.self_attn.{q,k,v,out}_proj (as diffusers' converter reads it)
  *   kohya              lora_unet_<path>.{lora_down,lora_up}.weight, ..alpha; lora_te1_ / lora_te_ (text
  *                      encoder 1), lora_te2_; <path> is the module name with '.' written '_'. It is resolved by
  *                      matching against the model's own module names (and their aliases, e.g. the original
  *                      single-file names input_blocks_4_1_... that kohya's SDXL LoRAs use), never by guessing
  *                      where the underscores were; a path that two modules share is refused as ambiguous.
  * The caller describes the model with an sdxl_lora_index: every adaptable weight (module name without
- * ".weight", optional alias, shape).
+ * ".weight", optional alias, shape); for the text encoders, transformers' module names
+ * (text_model.encoder.layers.L.self_attn.q_proj, ...mlp.fc1: clip_text_module_name), whatever the checkpoint's
+ * layout.
  *
  * Two ways to apply (both exact in fp32 up to rounding; tests/test_sdxl_lora.c checks they agree):
  *   merge     W = W0 + sum_i w_i (alpha_i / r_i) B_i A_i, computed in fp32 and stored in a NEW tensor in W0's

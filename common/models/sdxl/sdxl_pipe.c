@@ -20,18 +20,30 @@
 #include <string.h>
 #include <sys/stat.h>
 
+struct sdxl_pipe_model {
+    sdxl_pipe *p;
+    float w[SDXL_PIPE_MAX_LORAS];   /* every LoRA's weight */
+    int runtime;
+    nn_weights *uw;                 /* merged: its own store (views of the base + merged copies); NULL: the pipe's */
+    sdxl_unet *unet;
+    sdxl_lora_runtime *rt;
+    /* the text conditioning of the last prompt encoded ([2, T, C] and [2, P], rows negative, prompt) */
+    char *prompt, *negative;
+    int have_text, neg_null;
+    float *ctx, *pooled;
+};
+
 struct sdxl_pipe {
     sdxl_text *text;
-    sdxl_unet *unet;
     nn_weights *uw;
     sdxl_unet_config ucfg;
     sdxl_vae *vae;
     safetensors *vae_st, *single;   /* the single file stays open: the text towers are views into it */
     sdxl_euler_config sched;
     int force_zeros;
-    sdxl_lora *loras[SDXL_PIPE_MAX_LORAS];   /* kept for run-time application */
+    sdxl_lora *loras[SDXL_PIPE_MAX_LORAS];
     int nlora;
-    sdxl_lora_runtime *rt;
+    sdxl_pipe_model *def;           /* the options' model */
     float *ws;
     size_t ws_n;
 };
@@ -130,9 +142,9 @@ static int unet_shape_of(const sdxl_unet_config *c, sdxl_unet_shape *s)
     return 0;
 }
 
-/* open the LoRAs against the UNet's weights (with original-name aliases for kohya files), then merge them into the
- * store (every adapted weight replaced by its merged copy) or keep them for run-time application */
-static int setup_loras(sdxl_pipe *p, const sdxl_pipe_opts *o, char *err, size_t errlen)
+/* open the LoRAs against the UNet's weights (with original-name aliases for kohya files) and the text encoders'
+ * adaptable matrices (transformers names, whatever the layout) */
+static int open_loras(sdxl_pipe *p, const sdxl_pipe_opts *o, char *err, size_t errlen)
 {
     if (o->nlora == 0) return 0;
     sdxl_lora_index *idx = sdxl_lora_index_alloc();
@@ -152,37 +164,135 @@ static int setup_loras(sdxl_pipe *p, const sdxl_pipe_opts *o, char *err, size_t 
         sdxl_lora_index_add(idx, SDXL_LORA_UNET, mod, alias, t->ndim, t->shape);
     }
     free(at.d), free(at.o);
-    int rc = -1;
-    for (int i = 0; i < o->nlora; i++) {
-        if (!(p->loras[i] = sdxl_lora_open(o->lora_path[i], idx, err, errlen))) goto out;
-        p->nlora = i + 1;
-    }
-    if (o->lora_runtime) {
-        rc = 0;
-        goto out;
-    }
-    /* every module any LoRA adapts, once */
-    for (int i = 0; i < o->nlora; i++)
-        for (size_t k = 0; k < p->loras[i]->n; k++) {
-            const char *mod = p->loras[i]->pairs[k].module;
-            int seen = 0;
-            for (int j = 0; j < i && !seen; j++) seen = sdxl_lora_find(p->loras[j], SDXL_LORA_UNET, mod) != NULL;
-            if (seen) continue;
-            char wn[300];
-            snprintf(wn, sizeof wn, "%s.weight", mod);
-            const nn_tensor *base = nn_weights_find(p->uw, NULL, wn);
-            nn_tensor merged;
-            sdxl_lora_merge(&merged, base, SDXL_LORA_UNET, mod, (const sdxl_lora *const *)p->loras, o->lora_weight,
-                            (size_t)o->nlora);
-            if (nn_weights_replace(p->uw, NULL, wn, &merged, err, errlen)) {
-                nn_tensor_free(&merged);
-                goto out;
-            }
+    for (int k = 0; k < 2; k++) {
+        clip_text *e = sdxl_text_encoder(p->text, k);
+        for (size_t i = 0; i < clip_text_module_count(e); i++) {
+            char mod[256];
+            clip_text_module_name(e, i, mod, sizeof mod);
+            const nn_tensor *t = clip_text_module_weight(e, i);
+            sdxl_lora_index_add(idx, k ? SDXL_LORA_TE2 : SDXL_LORA_TE1, mod, NULL, t->ndim, t->shape);
         }
-    rc = 0;
-out:
+    }
+    int rc = 0;
+    for (int i = 0; i < o->nlora && rc == 0; i++) {
+        if (!(p->loras[i] = sdxl_lora_open(o->lora_path[i], idx, err, errlen))) rc = -1;
+        else p->nlora = i + 1;
+    }
     sdxl_lora_index_free(idx);
     return rc;
+}
+
+/* ---- models ---- */
+
+int sdxl_pipe_nlora(const sdxl_pipe *p) { return p->nlora; }
+sdxl_pipe_model *sdxl_pipe_default_model(sdxl_pipe *p) { return p->def; }
+
+void sdxl_pipe_model_free(sdxl_pipe_model *m)
+{
+    if (!m) return;
+    sdxl_unet_free(m->unet);
+    sdxl_lora_runtime_free(m->rt);
+    nn_weights_free(m->uw);
+    free(m->prompt), free(m->negative), free(m->ctx), free(m->pooled);
+    free(m);
+}
+
+sdxl_pipe_model *sdxl_pipe_model_create(sdxl_pipe *p, const float *w, int runtime, char *err, size_t errlen)
+{
+    sdxl_pipe_model *m = mem_calloc(1, sizeof *m);
+    m->p = p, m->runtime = runtime;
+    for (int i = 0; i < p->nlora; i++) {
+        if (!isfinite(w[i])) {
+            log_errf(err, errlen, p->loras[i]->path, "LoRA weight %g is not finite", (double)w[i]);
+            goto fail;
+        }
+        m->w[i] = w[i];
+    }
+    const sdxl_lora *const *ls = (const sdxl_lora *const *)p->loras;
+    const nn_weights *store = p->uw;
+    if (!runtime && p->nlora) {
+        /* checkpoint merging: a store of views of the base in which every adapted weight is a merged copy */
+        m->uw = nn_weights_alloc();
+        for (size_t i = 0; i < nn_weights_count(p->uw); i++) {
+            const char *name = nn_weights_name_at(p->uw, i);
+            if (nn_weights_add_tensor(m->uw, name, nn_weights_tensor_at(p->uw, i),
+                                      nn_weights_file_of(p->uw, NULL, name), err, errlen))
+                goto fail;
+        }
+        for (int i = 0; i < p->nlora; i++)
+            for (size_t k = 0; k < p->loras[i]->n; k++) {
+                const sdxl_lora_pair *pr = &p->loras[i]->pairs[k];
+                if (pr->comp != SDXL_LORA_UNET) continue;
+                int seen = 0;   /* each module once, with every LoRA's pair */
+                for (int j = 0; j < i && !seen; j++) seen = sdxl_lora_find(p->loras[j], SDXL_LORA_UNET, pr->module) != NULL;
+                if (seen) continue;
+                char wn[300];
+                snprintf(wn, sizeof wn, "%s.weight", pr->module);
+                nn_tensor merged;
+                sdxl_lora_merge(&merged, nn_weights_find(p->uw, NULL, wn), SDXL_LORA_UNET, pr->module, ls, m->w,
+                                (size_t)p->nlora);
+                if (nn_weights_replace(m->uw, NULL, wn, &merged, err, errlen)) {
+                    nn_tensor_free(&merged);
+                    goto fail;
+                }
+            }
+        store = m->uw;
+    }
+    if (!(m->unet = sdxl_unet_create(&p->ucfg, store, NULL, err, errlen))) goto fail;
+    if (runtime && p->nlora) {
+        m->rt = sdxl_lora_runtime_build(p->uw, NULL, SDXL_LORA_UNET, ls, m->w, (size_t)p->nlora, err, errlen);
+        if (!m->rt) goto fail;
+        sdxl_unet_set_lora(m->unet, m->rt);
+    }
+    return m;
+fail:
+    sdxl_pipe_model_free(m);
+    return NULL;
+}
+
+/* m's text conditioning of (prompt, negative), encoded once and kept: the text encoders' adapted matrices are
+ * swapped for merged copies (W0 + sum_i w_i dW_i, as diffusers' fuse_lora rounds them: in the stored dtype) for
+ * the encoding and swapped back after it */
+static int model_text(sdxl_pipe *p, sdxl_pipe_model *m, const sdxl_gen *g, char *err, size_t errlen)
+{
+    if (m->have_text && !strcmp(m->prompt, g->prompt ? g->prompt : "") && m->neg_null == (g->negative == NULL) &&
+        (!g->negative || !strcmp(m->negative, g->negative)))
+        return 0;
+    const int T = sdxl_text_tokens(p->text), C = sdxl_text_context_dim(p->text), P = sdxl_text_pooled_dim(p->text);
+    if (!m->ctx) m->ctx = mem_alloc((size_t)2 * T * C * sizeof *m->ctx), m->pooled = mem_alloc((size_t)2 * P * sizeof *m->pooled);
+    m->have_text = 0;
+    const sdxl_lora *const *ls = (const sdxl_lora *const *)p->loras;
+    size_t nsw = 0, cap = 0;
+    struct swap { nn_tensor *slot, orig; } *sw = NULL;
+    for (int k = 0; k < 2; k++) {
+        clip_text *e = sdxl_text_encoder(p->text, k);
+        sdxl_lora_comp comp = k ? SDXL_LORA_TE2 : SDXL_LORA_TE1;
+        for (size_t i = 0; i < clip_text_module_count(e); i++) {
+            char mod[256];
+            clip_text_module_name(e, i, mod, sizeof mod);
+            int any = 0;
+            for (int j = 0; j < p->nlora && !any; j++) any = sdxl_lora_find(p->loras[j], comp, mod) != NULL;
+            if (!any) continue;
+            if (nsw == cap) sw = mem_realloc(sw, (cap = cap ? 2 * cap : 64) * sizeof *sw);
+            nn_tensor *slot = clip_text_module_weight(e, i), merged;
+            sdxl_lora_merge(&merged, slot, comp, mod, ls, m->w, (size_t)p->nlora);
+            sw[nsw].slot = slot, sw[nsw].orig = *slot, nsw++;
+            *slot = merged;
+        }
+    }
+    int rc = sdxl_text_encode(p->text, g->prompt, g->negative, p->force_zeros, m->ctx, m->pooled, err, errlen);
+    for (size_t i = 0; i < nsw; i++) {
+        nn_tensor_free(sw[i].slot);
+        *sw[i].slot = sw[i].orig;
+    }
+    free(sw);
+    if (rc) return -1;
+    free(m->prompt), free(m->negative);
+    m->prompt = mem_strdup(g->prompt ? g->prompt : "");
+    m->negative = g->negative ? mem_strdup(g->negative) : NULL;
+    m->neg_null = g->negative == NULL;
+    m->have_text = 1;
+    return 0;
 }
 
 /* ---- load ---- */
@@ -262,13 +372,17 @@ sdxl_pipe *sdxl_pipe_load(const sdxl_pipe_opts *o, char *err, size_t errlen)
         if (!(p->vae = sdxl_vae_load(&vc, p->vae_st, 0, s, err, errlen))) goto out;
         free(s), s = NULL;
     }
-    if (setup_loras(p, o, err, errlen)) goto out;
-    if (!(p->unet = sdxl_unet_create(&p->ucfg, p->uw, NULL, err, errlen))) goto out;
-    if (o->lora_runtime && o->nlora) {
-        p->rt = sdxl_lora_runtime_build(p->uw, NULL, SDXL_LORA_UNET, (const sdxl_lora *const *)p->loras,
-                                        o->lora_weight, (size_t)o->nlora, err, errlen);
-        if (!p->rt) goto out;
-        sdxl_unet_set_lora(p->unet, p->rt);
+    if (open_loras(p, o, err, errlen)) goto out;
+    {
+        float w0[SDXL_PIPE_MAX_LORAS] = {0};   /* deferred: the base (no LoRA opened counts) */
+        const int apply = !o->lora_defer;
+        if (!(p->def = sdxl_pipe_model_create(p, apply ? o->lora_weight : w0, apply ? o->lora_runtime : 1, err,
+                                              errlen)))
+            goto out;
+        if (!apply) {   /* the base: no adapters at all, not adapters at weight 0 */
+            sdxl_lora_runtime_free(p->def->rt), p->def->rt = NULL;
+            sdxl_unet_set_lora(p->def->unet, NULL);
+        }
     }
     if (sdxl_text_context_dim(p->text) != p->ucfg.cross_attention_dim[0]) {
         log_errf(err, errlen, cdir, "text context width %d does not match the UNet's cross_attention_dim %d",
@@ -301,9 +415,8 @@ out:
 void sdxl_pipe_free(sdxl_pipe *p)
 {
     if (!p) return;
+    sdxl_pipe_model_free(p->def);
     sdxl_text_free(p->text);
-    sdxl_unet_free(p->unet);
-    sdxl_lora_runtime_free(p->rt);
     for (int i = 0; i < p->nlora; i++) sdxl_lora_free(p->loras[i]);
     nn_weights_free(p->uw);
     sdxl_vae_free(p->vae);
@@ -324,7 +437,24 @@ int sdxl_pipe_pooled_dim(const sdxl_pipe *p) { return sdxl_text_pooled_dim(p->te
 int sdxl_pipe_generate(sdxl_pipe *p, const sdxl_gen *g, const float *noise, float *image, sdxl_trace *tr, char *err,
                        size_t errlen)
 {
+    const float one = 1.0f;
+    return sdxl_pipe_generate_mix(p, &p->def, &one, 1, g, noise, image, tr, err, errlen);
+}
+
+int sdxl_pipe_generate_mix(sdxl_pipe *p, sdxl_pipe_model *const *m, const float *lambda, int k, const sdxl_gen *g,
+                           const float *noise, float *image, sdxl_trace *tr, char *err, size_t errlen)
+{
     int step = sdxl_pipe_size_step(p), S = sdxl_pipe_vae_scale(p), L = p->ucfg.in_channels;
+    if (k < 1) {
+        log_errf(err, errlen, "barycenter", "%d models (at least 1)", k);
+        return -1;
+    }
+    for (int i = 0; i < k; i++)
+        if (!m[i] || m[i]->p != p || !isfinite(lambda[i])) {
+            log_errf(err, errlen, "barycenter", "model %d is not a model of this pipeline, or its weight is not finite",
+                     i);
+            return -1;
+        }
     if (g->width < step || g->height < step || g->width % step || g->height % step) {
         log_errf(err, errlen, "size", "%dx%d: width and height must be positive multiples of %d for this model",
                  g->width, g->height, step);
@@ -335,35 +465,51 @@ int sdxl_pipe_generate(sdxl_pipe *p, const sdxl_gen *g, const float *noise, floa
     size_t n = (size_t)L * h * w;
     sdxl_euler sch;
     if (sdxl_euler_init(&sch, &p->sched, g->steps, err, errlen)) return -1;
-    float *ctx = mem_alloc((size_t)2 * T * C * sizeof *ctx), *pooled = mem_alloc((size_t)2 * P * sizeof *pooled);
     float *x = mem_alloc(n * sizeof *x), *xin = mem_alloc(2 * n * sizeof *xin), *eps = mem_alloc(2 * n * sizeof *eps);
+    float *epsi = k > 1 ? mem_alloc(2 * n * sizeof *epsi) : NULL;
     int rc = -1;
-    if (sdxl_text_encode(p->text, g->prompt, g->negative, p->force_zeros, ctx, pooled, err, errlen)) goto out;
+    if (!g->prompt) {
+        log_errf(err, errlen, "sdxl_text", "no prompt");
+        goto out;
+    }
+    for (int i = 0; i < k; i++)
+        if (model_text(p, m[i], g, err, errlen)) goto out;
     if (noise) memcpy(x, noise, n * sizeof *x);
     else sdxl_latents_init(x, n, g->seed, g->image, 1.0f);
     if (tr && tr->noise) memcpy(tr->noise, x, n * sizeof *x);
     for (size_t j = 0; j < n; j++) x[j] *= sch.init_noise_sigma;
     int cfg = g->cfg > 1.0f, B = cfg ? 2 : 1;
-    /* rows [negative, prompt] with CFG, else the prompt's row only */
-    const float *c_rows = cfg ? ctx : ctx + (size_t)T * C, *p_rows = cfg ? pooled : pooled + P;
     float tid[12], tsv[2];
     for (int b = 0; b < 2; b++) {
         float *t6 = tid + 6 * b;
         t6[0] = (float)g->height, t6[1] = (float)g->width, t6[2] = 0, t6[3] = 0;
         t6[4] = (float)g->height, t6[5] = (float)g->width;
     }
-    size_t need = sdxl_unet_ws_floats(p->unet, B, h, w, T);
+    size_t need = sdxl_unet_ws_floats(m[0]->unet, B, h, w, T);
     if (need > p->ws_n) {
         free(p->ws);
         p->ws = mem_alloc(need * sizeof *p->ws);
         p->ws_n = need;
     }
+    const size_t nb = (size_t)B * n;
     for (int i = 0; i < sch.n; i++) {
         sdxl_euler_scale_input(xin, x, n, &sch, i);
         if (cfg) memcpy(xin + n, xin, n * sizeof *xin);
         tsv[0] = tsv[1] = sch.timesteps[i];
-        if (sdxl_unet_forward(p->unet, eps, xin, tsv, c_rows, T, p_rows, tid, B, h, w, p->ws, p->ws_n, err, errlen))
-            goto out;
+        for (int j = 0; j < k; j++) {
+            /* rows [negative, prompt] with CFG, else the prompt's row only, of model j's own conditioning */
+            const float *c_rows = cfg ? m[j]->ctx : m[j]->ctx + (size_t)T * C;
+            const float *p_rows = cfg ? m[j]->pooled : m[j]->pooled + P;
+            float *out = j == 0 ? eps : epsi;
+            if (sdxl_unet_forward(m[j]->unet, out, xin, tsv, c_rows, T, p_rows, tid, B, h, w, p->ws, p->ws_n, err,
+                                  errlen))
+                goto out;
+            /* the barycenter's eps = sum_j lambda_j eps_j, before CFG (k = 1: eps_1 untouched) */
+            if (k > 1 && j == 0)
+                for (size_t q = 0; q < nb; q++) eps[q] *= lambda[0];
+            else if (j > 0)
+                for (size_t q = 0; q < nb; q++) eps[q] += lambda[j] * epsi[q];
+        }
         if (cfg) sdxl_cfg_combine(eps, eps, eps + n, 1, n, g->cfg, g->rescale);
         sdxl_euler_step(x, eps, n, &sch, i);
     }
@@ -373,12 +519,12 @@ int sdxl_pipe_generate(sdxl_pipe *p, const sdxl_gen *g, const float *noise, floa
             goto out;
         }
     if (tr && tr->final_latents) memcpy(tr->final_latents, x, n * sizeof *x);
-    if (tr && tr->context) memcpy(tr->context, ctx, (size_t)2 * T * C * sizeof *ctx);
-    if (tr && tr->pooled) memcpy(tr->pooled, pooled, (size_t)2 * P * sizeof *pooled);
+    if (tr && tr->context) memcpy(tr->context, m[0]->ctx, (size_t)2 * T * C * sizeof *m[0]->ctx);
+    if (tr && tr->pooled) memcpy(tr->pooled, m[0]->pooled, (size_t)2 * P * sizeof *m[0]->pooled);
     sdxl_vae_decode(p->vae, image, x, 1, h, w);
     rc = 0;
 out:
-    free(ctx), free(pooled), free(x), free(xin), free(eps);
+    free(x), free(xin), free(eps), free(epsi);
     sdxl_euler_free(&sch);
     return rc;
 }

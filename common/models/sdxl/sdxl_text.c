@@ -86,6 +86,7 @@ fail:
 int sdxl_text_tokens(const sdxl_text *s) { return clip_tokenizer_context(s->tok[0]); }
 int sdxl_text_context_dim(const sdxl_text *s) { return clip_text_cfg(s->enc[0])->hidden + clip_text_cfg(s->enc[1])->hidden; }
 int sdxl_text_pooled_dim(const sdxl_text *s) { return clip_text_cfg(s->enc[1])->proj_dim; }
+clip_text *sdxl_text_encoder(sdxl_text *s, int k) { return s->enc[k ? 1 : 0]; }
 
 int sdxl_text_encode(const sdxl_text *s, const char *prompt, const char *negative, int zero_negative,
                      float *context, float *pooled, char *err, size_t errlen)

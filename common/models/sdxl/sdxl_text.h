@@ -26,6 +26,8 @@ void sdxl_text_free(sdxl_text *s);
 int sdxl_text_tokens(const sdxl_text *s);        /* 77 */
 int sdxl_text_context_dim(const sdxl_text *s);   /* D1 + D2 (2048) */
 int sdxl_text_pooled_dim(const sdxl_text *s);    /* E2 (1280) */
+/* Encoder k (0: CLIP-L, 1: bigG), e.g. to adapt its weights with a LoRA (clip_text_module_weight). */
+clip_text *sdxl_text_encoder(sdxl_text *s, int k);
 
 /* context[2, tokens, context_dim], pooled[2, pooled_dim]: row 0 negative, row 1 prompt. 0, or -1 with err.
  * A prompt longer than 75 tokens is truncated (as diffusers does) with one warning line on stderr. */
