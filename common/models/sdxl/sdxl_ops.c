@@ -55,6 +55,7 @@ int sdxl_ops_set_device(sdxl_ops *o, device_kind d, char *err, size_t errlen)
 }
 
 size_t sdxl_ops_device_weight_bytes(const sdxl_ops *o) { return sdxl_ops_cuda_weight_bytes(o); }
+void sdxl_ops_drop_weights(sdxl_ops *o) { sdxl_ops_cuda_drop_weights(o); }
 
 float *sdxl_ops_workspace(sdxl_ops *o, size_t n)
 {

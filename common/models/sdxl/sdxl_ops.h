@@ -51,6 +51,10 @@ void sdxl_ops_free(sdxl_ops *o);
 /* Run this context's ops on device d from now on (call before any forward pass): 0, or -1 with a one-line reason in
  * err (a CPU-only build, no usable GPU). DEVICE_CPU is always accepted. */
 int sdxl_ops_set_device(sdxl_ops *o, device_kind d, char *err, size_t errlen);
+/* The device weight cache is keyed by the nn_tensor's address: a weight must stay alive and unchanged while the
+ * context is on the device. After changing or freeing weights (an in-place LoRA merge, a new store), drop the
+ * cache; the next call uploads again. */
+void sdxl_ops_drop_weights(sdxl_ops *o);
 /* Bytes of weights uploaded to the device so far (0 on the CPU). */
 size_t sdxl_ops_device_weight_bytes(const sdxl_ops *o);
 /* A workspace of n float slots on the context's device, owned by the context and grown (never shrunk) to the

@@ -53,6 +53,19 @@ void sdxl_ops_cuda_close(sdxl_ops *o)
 
 size_t sdxl_ops_cuda_weight_bytes(const sdxl_ops *o) { return o->cu ? o->cu->bytes : 0; }
 
+void sdxl_ops_cuda_drop_weights(sdxl_ops *o)
+{
+    struct sdxl_ops_cuda *c = o->cu;
+    if (!c) return;
+    nn_cuda_sync();   /* queued kernels may still read them */
+    for (size_t i = 0; i < c->cap; i++) {
+        nn_cuda_free(c->val[i]);
+        c->key[i] = NULL;
+        c->val[i] = NULL;
+    }
+    c->n = c->bytes = 0;
+}
+
 static uint16_t *hstage(struct sdxl_ops_cuda *c, size_t n)
 {
     if (n > c->hcap) {
@@ -215,6 +228,7 @@ int sdxl_ops_cuda_open(sdxl_ops *o, char *err, size_t errlen)
     return -1;
 }
 void sdxl_ops_cuda_close(sdxl_ops *o) { (void)o; }
+void sdxl_ops_cuda_drop_weights(sdxl_ops *o) { (void)o; }
 size_t sdxl_ops_cuda_weight_bytes(const sdxl_ops *o)
 {
     (void)o;

@@ -8,6 +8,7 @@
 
 int sdxl_ops_cuda_open(sdxl_ops *o, char *err, size_t errlen);
 void sdxl_ops_cuda_close(sdxl_ops *o);
+void sdxl_ops_cuda_drop_weights(sdxl_ops *o);
 size_t sdxl_ops_cuda_weight_bytes(const sdxl_ops *o);
 float *sdxl_ops_cuda_workspace(sdxl_ops *o, size_t n);
 void sdxl_ops_cuda_upload(sdxl_ops *o, float *dst, const float *host_src, size_t n);
