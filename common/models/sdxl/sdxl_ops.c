@@ -36,7 +36,7 @@
         }                                                                      \
     } while (0)
 #else
-#define ON_CUDA(o, call) ((void)0)
+#define ON_CUDA(o, call) ((void)(o))
 #endif
 
 void sdxl_ops_init(sdxl_ops *o) { memset(o, 0, sizeof *o); }
