@@ -264,6 +264,13 @@ sdxl_pipe *sdxl_pipe_load(const sdxl_pipe_opts *o, char *err, size_t errlen)
     }
     if (setup_loras(p, o, err, errlen)) goto out;
     if (!(p->unet = sdxl_unet_create(&p->ucfg, p->uw, NULL, err, errlen))) goto out;
+    if (o->device != DEVICE_CPU) {
+        if (o->lora_runtime && o->nlora) {
+            snprintf(err, errlen, "--lora-mode runtime: run-time LoRA is CPU only (use merge with --device cuda)");
+            goto out;
+        }
+        if (sdxl_unet_set_device(p->unet, o->device, err, errlen)) goto out;
+    }
     if (o->lora_runtime && o->nlora) {
         p->rt = sdxl_lora_runtime_build(p->uw, NULL, SDXL_LORA_UNET, (const sdxl_lora *const *)p->loras,
                                         o->lora_weight, (size_t)o->nlora, err, errlen);

@@ -14,6 +14,7 @@
  * base weights (y = W0 x + s B A x in the UNet's linear and conv ops). */
 #ifndef SF_SDXL_PIPE_H
 #define SF_SDXL_PIPE_H
+#include "device.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,8 @@ typedef struct {
     const char *lora_path[SDXL_PIPE_MAX_LORAS];
     float lora_weight[SDXL_PIPE_MAX_LORAS];
     int lora_runtime;           /* 0: merge into new tensors; 1: apply at run time on the unchanged base */
+    device_kind device;         /* where the UNet runs (DEVICE_CPU, the zero value, or DEVICE_CUDA: fp16 on the GPU;
+                                 * the text encoders and the VAE stay on the CPU) */
 } sdxl_pipe_opts;
 
 typedef struct {
