@@ -431,3 +431,9 @@ extern "C" void nn_h_attention_cuda(void *out, const void *q, const void *k, con
     else attention_kernel<128><<<grid, ATT_THREADS, 0, s>>>(o, qq, kk, vv, heads, Tq, Tk, dh, qscale);
     CUDA_CHECK_LAUNCH();
 }
+
+extern "C" void nn_h_mem_info(size_t *free_bytes, size_t *total_bytes)
+{
+    nn_cuda_init();
+    CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
+}

@@ -52,6 +52,9 @@ void nn_h_upsample2x_cuda(void *out, const void *in, int B, int C, int H, int W)
 /* x[B, C, HW] += v[b * v_bstride + c] (v_bstride C: per sample (the ResNet time projection), 0: shared (a bias)) */
 void nn_h_chan_add_cuda(void *x, const void *v, int B, int C, int HW, int v_bstride);
 
+/* cudaMemGetInfo: free and total bytes of the device (for reports of memory in use) */
+void nn_h_mem_info(size_t *free_bytes, size_t *total_bytes);
+
 #ifdef __cplusplus
 }
 #endif
