@@ -215,7 +215,9 @@ int main(int argc, char **argv)
     const int h = res / 8;
     printf("sdxl unet: %zu parameters (%zu tensors, %s, %.2f GB), built in %.1f s, %d threads\n",
            sdxl_unet_param_count(u), l.n, nn_dtype_name(dt), bytes / 1e9, omp_get_wtime() - t0, omp_get_max_threads());
+#ifdef SF_HAVE_CUDA
     size_t mem_free = 0, mem_total = 0, mem_base = 0;
+#endif
     if (cuda) {
         if (sdxl_unet_set_device(u, DEVICE_CUDA, err, sizeof err)) {
             fprintf(stderr, "bench_sdxl_unet: %s\n", err);
