@@ -14,7 +14,8 @@
  * of the inputs and the device -> host copy of the output (as the pipeline uses it); prints the device memory in
  * use after the calls (every allocation of ours is made in the warm-up call and kept, so that is the peak) split
  * into the CUDA context, the fp16 weights and the workspace. Without a usable GPU it prints one SKIP line and
- * exits 0 (make gpu-check counts that as a failure).
+ * exits 0 (make gpu-check counts that as a failure). SF_SDXL_ATTN=mma picks the tensor-core attention kernel
+ * (nn/nn_cuda_sdxl.h); gpu-check times both.
  *
  * Prints parameters, GFLOP per call (the multiply-adds of convolutions, linear layers and attention, x2), the
  * median seconds of --reps calls after one warm-up, GFLOP/s, and the time per kind of op. Weights cost 4 (f32) or
@@ -229,7 +230,9 @@ int main(int argc, char **argv)
 #endif
         char desc[300];
         device_describe(DEVICE_CUDA, desc, sizeof desc);
-        printf("device: %s; fp16 weights and activations, fp32 accumulation\n", desc);
+        const char *ak = getenv("SF_SDXL_ATTN");
+        printf("device: %s; fp16 weights and activations, fp32 accumulation; attention kernel: %s\n", desc,
+               ak && !strcmp(ak, "mma") ? "tensor-core (SF_SDXL_ATTN=mma)" : "CUDA-core (default)");
     }
     const double gflop = flops_per_call(&cfg, &l, B, h, h, L) / 1e9;
 

@@ -5,10 +5,10 @@
 # bench/bin/bench_cuda_* (a SKIP there is a failure too). Everything goes into ONE report file (default
 # gpu_check_report.txt, written to a temp file then renamed); the console gets the summary.
 # Then the SDXL UNet on the GPU (issue 9 item 7): bench/bin/bench_sdxl_unet --device cuda at 1024^2, batch 2,
-# fp16 (ms per call, device memory), and beside it, in the same call, diffusers on the same shapes
+# fp16 (ms per call, device memory), with each attention kernel (default, then SF_SDXL_ATTN=mma), and beside it, in the same call, diffusers on the same shapes
 # (tests/reference/sdxl_unet_gpu_bench.py) when torch with CUDA and a diffusers tree are there: SDXL_REFENV=DIR
 # (a folder built by shared/anchors/sdxl_reference_env.sh; default: refenv/ at the tree's root, carried along).
-# Each of the two is capped at SDXL_BENCH_TIMEOUT seconds (default 180) so the whole check stays near 8 minutes;
+# Each is capped at SDXL_BENCH_TIMEOUT seconds (default 150) so the whole check stays near 8 minutes;
 # a missing diffusers side is reported as NOT RUN (not a failure: it is the reference, not our code).
 # Usage: scripts/gpu_check.sh [--out FILE] [--no-bench] [--timeout SECONDS (per program, default 600)]
 # Exit: 0 when every test passed and every bench ran; 1 otherwise; 2 on a bad flag or when nothing is built.
@@ -55,10 +55,11 @@ for t in "${tests[@]}"; do
   { echo; echo "== $s"; printf '%s\n' "$res"; } >> "$tmp"
 done
 # the SDXL UNet (ours, then diffusers): one command line each, capped
-sdxl_tmo=${SDXL_BENCH_TIMEOUT:-180}; [ "$sdxl_tmo" -gt "$tmo" ] && sdxl_tmo=$tmo
+sdxl_tmo=${SDXL_BENCH_TIMEOUT:-150}; [ "$sdxl_tmo" -gt "$tmo" ] && sdxl_tmo=$tmo
 sdxl_cmds=()
 if [ $bench = 1 ] && [ -x bench/bin/bench_sdxl_unet ]; then
   sdxl_cmds+=("bench/bin/bench_sdxl_unet --device cuda --res 1024 --batch 2 --dtype f16 --reps 10")
+  sdxl_cmds+=("env SF_SDXL_ATTN=mma bench/bin/bench_sdxl_unet --device cuda --res 1024 --batch 2 --dtype f16 --reps 10")
   refenv=${SDXL_REFENV:-refenv}
   py=${PYTHON:-python3}
   if [ ! -d "$refenv/diffusers/src/diffusers" ]; then

@@ -5,7 +5,8 @@
  * intermediates plus summation order. Covered: linear (bias, no bias, accumulate; f16, f32 and bf16 stored
  * weights, a 1x1-conv-shaped weight), linear_multi, conv2d (3x3 pad 1 stride 1 and 2, 1x1, odd sizes, chunked
  * workspace), GroupNorm (+SiLU, in place), LayerNorm, SiLU, GEGLU, attention (self and cross, head dims 4, 8, 40,
- * 64, 128, sequence lengths that are not multiples of the tiles, one of 1100 tokens, large logits), to/from token
+ * 64, 128, sequence lengths that are not multiples of the tiles, one of 1100 tokens, large logits, the SDXL level-2
+ * self-attention shape; the CUDA-core kernel and, at dh 64, the tensor-core kernel, each by name), to/from token
  * layout, add, channel add, concat, nearest 2x upsampling, copy, upload/download round trip.
  * Tolerances |gpu - cpu| <= atol + rtol |cpu|, with S = max |cpu| over the compared array (fp16 has a unit
  * roundoff of 2^-11 = 4.9e-4):
@@ -30,6 +31,7 @@
 #ifdef SF_HAVE_CUDA
 #include "mem.h"
 #include "nn_cuda.h"
+#include "nn_cuda_sdxl.h"
 
 static sdxl_ops CPU, GPU;
 static uint64_t seed = 0x5d1c0ffee;
@@ -311,6 +313,14 @@ static void att_case(int B, int heads, int Tq, int Tk, int dh, double qscale)
     char name[160];
     snprintf(name, sizeof name, "attention B %d heads %d Tq %d Tk %d dh %d |q| <= %g", B, heads, Tq, Tk, dh, qscale);
     cmpd(name, dy, ref, nq, T_ATT);
+    for (int kern = 0; kern < 2; kern++) {   /* each kernel by name, whatever SF_SDXL_ATTN picks as default */
+        if (kern == 1 && !nn_h_attention_mma_applies(dq, dk, dv, heads, dh)) continue;
+        nn_cuda_memset(dy, 0xff, nq * sizeof(float));   /* NaN garbage: every output must be written */
+        nn_h_attention_cuda_kernel(dy, dq, dk, dv, B, heads, Tq, Tk, dh, kern);
+        snprintf(name, sizeof name, "attention (%s kernel) B %d heads %d Tq %d Tk %d dh %d |q| <= %g",
+                 kern ? "tensor-core" : "CUDA-core", B, heads, Tq, Tk, dh, qscale);
+        cmpd(name, dy, ref, nq, T_ATT);
+    }
     free(q), free(k), free(v), free(ref), nn_cuda_free(dq), nn_cuda_free(dk), nn_cuda_free(dv), nn_cuda_free(dy);
 }
 
@@ -323,6 +333,8 @@ static void test_attention(void)
     att_case(2, 2, 130, 150, 128, 1);   /* the dh 128 instance */
     att_case(1, 2, 300, 333, 64, 8);    /* large logits (|q.k| / sqrt(dh) up to ~64): the running max matters */
     att_case(2, 10, 256, 77, 64, 1);    /* SDXL level-1 cross-attention shape (10 heads of 64), fewer tokens */
+    att_case(1, 2, 100, 30, 64, 1);     /* one partial query tile, one partial key tile */
+    att_case(2, 20, 1024, 1024, 64, 2); /* SDXL level-2 self-attention (32 x 32 tokens, 20 heads of 64) */
 }
 #endif
 

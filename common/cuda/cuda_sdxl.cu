@@ -15,6 +15,10 @@
 #include "cuda_internal.cuh"
 #include "nn_cuda_sdxl.h"
 #include <cuda_fp16.h>
+#include <mma.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 typedef __half h16;
 
@@ -414,22 +418,179 @@ static __global__ void __launch_bounds__(ATT_THREADS)
         if (d < dh) ob[d] = rn(acc[d] * inv);
 }
 
-extern "C" void nn_h_attention_cuda(void *out, const void *q, const void *k, const void *v, int B, int heads, int Tq,
-                                    int Tk, int dh)
+/* The tensor-core variant for dh = 64 (every SDXL attention): the same online-softmax recurrence on tiles. A block
+ * of 4 warps owns 64 queries (16 per warp); per tile of 64 keys, each warp computes S = Q K^T (16 x 64) with wmma
+ * (fp16 in, fp32 accumulate) into shared memory, turns it into probabilities (two lanes per row: running max and
+ * sum in fp32, P stored fp16), then P V (16 x 64) with wmma into the same shared buffer, and folds that into its
+ * output accumulator, which lives in registers (lane l owns elements l + 32 i of the 16 x 64 tile, i.e. row i/2),
+ * rescaled by exp2(m_old - m_new) per row. Q stays in registers as wmma fragments. 40 KiB of shared memory. */
+#define MMA_Q 64
+#define MMA_K 64
+#define MMA_D 64
+static __global__ void __launch_bounds__(128)
+    attention_mma_kernel(h16 *out, const h16 *q, const h16 *k, const h16 *v, int heads, int Tq, int Tk, float qscale)
+{
+    using namespace nvcuda;
+    __shared__ __align__(32) h16 Ks[MMA_K * MMA_D];
+    __shared__ __align__(32) h16 Vs[MMA_K * MMA_D];
+    __shared__ __align__(32) float Sw[4][16 * MMA_K];   /* per warp: Q staging, then S, then the tile's P V */
+    __shared__ __align__(32) h16 Pw[4][16 * MMA_K];
+    __shared__ float corr_s[4][16], l_s[4][16];
+    const int C = heads * MMA_D, hd = blockIdx.y, b = blockIdx.z;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int q0 = blockIdx.x * MMA_Q + warp * 16;
+    const h16 *qb = q + (size_t)b * Tq * C + (size_t)hd * MMA_D;
+    const h16 *kb = k + (size_t)b * Tk * C + (size_t)hd * MMA_D, *vb = v + (size_t)b * Tk * C + (size_t)hd * MMA_D;
+    float *S = Sw[warp];
+    h16 *P = Pw[warp];
+
+    /* this warp's 16 query rows -> fragments (rows past Tq are zero) */
+    h16 *Qst = (h16 *)S;
+    for (int e = lane; e < 16 * MMA_D; e += 32) {
+        const int r = e / MMA_D, d = e % MMA_D;
+        Qst[e] = q0 + r < Tq ? qb[(size_t)(q0 + r) * C + d] : __float2half_rn(0.0f);
+    }
+    __syncwarp();
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, h16, wmma::row_major> qa[MMA_D / 16];
+#pragma unroll
+    for (int db = 0; db < MMA_D / 16; db++) wmma::load_matrix_sync(qa[db], Qst + db * 16, MMA_D);
+    __syncwarp();
+
+    float o[32];   /* element lane + 32 i of the warp's 16 x 64 output: row i / 2, column lane + 32 (i % 2) */
+#pragma unroll
+    for (int i = 0; i < 32; i++) o[i] = 0.0f;
+    const int row = lane >> 1, half = lane & 1;   /* softmax: two lanes per row, 32 keys each */
+    float m = -INFINITY, l = 0.0f;
+
+    for (int j0 = 0; j0 < Tk; j0 += MMA_K) {
+        const int nk = Tk - j0 < MMA_K ? Tk - j0 : MMA_K;
+        __syncthreads();   /* every warp is done with the previous K, V tile */
+        for (int e = threadIdx.x; e < MMA_K * MMA_D / 8; e += blockDim.x) {   /* 8 halves (16 bytes) at a time */
+            const int j = e / (MMA_D / 8), d8 = (e % (MMA_D / 8)) * 8;
+            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+            if (j < nk) {
+                kv = *(const uint4 *)(kb + (size_t)(j0 + j) * C + d8);
+                vv = *(const uint4 *)(vb + (size_t)(j0 + j) * C + d8);
+            }
+            *(uint4 *)(Ks + j * MMA_D + d8) = kv;
+            *(uint4 *)(Vs + j * MMA_D + d8) = vv;
+        }
+        __syncthreads();
+        /* S[16, 64 keys] = Q K^T: K^T viewed column-major from Ks[key][d] */
+        {
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, h16, wmma::col_major> kf;
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+#pragma unroll
+            for (int kb16 = 0; kb16 < MMA_K / 16; kb16++) {
+                wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+                for (int db = 0; db < MMA_D / 16; db++) {
+                    wmma::load_matrix_sync(kf, Ks + kb16 * 16 * MMA_D + db * 16, MMA_D);
+                    wmma::mma_sync(acc, qa[db], kf, acc);
+                }
+                wmma::store_matrix_sync(S + kb16 * 16, acc, MMA_K, wmma::mem_row_major);
+            }
+        }
+        __syncwarp();
+        /* online softmax of each row (base 2), P = fp16 probabilities */
+        {
+            const float *sr = S + row * MMA_K + half * 32;
+            float mx = -INFINITY;
+            for (int c = 0; c < 32; c++)
+                if (half * 32 + c < nk) mx = fmaxf(mx, sr[c] * qscale);
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            const float mn = fmaxf(m, mx), cr = exp2f(m - mn);
+            float sum = 0.0f;
+            h16 *pr = P + row * MMA_K + half * 32;
+            for (int c = 0; c < 32; c++) {
+                const float p = half * 32 + c < nk ? exp2f(sr[c] * qscale - mn) : 0.0f;
+                sum += p;
+                pr[c] = __float2half_rn(p);
+            }
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            l = l * cr + sum;
+            m = mn;
+            if (half == 0) corr_s[warp][row] = cr;
+        }
+        __syncwarp();
+        /* the tile's P V [16, 64] into S (S is consumed) */
+        {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, h16, wmma::row_major> pf;
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, h16, wmma::row_major> vf;
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+#pragma unroll
+            for (int db = 0; db < MMA_D / 16; db++) {
+                wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+                for (int kb16 = 0; kb16 < MMA_K / 16; kb16++) {
+                    wmma::load_matrix_sync(pf, P + kb16 * 16, MMA_K);
+                    wmma::load_matrix_sync(vf, Vs + kb16 * 16 * MMA_D + db * 16, MMA_D);
+                    wmma::mma_sync(acc, pf, vf, acc);
+                }
+                wmma::store_matrix_sync(S + db * 16, acc, MMA_D, wmma::mem_row_major);
+            }
+        }
+        __syncwarp();
+#pragma unroll
+        for (int i = 0; i < 32; i++) o[i] = fmaf(o[i], corr_s[warp][i >> 1], S[lane + 32 * i]);
+        __syncwarp();   /* S and corr_s are rewritten by the next tile */
+    }
+    if (half == 0) l_s[warp][row] = l;
+    __syncwarp();
+    h16 *ob = out + (size_t)b * Tq * C + (size_t)hd * MMA_D;
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        const int r = i >> 1, col = lane + 32 * (i & 1);
+        if (q0 + r < Tq) ob[(size_t)(q0 + r) * C + col] = rn(o[i] / l_s[warp][r]);
+    }
+}
+
+/* 0: the CUDA-core kernel (the default), 1: the tensor-core kernel where it applies (dh 64, 16-byte aligned
+ * rows); SF_SDXL_ATTN=simple|mma in the environment picks the default, read once */
+static int attn_default(void)
+{
+    static int k = -1;
+    if (k < 0) {
+        const char *e = getenv("SF_SDXL_ATTN");
+        k = e && !strcmp(e, "mma") ? 1 : 0;
+    }
+    return k;
+}
+
+extern "C" int nn_h_attention_mma_applies(const void *q, const void *k, const void *v, int heads, int dh)
+{
+    (void)heads;
+    return dh == MMA_D && ((uintptr_t)q & 15u) == 0 && ((uintptr_t)k & 15u) == 0 && ((uintptr_t)v & 15u) == 0;
+}
+
+extern "C" void nn_h_attention_cuda_kernel(void *out, const void *q, const void *k, const void *v, int B, int heads,
+                                           int Tq, int Tk, int dh, int kernel)
 {
     LOG_CHECK(B > 0 && heads > 0 && Tq > 0 && Tk > 0 && dh > 0 && dh <= 128,
               "nn_h_attention_cuda: bad sizes (B %d heads %d Tq %d Tk %d dh %d; dh <= 128)", B, heads, Tq, Tk, dh);
     LOG_CHECK(heads <= 65535 && B <= 65535, "nn_h_attention_cuda: %d heads x batch %d exceed the grid", heads, B);
-    const dim3 grid((unsigned)((Tq + ATT_THREADS - 1) / ATT_THREADS), (unsigned)heads, (unsigned)B);
     const float qscale = (float)(1.4426950408889634 / sqrt((double)dh));   /* log2(e) / sqrt(dh) */
     h16 *o = (h16 *)out;
     const h16 *qq = (const h16 *)q, *kk = (const h16 *)k, *vv = (const h16 *)v;
     cudaStream_t s = nn_cuda_stream_();
+    if (kernel == 1 && nn_h_attention_mma_applies(q, k, v, heads, dh)) {
+        const dim3 grid((unsigned)((Tq + MMA_Q - 1) / MMA_Q), (unsigned)heads, (unsigned)B);
+        attention_mma_kernel<<<grid, 128, 0, s>>>(o, qq, kk, vv, heads, Tq, Tk, qscale);
+        CUDA_CHECK_LAUNCH();
+        return;
+    }
+    const dim3 grid((unsigned)((Tq + ATT_THREADS - 1) / ATT_THREADS), (unsigned)heads, (unsigned)B);
     if (dh <= 16) attention_kernel<16><<<grid, ATT_THREADS, 0, s>>>(o, qq, kk, vv, heads, Tq, Tk, dh, qscale);
     else if (dh <= 32) attention_kernel<32><<<grid, ATT_THREADS, 0, s>>>(o, qq, kk, vv, heads, Tq, Tk, dh, qscale);
     else if (dh <= 64) attention_kernel<64><<<grid, ATT_THREADS, 0, s>>>(o, qq, kk, vv, heads, Tq, Tk, dh, qscale);
     else attention_kernel<128><<<grid, ATT_THREADS, 0, s>>>(o, qq, kk, vv, heads, Tq, Tk, dh, qscale);
     CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void nn_h_attention_cuda(void *out, const void *q, const void *k, const void *v, int B, int heads, int Tq,
+                                    int Tk, int dh)
+{
+    nn_h_attention_cuda_kernel(out, q, k, v, B, heads, Tq, Tk, dh, attn_default());
 }
 
 extern "C" void nn_h_mem_info(size_t *free_bytes, size_t *total_bytes)

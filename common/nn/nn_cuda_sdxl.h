@@ -42,6 +42,12 @@ void nn_h_geglu_cuda(void *out, const void *in, int T, int I);              /* o
  * dh <= 128 */
 void nn_h_attention_cuda(void *out, const void *q, const void *k, const void *v, int B, int heads, int Tq, int Tk,
                          int dh);
+/* the same with the kernel named: 0 the CUDA-core online-softmax kernel (any dh <= 128), 1 the tensor-core (wmma)
+ * tile kernel where nn_h_attention_mma_applies (dh 64, 16-byte aligned q, k, v), else kernel 0. nn_h_attention_cuda
+ * uses kernel 0 unless SF_SDXL_ATTN=mma is set in the environment (read once). */
+void nn_h_attention_cuda_kernel(void *out, const void *q, const void *k, const void *v, int B, int heads, int Tq,
+                                int Tk, int dh, int kernel);
+int nn_h_attention_mma_applies(const void *q, const void *k, const void *v, int heads, int dh);
 void nn_h_to_tokens_cuda(void *out, const void *in, int B, int C, int HW);  /* out[B, HW, C] = in[B, C, HW]^T */
 /* out[B, C, HW] = in[B, HW, C]^T + res[B, C, HW]; out may be res */
 void nn_h_from_tokens_add_cuda(void *out, const void *in, const void *res, int B, int C, int HW);
