@@ -6,10 +6,21 @@
  * same shapes) in the same session, same threads.
  *
  *   bench/bin/bench_sdxl_unet [--res 512] [--batch 2] [--dtype f32|bf16|f16] [--reps 2] [--config PATH]
+ *                             [--device cpu|cuda]
+ *
+ * --device cuda (issue 9 item 7; `make gpu-check` runs --device cuda --res 1024 --batch 2 --dtype f16 beside
+ * tests/reference/sdxl_unet_gpu_bench.py): the same UNet on the GPU, fp16 weights and activations with fp32
+ * accumulation; the weights are uploaded during the warm-up call, the timed calls include the host -> device copy
+ * of the inputs and the device -> host copy of the output (as the pipeline uses it); prints the device memory in
+ * use after the calls (every allocation of ours is made in the warm-up call and kept, so that is the peak) split
+ * into the CUDA context, the fp16 weights and the workspace. Without a usable GPU it prints one SKIP line and
+ * exits 0 (make gpu-check counts that as a failure). SF_SDXL_ATTN=mma picks the tensor-core attention kernel
+ * (nn/nn_cuda_sdxl.h); gpu-check times both.
  *
  * Prints parameters, GFLOP per call (the multiply-adds of convolutions, linear layers and attention, x2), the
  * median seconds of --reps calls after one warm-up, GFLOP/s, and the time per kind of op. Weights cost 4 (f32) or
  * 2 (bf16/f16) bytes per parameter: 10.3 GB or 5.1 GB for SDXL. */
+#include "device.h"
 #include "sdxl_ops.h"
 #include "unet.h"
 #include "weights.h"
@@ -20,6 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef SF_HAVE_CUDA
+#include "nn_cuda_sdxl.h"
+#endif
 
 typedef struct {
     char **names;
@@ -127,15 +141,19 @@ static int cmp_double(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     const char *cfg_path = "tests/fixtures/sdxl/sdxl_base_unet_config.json", *dts = "f32";
-    int res = 512, B = 2, reps = 2, L = 77;
+    int res = 512, B = 2, reps = 2, L = 77, cuda = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--res") && i + 1 < argc) res = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) dts = argv[++i];
         else if (!strcmp(argv[i], "--config") && i + 1 < argc) cfg_path = argv[++i];
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc && (!strcmp(argv[i + 1], "cpu") ||
+                                                                  !strcmp(argv[i + 1], "cuda")))
+            cuda = !strcmp(argv[++i], "cuda");
         else {
-            fprintf(stderr, "usage: %s [--res 512] [--batch 2] [--dtype f32|bf16|f16] [--reps 2] [--config PATH]\n"
+            fprintf(stderr, "usage: %s [--res 512] [--batch 2] [--dtype f32|bf16|f16] [--reps 2] [--config PATH] "
+                            "[--device cpu|cuda]\n"
                             "bench_sdxl_unet: unknown or incomplete flag '%s'\n", argv[0], argv[i]);
             return 2;
         }
@@ -150,6 +168,13 @@ int main(int argc, char **argv)
         return 2;
     }
     char err[1024];
+    if (cuda) {
+        char why[256] = "";
+        if (device_cuda_count(why, sizeof why) == 0) {
+            printf("SKIP bench_sdxl_unet --device cuda: %s\n", why);
+            return 0;
+        }
+    }
     sdxl_unet_config cfg;
     if (sdxl_unet_config_load(&cfg, cfg_path, err, sizeof err)) {
         fprintf(stderr, "bench_sdxl_unet: %s\n", err);
@@ -191,6 +216,24 @@ int main(int argc, char **argv)
     const int h = res / 8;
     printf("sdxl unet: %zu parameters (%zu tensors, %s, %.2f GB), built in %.1f s, %d threads\n",
            sdxl_unet_param_count(u), l.n, nn_dtype_name(dt), bytes / 1e9, omp_get_wtime() - t0, omp_get_max_threads());
+#ifdef SF_HAVE_CUDA
+    size_t mem_free = 0, mem_total = 0, mem_base = 0;
+#endif
+    if (cuda) {
+        if (sdxl_unet_set_device(u, DEVICE_CUDA, err, sizeof err)) {
+            fprintf(stderr, "bench_sdxl_unet: %s\n", err);
+            return 1;
+        }
+#ifdef SF_HAVE_CUDA
+        nn_h_mem_info(&mem_free, &mem_total);
+        mem_base = mem_total - mem_free;   /* the context, cuBLAS, and whatever else runs on the GPU */
+#endif
+        char desc[300];
+        device_describe(DEVICE_CUDA, desc, sizeof desc);
+        const char *ak = getenv("SF_SDXL_ATTN");
+        printf("device: %s; fp16 weights and activations, fp32 accumulation; attention kernel: %s\n", desc,
+               ak && !strcmp(ak, "mma") ? "tensor-core (SF_SDXL_ATTN=mma)" : "CUDA-core (default)");
+    }
     const double gflop = flops_per_call(&cfg, &l, B, h, h, L) / 1e9;
 
     /* inputs as the pipeline gives them: N(0,1)-ish latents and context, t = 500, SDXL micro-conditioning */
@@ -235,16 +278,29 @@ int main(int argc, char **argv)
     printf("  CPU time %.2f s per call on %d threads (%.0f%% of wall x threads: below 100%% means the cores were "
            "shared with other processes)\n", cpu_total / n, omp_get_max_threads(),
            100.0 * cpu_total / (tot * omp_get_max_threads()));
+#ifdef SF_HAVE_CUDA
+    if (cuda) {
+        nn_h_mem_info(&mem_free, &mem_total);
+        const double gib = 1024.0 * 1024 * 1024, used = (double)(mem_total - mem_free);
+        const double wb = (double)sdxl_unet_device_weight_bytes(u);
+        printf("  device memory in use after the calls (= peak: nothing of ours is freed between calls): %.2f GiB of "
+               "%.1f GiB; before the first call %.2f GiB (context, cuBLAS); fp16 weights %.2f GiB; workspace and "
+               "cuBLAS scratch %.2f GiB\n", used / gib, mem_total / gib, mem_base / gib, wb / gib,
+               (used - (double)mem_base - wb) / gib);
+        printf("  ms per call: %.1f (median of %d)\n", 1e3 * med, n);
+    }
+#endif
     const double *sec = sdxl_unet_op_seconds(u);
     double timed = 0;
-    printf("  per call:");
-    for (int k = 0; k < SDXL_OPS_NKIND; k++) {
+    if (cuda) printf("  (no per-kind times on cuda: the work is queued asynchronously)\n");
+    else printf("  per call:");
+    for (int k = 0; k < SDXL_OPS_NKIND && !cuda; k++) {
         if (k == SDXL_OPS_OTHER) continue;
         const double v = (sec[k] - before[k]) / n;
         timed += v;
         printf(" %s %.2f s,", sdxl_ops_kind_name(k), v);
     }
-    printf(" other (transposes, adds, SiLU, GEGLU, copies) %.2f s\n", tot / n - timed);
+    if (!cuda) printf(" other (transposes, adds, SiLU, GEGLU, copies) %.2f s\n", tot / n - timed);
     free(ws);
     free(x);
     free(ctx);

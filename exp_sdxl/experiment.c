@@ -101,6 +101,7 @@ static const char *usage_text =
     "                        from the parts (every image must exist); all: both (default)\n"
     "  --grid-rows N         seeds (rows) in each grid (default 12: the images of one of the paper's 6x2 grids)\n"
     "  --grid-cell PX        cell width in the grids: images shrunk by an integer factor (default 256)\n"
+    "  --device cpu|cuda|auto  where the UNets run (default cpu); cuda: fp16, each model a merged copy\n"
     "  --out DIR             output folder (default results/sdxl)\n"
     "  --help                this text\n"
     "Writes DIR/images/*.png, DIR/parts/images_s<seed>.csv, DIR/images.csv (method,lambda,seed,file,...; with\n"
@@ -159,6 +160,11 @@ static void make_settings(runner *r)
     snprintf(s, cap, "model=%s|config=%s|variant=%s|lora1=%s|lora2=%s|prompt=%s|negative=%s|steps=%d|cfg=%.9g|%dx%d",
              m, r->o.config ? r->o.config : "", r->o.variant ? r->o.variant : "", a, b, r->g.prompt,
              r->g.negative ? r->g.negative : "", r->g.steps, (double)r->g.cfg, r->g.width, r->g.height);
+    /* the GPU's fp16 images differ from the CPU's in rounding: a device change remakes the images */
+    if (r->o.device != DEVICE_CPU) {
+        size_t l = strlen(s);
+        snprintf(s + l, cap - l, "|device=%s", device_name(r->o.device));
+    }
     snprintf(r->settings, sizeof r->settings, "%016llx", io_hash64(s));
     free(s);
 }
@@ -453,7 +459,7 @@ int es_experiment_main(int argc, char **argv)
     r.nw = weight_list("--weights", "0,0.2,0.4,0.5,0.6,0.8,1", r.weights);
     enum { O_FAMILY = 1000, O_EXP, O_MODEL, O_CONFIG, O_VARIANT, O_LORA, O_NAMES, O_LAMBDAS, O_WEIGHTS, O_SEEDS,
            O_ENDPOINTS, O_PROMPT, O_NEG, O_STEPS, O_CFG, O_W, O_H, O_STAGE, O_GROWS, O_GCELL, O_OUT, O_HELP,
-           O_PART };
+           O_PART, O_DEVICE };
     static const struct option opts[] = {
         {"family", required_argument, 0, O_FAMILY}, {"experiment", no_argument, 0, O_EXP},
         {"model", required_argument, 0, O_MODEL}, {"config", required_argument, 0, O_CONFIG},
@@ -466,7 +472,7 @@ int es_experiment_main(int argc, char **argv)
         {"height", required_argument, 0, O_H}, {"stage", required_argument, 0, O_STAGE},
         {"grid-rows", required_argument, 0, O_GROWS}, {"grid-cell", required_argument, 0, O_GCELL},
         {"out", required_argument, 0, O_OUT}, {"help", no_argument, 0, O_HELP},
-        {"part", required_argument, 0, O_PART}, {0, 0, 0, 0}};
+        {"part", required_argument, 0, O_PART}, {"device", required_argument, 0, O_DEVICE}, {0, 0, 0, 0}};
     static const char *const families[] = {"sdxl", NULL}, *const variants[] = {"fp16", "fp32", NULL},
                              *const stages[] = {"all", "images", "report", NULL};
     opterr = 0;
@@ -507,6 +513,7 @@ int es_experiment_main(int argc, char **argv)
         case O_GROWS: r.grid_rows = (int)cli_long("--grid-rows", optarg, 1, 1000); break;
         case O_GCELL: r.grid_cell = (int)cli_long("--grid-cell", optarg, 8, 16384); break;
         case O_OUT: r.out = optarg; break;
+        case O_DEVICE: r.o.device = device_select("--device", optarg); break;
         case O_HELP: fputs(usage_text, stdout); return 0;
         default: cli_bad_option(argv[optind - 1]);
         }

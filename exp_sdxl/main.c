@@ -43,6 +43,8 @@ static void usage(FILE *f)
             "                             (default 1); repeat for several: W0 + sum_i w_i dW_i\n"
             "  --lora-mode merge|runtime  merge: new weights W0 + sum w dW for the adapted tensors (default);\n"
             "                             runtime: y = W0 x + sum s B A x on the unchanged base weights\n"
+            "  --device cpu|cuda|auto     where the UNet runs (default cpu); cuda: fp16 weights and activations,\n"
+            "                             fp32 accumulation (text encoders and VAE stay on the CPU, VAE in fp32)\n"
             "  --prompt TEXT              default: the paper's prompt\n"
             "  --negative-prompt TEXT     default: the paper's negative prompt\n"
             "  --no-negative-prompt       no negative prompt (zero embeddings, as diffusers with None)\n"
@@ -84,7 +86,7 @@ static int generate_main(int argc, char **argv)
     const char *family = NULL, *out = "results/sdxl", *noise_path = NULL, *dump_path = NULL;
     long nimg = 1;
     enum { O_FAMILY = 1000, O_MODEL, O_CONFIG, O_VARIANT, O_LORA, O_PROMPT, O_NEG, O_NONEG, O_SEED, O_NIMG, O_STEPS,
-           O_CFG, O_RESCALE, O_W, O_H, O_NOISE, O_DUMP, O_OUT, O_HELP, O_LMODE };
+           O_CFG, O_RESCALE, O_W, O_H, O_NOISE, O_DUMP, O_OUT, O_HELP, O_LMODE, O_DEVICE };
     static const struct option opts[] = {
         {"family", required_argument, 0, O_FAMILY}, {"model", required_argument, 0, O_MODEL},
         {"config", required_argument, 0, O_CONFIG}, {"variant", required_argument, 0, O_VARIANT},
@@ -95,7 +97,8 @@ static int generate_main(int argc, char **argv)
         {"guidance-rescale", required_argument, 0, O_RESCALE}, {"width", required_argument, 0, O_W},
         {"height", required_argument, 0, O_H}, {"noise", required_argument, 0, O_NOISE},
         {"dump", required_argument, 0, O_DUMP}, {"out", required_argument, 0, O_OUT},
-        {"lora-mode", required_argument, 0, O_LMODE}, {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+        {"lora-mode", required_argument, 0, O_LMODE}, {"help", no_argument, 0, O_HELP},
+        {"device", required_argument, 0, O_DEVICE}, {0, 0, 0, 0}};
     static const char *const families[] = {"sdxl", NULL}, *const variants[] = {"fp16", "fp32", NULL},
                              *const lmodes[] = {"merge", "runtime", NULL};
     opterr = 0;
@@ -119,6 +122,7 @@ static int generate_main(int argc, char **argv)
             break;
         }
         case O_LMODE: o.lora_runtime = cli_choice("--lora-mode", optarg, lmodes); break;
+        case O_DEVICE: o.device = device_select("--device", optarg); break;
         case O_PROMPT: g.prompt = optarg; break;
         case O_NEG: g.negative = optarg; break;
         case O_NONEG: g.negative = NULL; break;

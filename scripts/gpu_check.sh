@@ -4,6 +4,12 @@
 # SF_REQUIRE_CUDA=1 (a test that finds no usable GPU FAILs instead of printing SKIP), then every
 # bench/bin/bench_cuda_* (a SKIP there is a failure too). Everything goes into ONE report file (default
 # gpu_check_report.txt, written to a temp file then renamed); the console gets the summary.
+# Then the SDXL UNet on the GPU (issue 9 item 7): bench/bin/bench_sdxl_unet --device cuda at 1024^2, batch 2,
+# fp16 (ms per call, device memory), with each attention kernel (default, then SF_SDXL_ATTN=mma), and beside it, in the same call, diffusers on the same shapes
+# (tests/reference/sdxl_unet_gpu_bench.py) when torch with CUDA and a diffusers tree are there: SDXL_REFENV=DIR
+# (a folder built by shared/anchors/sdxl_reference_env.sh; default: refenv/ at the tree's root, carried along).
+# Each is capped at SDXL_BENCH_TIMEOUT seconds (default 150) so the whole check stays near 8 minutes;
+# a missing diffusers side is reported as NOT RUN (not a failure: it is the reference, not our code).
 # Usage: scripts/gpu_check.sh [--out FILE] [--no-bench] [--timeout SECONDS (per program, default 600)]
 # Exit: 0 when every test passed and every bench ran; 1 otherwise; 2 on a bad flag or when nothing is built.
 set -u
@@ -46,6 +52,33 @@ for t in "${tests[@]}"; do
   passed=$((passed + p)); failed=$((failed + f))
   [ "$f" = 0 ] || bad_programs=$((bad_programs + 1))
   s="$(basename "$t"): passed=$p failed=$f exit=$rc ${secs}s"; summary+=("$s")
+  { echo; echo "== $s"; printf '%s\n' "$res"; } >> "$tmp"
+done
+# the SDXL UNet (ours, then diffusers): one command line each, capped
+sdxl_tmo=${SDXL_BENCH_TIMEOUT:-150}; [ "$sdxl_tmo" -gt "$tmo" ] && sdxl_tmo=$tmo
+sdxl_cmds=()
+if [ $bench = 1 ] && [ -x bench/bin/bench_sdxl_unet ]; then
+  sdxl_cmds+=("bench/bin/bench_sdxl_unet --device cuda --res 1024 --batch 2 --dtype f16 --reps 10")
+  sdxl_cmds+=("env SF_SDXL_ATTN=mma bench/bin/bench_sdxl_unet --device cuda --res 1024 --batch 2 --dtype f16 --reps 10")
+  refenv=${SDXL_REFENV:-refenv}
+  py=${PYTHON:-python3}
+  if [ ! -d "$refenv/diffusers/src/diffusers" ]; then
+    summary+=("sdxl_unet_gpu_bench.py (diffusers): NOT RUN: no diffusers tree at $refenv (set SDXL_REFENV)")
+  elif ! "$py" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' >/dev/null 2>&1; then
+    summary+=("sdxl_unet_gpu_bench.py (diffusers): NOT RUN: $py has no torch with CUDA")
+  else
+    export PYTHONPATH="$refenv/diffusers/src:$refenv/hub/src:$refenv/open_clip/src:$refenv/stub${PYTHONPATH:+:$PYTHONPATH}"
+    sdxl_cmds+=("$py tests/reference/sdxl_unet_gpu_bench.py --res 1024 --batch 2 --reps 10")
+  fi
+fi
+for cmd in "${sdxl_cmds[@]}"; do
+  start=$(date +%s)
+  # shellcheck disable=SC2086  # the command line is split on purpose
+  res=$(timeout "$sdxl_tmo" $cmd 2>&1); rc=$?
+  secs=$(( $(date +%s) - start ))
+  st=ok
+  if [ "$rc" != 0 ] || printf '%s\n' "$res" | grep -q 'SKIP'; then st=FAIL; bad_programs=$((bad_programs + 1)); fi
+  s="$cmd: $st exit=$rc ${secs}s (limit ${sdxl_tmo}s)"; summary+=("$s")
   { echo; echo "== $s"; printf '%s\n' "$res"; } >> "$tmp"
 done
 for b in "${benches[@]}"; do

@@ -26,13 +26,13 @@ one_line_error() {   # $1 name, $2 pattern, rest: command
 help=$($bin --help)
 missing=""
 for o in family model config variant lora lora-mode prompt negative-prompt no-negative-prompt seed num-images steps cfg \
-         guidance-rescale width height noise dump out help; do
+         guidance-rescale width height noise dump out device help; do
   grep -q -- "--$o" <<< "$help" || missing="$missing --$o"
   grep -q "\"$o\"" exp_sdxl/main.c || missing="$missing (not parsed: $o)"
 done
 [ -z "$missing" ] && ok "--help names every option" || bad "--help names every option" "$missing"
 n_parsed=$(grep -o '{"[a-z-]*", [a-z_]*_argument' exp_sdxl/main.c | wc -l)
-[ "$n_parsed" = 20 ] && ok "20 options parsed, 20 documented" || bad "option count" "$n_parsed parsed"
+[ "$n_parsed" = 21 ] && ok "21 options parsed, 21 documented" || bad "option count" "$n_parsed parsed"
 
 one_line_error "sdxl_tiny: unknown flag rejected" "bogus" $tiny --bogus
 one_line_error "sdxl_tiny: --out required" "--out" $tiny
@@ -50,6 +50,7 @@ one_line_error "bad --cfg rejected" "--cfg" $bin --family sdxl --model "$M" --cf
 one_line_error "bad --guidance-rescale rejected" "--guidance-rescale" $bin --family sdxl --model "$M" --guidance-rescale 2
 one_line_error "bad --variant rejected" "--variant" $bin --family sdxl --model "$M" --variant fp8
 one_line_error "bad --lora-mode rejected" "--lora-mode" $bin --family sdxl --model "$M" --lora-mode fuse
+one_line_error "bad --device rejected" "--device" $bin --family sdxl --model "$M" --device gpu
 one_line_error "bad LoRA weight rejected" "--lora" $bin --family sdxl --model "$M" --lora "$tmp/m/lora_a_kohya.safetensors:x"
 one_line_error "missing model named" "$tmp/none" $bin --family sdxl --model "$tmp/none" --out "$tmp/x"
 one_line_error "size not a multiple of the model's step" "multiple" $bin --family sdxl --model "$M" --width 36 --height 32 --out "$tmp/x"

@@ -26,13 +26,13 @@ one_line_error() {   # $1 name, $2 pattern, rest: command
 help=$($bin --family sdxl --experiment --help)
 missing=""
 for o in family experiment model config variant lora names lambdas weights seeds bary-endpoints prompt \
-         negative-prompt steps cfg width height stage grid-rows grid-cell out help part; do
+         negative-prompt steps cfg width height stage grid-rows grid-cell out help part device; do
   grep -q -- "--$o" <<< "$help" || missing="$missing --$o"
   grep -q "\"$o\"" exp_sdxl/experiment.c || missing="$missing (not parsed: $o)"
 done
 [ -z "$missing" ] && ok "--experiment --help names every option" || bad "--experiment --help" "$missing"
 n_parsed=$(grep -o '{"[a-z-]*", [a-z_]*_argument' exp_sdxl/experiment.c | wc -l)
-[ "$n_parsed" = 23 ] && ok "23 options parsed, 23 documented" || bad "option count" "$n_parsed parsed"
+[ "$n_parsed" = 24 ] && ok "24 options parsed, 24 documented" || bad "option count" "$n_parsed parsed"
 
 ./exp_sdxl/sdxl_tiny --out "$tmp/m" > /dev/null || { bad "sdxl_tiny" "failed"; echo "RESULT passed=$pass failed=$fail"; exit 1; }
 M=$tmp/m/diffusers A=$tmp/m/lora_a_diffusers.safetensors B=$tmp/m/lora_b_kohya.safetensors

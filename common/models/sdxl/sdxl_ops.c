@@ -5,6 +5,7 @@
  * through an im2col here. Norms, activations and attention go to nn/norm, nn/act, nn/attention. The f16 -> f32
  * widening uses the F16C conversion instruction where the build has it (exact, like every f16 -> f32 conversion). */
 #include "sdxl_ops.h"
+#include "sdxl_ops_cuda.h"
 #include "act.h"
 #include "attention.h"
 #include "gemm.h"
@@ -25,7 +26,72 @@
 #define OPS_F16C 0
 #endif
 
+/* On a CUDA context the call goes to sdxl_ops_cuda.c; in a CPU-only build there is no such context. */
+#ifdef SF_HAVE_CUDA
+#define ON_CUDA(o, call)                                                       \
+    do {                                                                       \
+        if ((o)->dev == DEVICE_CUDA) {                                         \
+            call;                                                              \
+            return;                                                            \
+        }                                                                      \
+    } while (0)
+#else
+#define ON_CUDA(o, call) ((void)(o))
+#endif
+
 void sdxl_ops_init(sdxl_ops *o) { memset(o, 0, sizeof *o); }
+
+int sdxl_ops_set_device(sdxl_ops *o, device_kind d, char *err, size_t errlen)
+{
+    if (d == o->dev) return 0;
+    if (d == DEVICE_CPU) {
+        sdxl_ops_cuda_close(o);
+        o->dev = DEVICE_CPU;
+        return 0;
+    }
+    if (sdxl_ops_cuda_open(o, err, errlen)) return -1;
+    o->dev = DEVICE_CUDA;
+    return 0;
+}
+
+size_t sdxl_ops_device_weight_bytes(const sdxl_ops *o) { return sdxl_ops_cuda_weight_bytes(o); }
+void sdxl_ops_drop_weights(sdxl_ops *o) { sdxl_ops_cuda_drop_weights(o); }
+
+float *sdxl_ops_workspace(sdxl_ops *o, size_t n)
+{
+#ifdef SF_HAVE_CUDA
+    if (o->dev == DEVICE_CUDA) return sdxl_ops_cuda_workspace(o, n);
+#endif
+    (void)o, (void)n;
+    return NULL;
+}
+
+void sdxl_ops_upload(sdxl_ops *o, float *dst, const float *host_src, size_t n)
+{
+    ON_CUDA(o, sdxl_ops_cuda_upload(o, dst, host_src, n));
+    if (dst != host_src) memcpy(dst, host_src, n * sizeof *dst);
+}
+
+void sdxl_ops_download(sdxl_ops *o, float *host_dst, const float *src, size_t n)
+{
+    ON_CUDA(o, sdxl_ops_cuda_download(o, host_dst, src, n));
+    if (host_dst != src) memcpy(host_dst, src, n * sizeof *src);
+}
+
+void sdxl_ops_copy(sdxl_ops *o, float *dst, const float *src, size_t n)
+{
+    ON_CUDA(o, sdxl_ops_cuda_copy(dst, src, n));
+    memcpy(dst, src, n * sizeof *dst);
+}
+
+size_t sdxl_ops_conv_ws_floats(const sdxl_ops *o, const nn_conv_geom *g, int B)
+{
+#ifdef SF_HAVE_CUDA
+    if (o->dev == DEVICE_CUDA) return sdxl_ops_cuda_conv_ws_floats(g, B);
+#endif
+    (void)o;
+    return nn_conv2d_ws_floats(g, B);
+}
 
 const char *sdxl_ops_kind_name(int kind)
 {
@@ -47,6 +113,7 @@ void sdxl_ops_free(sdxl_ops *o)
     free(o->attn_ws);
     free(o->lora_ws);
     free(o->pack);
+    sdxl_ops_cuda_close(o);
     memset(o, 0, sizeof *o);
 }
 
@@ -133,6 +200,7 @@ static void lora_linear(sdxl_ops *o, float *out, const float *in, int T, int IC,
 
 void sdxl_ops_linear(sdxl_ops *o, float *out, const float *in, int T, const nn_tensor *W, const nn_tensor *b, int acc)
 {
+    ON_CUDA(o, sdxl_ops_cuda_linear(o, out, in, T, W, b, acc));
     const int OC = (int)W->shape[0], IC = (int)(W->numel / (size_t)OC);   /* [OC, IC] or a 1x1 conv's [OC, IC, 1, 1] */
     TIMED(o, SDXL_OPS_LINEAR, {
         if (use_bf16(W) && nn_amx_ok(OC, IC) && nn_amx_available()) {
@@ -150,7 +218,7 @@ void sdxl_ops_linear(sdxl_ops *o, float *out, const float *in, int T, const nn_t
 
 void sdxl_ops_linear_multi(sdxl_ops *o, float *const *out, const float *in, int T, const nn_tensor *const *W, int n)
 {
-    int amx = nn_amx_available();
+    int amx = o->dev == DEVICE_CPU && nn_amx_available();
     for (int i = 0; i < n; i++) amx &= use_bf16(W[i]) && nn_amx_ok((int)W[i]->shape[0], (int)W[i]->shape[1]) &&
                                        W[i]->shape[1] == W[0]->shape[1];
     if (!amx) {
@@ -249,6 +317,7 @@ static void conv2d(sdxl_ops *o, float *out, const float *in, int B, const nn_con
 void sdxl_ops_conv2d(sdxl_ops *o, float *out, const float *in, int B, const nn_conv_geom *g, const nn_tensor *W,
                      const nn_tensor *b, float *ws, size_t ws_n)
 {
+    ON_CUDA(o, sdxl_ops_cuda_conv2d(o, out, in, B, g, W, b, ws, ws_n));
     TIMED(o, SDXL_OPS_CONV, {
         conv2d(o, out, in, B, g, W, b, ws, ws_n);
         const sdxl_lora_adapter *ad;
@@ -261,24 +330,28 @@ void sdxl_ops_conv2d(sdxl_ops *o, float *out, const float *in, int B, const nn_c
 void sdxl_ops_groupnorm(sdxl_ops *o, float *out, const float *in, int B, int C, int HW, int G, float eps,
                         const nn_tensor *gamma, const nn_tensor *beta, int silu)
 {
+    ON_CUDA(o, sdxl_ops_cuda_groupnorm(o, out, in, B, C, HW, G, eps, gamma, beta, silu));
     float *st = grow(&o->stats, &o->stats_cap, 2 * (size_t)B * G);
     TIMED(o, SDXL_OPS_NORM, {
         nn_groupnorm_forward(out, st, st + (size_t)B * G, in, sdxl_ops_f32(o, gamma, 1), sdxl_ops_f32(o, beta, 2), B,
                              C, HW, G, eps);
-        if (silu) sdxl_ops_silu(out, out, (size_t)B * C * HW);
+        if (silu) sdxl_ops_silu(o, out, out, (size_t)B * C * HW);
     });
 }
 
 void sdxl_ops_layernorm(sdxl_ops *o, float *out, const float *in, int N, int D, float eps, const nn_tensor *gamma,
                         const nn_tensor *beta)
 {
+    ON_CUDA(o, sdxl_ops_cuda_layernorm(o, out, in, N, D, eps, gamma, beta));
     float *st = grow(&o->stats, &o->stats_cap, 2 * (size_t)N);
     TIMED(o, SDXL_OPS_NORM,
           nn_layernorm_forward(out, st, st + N, in, sdxl_ops_f32(o, gamma, 1), sdxl_ops_f32(o, beta, 2), N, D, eps));
 }
 
-void sdxl_ops_silu(float *out, const float *in, size_t n)
+void sdxl_ops_silu(sdxl_ops *o, float *out, const float *in, size_t n)
 {
+    ON_CUDA(o, sdxl_ops_cuda_silu(out, in, n));
+    (void)o;
     const size_t chunk = 1 << 15;
     const long nch = (long)((n + chunk - 1) / chunk);
 #pragma omp parallel for schedule(static) if (nch > 2)
@@ -288,8 +361,10 @@ void sdxl_ops_silu(float *out, const float *in, size_t n)
     }
 }
 
-void sdxl_ops_geglu(float *out, const float *in, int T, int I)
+void sdxl_ops_geglu(sdxl_ops *ops, float *out, const float *in, int T, int I)
 {
+    ON_CUDA(ops, sdxl_ops_cuda_geglu(out, in, T, I));
+    (void)ops;
 #pragma omp parallel for schedule(static) if ((long)T * I > (1L << 15))
     for (int r = 0; r < T; r++) {
         float *o = out + (size_t)r * I;
@@ -303,6 +378,7 @@ void sdxl_ops_geglu(float *out, const float *in, int T, int I)
 void sdxl_ops_attention(sdxl_ops *o, float *out, const float *q, const float *k, const float *v, int B, int heads,
                         int Tq, int Tk, int dh)
 {
+    ON_CUDA(o, sdxl_ops_cuda_attention(out, q, k, v, B, heads, Tq, Tk, dh));
     const size_t need = nn_attention_ws_floats(dh, omp_get_max_threads());
     float *ws = grow(&o->attn_ws, &o->attn_cap, need);
     const int C = heads * dh;
@@ -311,8 +387,10 @@ void sdxl_ops_attention(sdxl_ops *o, float *out, const float *q, const float *k,
 }
 
 /* blocked transposes: 32 x 32 tiles keep both sides in cache */
-void sdxl_ops_to_tokens(float *out, const float *in, int B, int C, int HW)
+void sdxl_ops_to_tokens(sdxl_ops *o, float *out, const float *in, int B, int C, int HW)
 {
+    ON_CUDA(o, sdxl_ops_cuda_to_tokens(out, in, B, C, HW));
+    (void)o;
     const int TB = 32;
     const long ntile = (long)B * ((C + TB - 1) / TB);
 #pragma omp parallel for schedule(static) if ((long)B * C * HW > (1L << 15))
@@ -329,8 +407,10 @@ void sdxl_ops_to_tokens(float *out, const float *in, int B, int C, int HW)
     }
 }
 
-void sdxl_ops_from_tokens_add(float *out, const float *in, const float *res, int B, int C, int HW)
+void sdxl_ops_from_tokens_add(sdxl_ops *o, float *out, const float *in, const float *res, int B, int C, int HW)
 {
+    ON_CUDA(o, sdxl_ops_cuda_from_tokens_add(out, in, res, B, C, HW));
+    (void)o;
     const int TB = 32;
     const long ntile = (long)B * ((C + TB - 1) / TB);
 #pragma omp parallel for schedule(static) if ((long)B * C * HW > (1L << 15))
@@ -348,22 +428,40 @@ void sdxl_ops_from_tokens_add(float *out, const float *in, const float *res, int
     }
 }
 
-void sdxl_ops_add(float *out, const float *a, const float *b, size_t n)
+void sdxl_ops_chan_add(sdxl_ops *o, float *x, const float *v, int B, int C, int HW)
 {
+    ON_CUDA(o, sdxl_ops_cuda_chan_add(x, v, B, C, HW));
+    (void)o;
+    for (int b = 0; b < B; b++)
+        for (int ch = 0; ch < C; ch++) {
+            float *p = x + ((size_t)b * C + ch) * HW;
+            const float a = v[b * C + ch];
+            for (int i = 0; i < HW; i++) p[i] += a;
+        }
+}
+
+void sdxl_ops_add(sdxl_ops *o, float *out, const float *a, const float *b, size_t n)
+{
+    ON_CUDA(o, sdxl_ops_cuda_add(out, a, b, n));
+    (void)o;
 #pragma omp parallel for simd schedule(static) if (n > (1u << 16))
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
-void sdxl_ops_concat(float *out, const float *a, int C1, const float *b, int C2, int B, int HW)
+void sdxl_ops_concat(sdxl_ops *o, float *out, const float *a, int C1, const float *b, int C2, int B, int HW)
 {
+    ON_CUDA(o, sdxl_ops_cuda_concat(out, a, C1, b, C2, B, HW));
+    (void)o;
     for (int n = 0; n < B; n++) {
         memcpy(out + (size_t)n * (C1 + C2) * HW, a + (size_t)n * C1 * HW, (size_t)C1 * HW * sizeof(float));
         memcpy(out + ((size_t)n * (C1 + C2) + C1) * HW, b + (size_t)n * C2 * HW, (size_t)C2 * HW * sizeof(float));
     }
 }
 
-void sdxl_ops_upsample2x(float *out, const float *in, int B, int C, int H, int W)
+void sdxl_ops_upsample2x(sdxl_ops *o, float *out, const float *in, int B, int C, int H, int W)
 {
+    ON_CUDA(o, sdxl_ops_cuda_upsample2x(out, in, B, C, H, W));
+    (void)o;
     const long planes = (long)B * C;
 #pragma omp parallel for schedule(static) if (planes * H * W > (1L << 15))
     for (long pl = 0; pl < planes; pl++) {

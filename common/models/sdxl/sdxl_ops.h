@@ -6,10 +6,19 @@
  * sizes are multiples of 32) or the AVX-512 bf16 GEMM (nn/gemm_bf16), the activations rounded to bf16 as they are
  * packed.
  *
+ * CUDA (sdxl_ops_set_device; models/sdxl/sdxl_ops_cuda.c over the fp16 kernels of nn/nn_cuda_sdxl.h): every
+ * activation pointer below is then DEVICE memory holding fp16 values, and the same calls run there. Each weight is
+ * uploaded once, on first use, as fp16 (f16 as stored; f32 / bf16 rounded to nearest) into a cache the context owns;
+ * sums accumulate in fp32. Buffers keep their fp32 sizes: a region planned as n floats holds n fp16 values in its
+ * first half, so the networks plan one workspace for both devices (it costs 2x the activation memory on the
+ * GPU: ~2 GB for the SDXL UNet at 1024^2, batch 2). Host data enters and leaves through sdxl_ops_upload /
+ * sdxl_ops_download. No timing per kind (the work is asynchronous), no run-time LoRA (merge it instead).
+ *
  * Shapes: token matrices are row-major [T, D]; images NCHW [B, C, H, W]. Linear weights are torch's [OC, IC]. */
 #ifndef SF_SDXL_OPS_H
 #define SF_SDXL_OPS_H
 #include "conv.h"
+#include "device.h"
 #include "lora.h"
 #include "tensor.h"
 #include <stddef.h>
@@ -32,11 +41,34 @@ typedef struct {
     size_t lora_cap;
     float *pack;         /* AMX packed activations */
     size_t pack_cap;
+    device_kind dev;     /* where activations live and the ops run (DEVICE_CPU after init) */
+    struct sdxl_ops_cuda *cu;   /* the CUDA state: weight cache, workspace, staging (sdxl_ops_cuda.c); else NULL */
 } sdxl_ops;
 
 void sdxl_ops_init(sdxl_ops *o);
 const char *sdxl_ops_kind_name(int kind);   /* "linear", "conv", "attention", "norm", "other" */
 void sdxl_ops_free(sdxl_ops *o);
+/* Run this context's ops on device d from now on (call before any forward pass): 0, or -1 with a one-line reason in
+ * err (a CPU-only build, no usable GPU). DEVICE_CPU is always accepted. */
+int sdxl_ops_set_device(sdxl_ops *o, device_kind d, char *err, size_t errlen);
+/* The device weight cache is keyed by the nn_tensor's address: a weight must stay alive and unchanged while the
+ * context is on the device. After changing or freeing weights (an in-place LoRA merge, a new store), drop the
+ * cache; the next call uploads again. */
+void sdxl_ops_drop_weights(sdxl_ops *o);
+/* Bytes of weights uploaded to the device so far (0 on the CPU). */
+size_t sdxl_ops_device_weight_bytes(const sdxl_ops *o);
+/* A workspace of n float slots on the context's device, owned by the context and grown (never shrunk) to the
+ * largest n asked for; on the CPU NULL (the caller's host workspace is used). */
+float *sdxl_ops_workspace(sdxl_ops *o, size_t n);
+/* dst[n] (device) = host_src[n] (fp32 on the host; rounded to fp16 on CUDA). On the CPU a memcpy (none when the
+ * two are the same). */
+void sdxl_ops_upload(sdxl_ops *o, float *dst, const float *host_src, size_t n);
+/* host_dst[n] = src[n] (widened to fp32 on CUDA; waits for the device). */
+void sdxl_ops_download(sdxl_ops *o, float *host_dst, const float *src, size_t n);
+/* dst[n] = src[n] on the context's device */
+void sdxl_ops_copy(sdxl_ops *o, float *dst, const float *src, size_t n);
+/* Floats of conv workspace sdxl_ops_conv2d needs for B images of geometry g on the context's device. */
+size_t sdxl_ops_conv_ws_floats(const sdxl_ops *o, const nn_conv_geom *g, int B);
 /* Grow the weight scratch so a tensor of `numel` elements can be widened (call once at model creation with the
  * largest non-f32 weight, so nothing is allocated during a forward pass). */
 void sdxl_ops_reserve(sdxl_ops *o, size_t numel);
@@ -59,24 +91,26 @@ void sdxl_ops_groupnorm(sdxl_ops *o, float *out, const float *in, int B, int C, 
 void sdxl_ops_layernorm(sdxl_ops *o, float *out, const float *in, int N, int D, float eps, const nn_tensor *gamma,
                         const nn_tensor *beta);
 /* out[n] = silu(in[n]) (out may equal in) */
-void sdxl_ops_silu(float *out, const float *in, size_t n);
+void sdxl_ops_silu(sdxl_ops *o, float *out, const float *in, size_t n);
 /* out[T, I] = in[T, :I] * gelu(in[T, I:2I]) (diffusers GEGLU, exact GELU) */
-void sdxl_ops_geglu(float *out, const float *in, int T, int I);
+void sdxl_ops_geglu(sdxl_ops *o, float *out, const float *in, int T, int I);
 /* multi-head attention over token matrices q[B*Tq, heads*dh], k, v[B*Tk, heads*dh] -> out[B*Tq, heads*dh],
  * scale 1/sqrt(dh) */
 void sdxl_ops_attention(sdxl_ops *o, float *out, const float *q, const float *k, const float *v, int B, int heads,
                         int Tq, int Tk, int dh);
 /* out[B, HW, C] = in[B, C, HW]^T per sample */
-void sdxl_ops_to_tokens(float *out, const float *in, int B, int C, int HW);
+void sdxl_ops_to_tokens(sdxl_ops *o, float *out, const float *in, int B, int C, int HW);
 /* out[B, C, HW] = in[B, HW, C]^T + res[B, C, HW] per sample */
-void sdxl_ops_from_tokens_add(float *out, const float *in, const float *res, int B, int C, int HW);
+void sdxl_ops_from_tokens_add(sdxl_ops *o, float *out, const float *in, const float *res, int B, int C, int HW);
 /* out[n] = a[n] + b[n] (out may alias either) */
-void sdxl_ops_add(float *out, const float *a, const float *b, size_t n);
+void sdxl_ops_add(sdxl_ops *o, float *out, const float *a, const float *b, size_t n);
+/* x[B, C, HW] += v[B, C] (one value per sample and channel: the ResNet's time projection) */
+void sdxl_ops_chan_add(sdxl_ops *o, float *x, const float *v, int B, int C, int HW);
 /* out[B, C1 + C2, HW] = concat(a[B, C1, HW], b[B, C2, HW]) along channels */
-void sdxl_ops_concat(float *out, const float *a, int C1, const float *b, int C2, int B, int HW);
+void sdxl_ops_concat(sdxl_ops *o, float *out, const float *a, int C1, const float *b, int C2, int B, int HW);
 /* out[B, C, 2H, 2W] = nearest 2x upsampling of in[B, C, H, W] */
-void sdxl_ops_upsample2x(float *out, const float *in, int B, int C, int H, int W);
-/* out[B, dim] = sinusoidal embedding of t[B] as diffusers' get_timestep_embedding (max period 10,000), in fp32
+void sdxl_ops_upsample2x(sdxl_ops *o, float *out, const float *in, int B, int C, int H, int W);
+/* (host only, on both devices: the caller uploads it) out[B, dim] = sinusoidal embedding of t[B] as diffusers' get_timestep_embedding (max period 10,000), in fp32
  * as torch computes it: exponent -ln(1e4) i / (dim/2 - shift), then [sin, cos] or [cos, sin] when flip. */
 void sdxl_ops_timestep_embedding(float *out, const float *t, int B, int dim, int flip_sin_to_cos, float shift);
 

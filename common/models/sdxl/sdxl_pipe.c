@@ -44,6 +44,7 @@ struct sdxl_pipe {
     sdxl_lora *loras[SDXL_PIPE_MAX_LORAS];
     int nlora;
     sdxl_pipe_model *def;           /* the options' model */
+    device_kind device;             /* where every model's UNet runs */
     float *ws;
     size_t ws_n;
 };
@@ -199,6 +200,9 @@ void sdxl_pipe_model_free(sdxl_pipe_model *m)
 
 sdxl_pipe_model *sdxl_pipe_model_create(sdxl_pipe *p, const float *w, int runtime, char *err, size_t errlen)
 {
+    /* run-time LoRA is CPU only: on the GPU every model is its own merged fp16 copy of the UNet (about 5 GB for
+     * SDXL, so the barycenter of two fine-tunes holds two) */
+    if (p->device != DEVICE_CPU) runtime = 0;
     sdxl_pipe_model *m = mem_calloc(1, sizeof *m);
     m->p = p, m->runtime = runtime;
     for (int i = 0; i < p->nlora; i++) {
@@ -239,6 +243,7 @@ sdxl_pipe_model *sdxl_pipe_model_create(sdxl_pipe *p, const float *w, int runtim
         store = m->uw;
     }
     if (!(m->unet = sdxl_unet_create(&p->ucfg, store, NULL, err, errlen))) goto fail;
+    if (p->device != DEVICE_CPU && sdxl_unet_set_device(m->unet, p->device, err, errlen)) goto fail;
     if (runtime && p->nlora) {
         m->rt = sdxl_lora_runtime_build(p->uw, NULL, SDXL_LORA_UNET, ls, m->w, (size_t)p->nlora, err, errlen);
         if (!m->rt) goto fail;
@@ -373,6 +378,11 @@ sdxl_pipe *sdxl_pipe_load(const sdxl_pipe_opts *o, char *err, size_t errlen)
         free(s), s = NULL;
     }
     if (open_loras(p, o, err, errlen)) goto out;
+    p->device = o->device;
+    if (p->device != DEVICE_CPU && o->lora_runtime && o->nlora && !o->lora_defer) {
+        snprintf(err, errlen, "--lora-mode runtime: run-time LoRA is CPU only (use merge with --device cuda)");
+        goto out;
+    }
     {
         float w0[SDXL_PIPE_MAX_LORAS] = {0};   /* deferred: the base (no LoRA opened counts) */
         const int apply = !o->lora_defer;

@@ -26,6 +26,7 @@
  * sdxl_pipe_generate is sdxl_pipe_generate_mix of the model the options describe. */
 #ifndef SF_SDXL_PIPE_H
 #define SF_SDXL_PIPE_H
+#include "device.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,8 @@ typedef struct {
     int lora_runtime;           /* 0: merge into new tensors; 1: apply at run time on the unchanged base */
     int lora_defer;             /* 1: open the LoRAs only (models come from sdxl_pipe_model_create); the pipe's
                                  * own model is then the base */
+    device_kind device;         /* where the UNets run (DEVICE_CPU, the zero value, or DEVICE_CUDA: fp16 on the GPU,
+                                 * every model a merged copy; the text encoders and the VAE stay on the CPU) */
 } sdxl_pipe_opts;
 
 typedef struct {

@@ -624,23 +624,25 @@ typedef struct {
     size_t kv;       /* B * max C * max(HW, ctx_len) over transformer levels */
     size_t conv;     /* largest conv im2col workspace */
     size_t emb;      /* time / add embeddings */
+    size_t tp;       /* a ResNet's time projection [B, oc] */
 } ws_plan;
 
 static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
 
-static void plan_conv(ws_plan *p, const uconv *c, int B, int H, int W)
+static void plan_conv(ws_plan *p, const sdxl_ops *o, const uconv *c, int B, int H, int W)
 {
     nn_conv_geom g = nn_conv2d_geom(c->ic, c->oc, H, W, (int)c->w->shape[2], (int)c->w->shape[3], c->stride,
                                     (int)c->w->shape[2] / 2);
-    p->conv = zmax(p->conv, nn_conv2d_ws_floats(&g, B));
+    p->conv = zmax(p->conv, sdxl_ops_conv_ws_floats(o, &g, B));
 }
 
-static void plan_resnet(ws_plan *p, const uresnet *r, int B, int H, int W)
+static void plan_resnet(ws_plan *p, const sdxl_ops *o, const uresnet *r, int B, int H, int W)
 {
     p->act = zmax(p->act, (size_t)B * zmax(r->ic, r->oc) * H * W);
-    plan_conv(p, &r->c1, B, H, W);
-    plan_conv(p, &r->c2, B, H, W);
-    if (r->sc.w) plan_conv(p, &r->sc, B, H, W);
+    p->tp = zmax(p->tp, (size_t)B * r->oc);
+    plan_conv(p, o, &r->c1, B, H, W);
+    plan_conv(p, o, &r->c2, B, H, W);
+    if (r->sc.w) plan_conv(p, o, &r->sc, B, H, W);
 }
 
 static void plan_trans(ws_plan *p, const utrans *t, int B, int HW, int L)
@@ -653,43 +655,44 @@ static ws_plan make_plan(const sdxl_unet *u, int B, int H, int W, int L)
 {
     ws_plan p = {0};
     const sdxl_unet_config *c = &u->cfg;
+    const sdxl_ops *o = &u->ops;
     p.emb = (size_t)B * (c->block_out_channels[0] + 4 * (size_t)c->time_embed_dim +
                          (c->has_add_embed ? c->projection_class_embeddings_input_dim : 0));
     int h = H, w = W;
-    plan_conv(&p, &u->conv_in, B, h, w);
+    plan_conv(&p, o, &u->conv_in, B, h, w);
     p.act = zmax(p.act, (size_t)B * c->block_out_channels[0] * h * w);
     p.skips += (size_t)B * c->block_out_channels[0] * h * w;
     for (int i = 0; i < c->nblocks; i++) {
         const ublock *b = &u->down[i];
         for (int j = 0; j < b->nres; j++) {
-            plan_resnet(&p, &b->res[j], B, h, w);
+            plan_resnet(&p, o, &b->res[j], B, h, w);
             if (b->has_attn) plan_trans(&p, &b->attn[j], B, h * w, L);
             p.skips += (size_t)B * b->res[j].oc * h * w;
         }
         if (b->has_sampler) {
-            plan_conv(&p, &b->sampler, B, h, w);
+            plan_conv(&p, o, &b->sampler, B, h, w);
             h /= 2;
             w /= 2;
             p.skips += (size_t)B * b->sampler.oc * h * w;
         }
     }
-    plan_resnet(&p, &u->mid_res[0], B, h, w);
+    plan_resnet(&p, o, &u->mid_res[0], B, h, w);
     plan_trans(&p, &u->mid_attn, B, h * w, L);
-    plan_resnet(&p, &u->mid_res[1], B, h, w);
+    plan_resnet(&p, o, &u->mid_res[1], B, h, w);
     for (int i = 0; i < c->nblocks; i++) {
         const ublock *b = &u->up[i];
         for (int j = 0; j < b->nres; j++) {
-            plan_resnet(&p, &b->res[j], B, h, w);
+            plan_resnet(&p, o, &b->res[j], B, h, w);
             if (b->has_attn) plan_trans(&p, &b->attn[j], B, h * w, L);
         }
         if (b->has_sampler) {
             h *= 2;
             w *= 2;
             p.act = zmax(p.act, (size_t)B * b->sampler.oc * h * w);
-            plan_conv(&p, &b->sampler, B, h, w);
+            plan_conv(&p, o, &b->sampler, B, h, w);
         }
     }
-    plan_conv(&p, &u->conv_out, B, h, w);
+    plan_conv(&p, o, &u->conv_out, B, h, w);
     p.act = zmax(p.act, (size_t)B * c->out_channels * h * w);
     return p;
 }
@@ -699,11 +702,34 @@ static size_t trans_floats(const ws_plan *p) { return p->tok * (4 + 3 * FF_MULT)
 
 #define ALIGN16(n) (((n) + 15) / 16 * 16)
 
+/* the regions of one call, in float slots: emb, tp, X, Y, T1, T2, skips, trans, conv, and on CUDA also the
+ * device copies of the sample, the context and the output */
+static size_t dev_floats(const sdxl_unet *u, const ws_plan *p, int B, int H, int W, int L)
+{
+    const sdxl_unet_config *c = &u->cfg;
+    size_t n = ALIGN16(p->emb) + ALIGN16(p->tp) + 4 * ALIGN16(p->act) + ALIGN16(p->skips) +
+               ALIGN16(trans_floats(p)) + ALIGN16(p->conv) + 64;
+    if (u->ops.dev != DEVICE_CPU)
+        n += ALIGN16((size_t)B * c->in_channels * H * W) + ALIGN16((size_t)B * L * c->cross_attention_dim[0]) +
+             ALIGN16((size_t)B * c->out_channels * H * W);
+    return n;
+}
+
 size_t sdxl_unet_ws_floats(const sdxl_unet *u, int B, int H, int W, int ctx_len)
 {
     ws_plan p = make_plan(u, B, H, W, ctx_len);
-    return ALIGN16(p.emb) + 4 * ALIGN16(p.act) + ALIGN16(p.skips) + ALIGN16(trans_floats(&p)) + ALIGN16(p.conv) + 64;
+    /* on CUDA the caller's (host) workspace only stages the embeddings; the rest is the context's device memory */
+    if (u->ops.dev != DEVICE_CPU) return ALIGN16(p.emb) + 64;
+    return dev_floats(u, &p, B, H, W, ctx_len);
 }
+
+int sdxl_unet_set_device(sdxl_unet *u, device_kind d, char *err, size_t errlen)
+{
+    return sdxl_ops_set_device(&u->ops, d, err, errlen);
+}
+
+device_kind sdxl_unet_device(const sdxl_unet *u) { return u->ops.dev; }
+size_t sdxl_unet_device_weight_bytes(const sdxl_unet *u) { return sdxl_ops_device_weight_bytes(&u->ops); }
 
 /* ------------------------------------------------------------------------------------------------ forward */
 
@@ -712,6 +738,7 @@ typedef struct {
     int B, L;
     const float *ctx;      /* [B, L, cross_attention_dim] */
     const float *semb;     /* SiLU(temb) [B, time_embed_dim] */
+    float *tp;             /* [B, max oc] */
     float *tmp1, *tmp2;    /* act-sized scratch */
     float *trans;          /* transformer region */
     size_t tok, kv;
@@ -736,21 +763,15 @@ static void run_resnet(fwd *f, float *out, const float *in, const uresnet *r, in
     sdxl_ops_groupnorm(&u->ops, t1, in, B, r->ic, HW, G, eps, r->n1.g, r->n1.b, 1);
     run_conv(f, t2, t1, &r->c1, H, W);
     /* + time_emb_proj(SiLU(temb)) per channel */
-    float tp[B * r->oc];
-    sdxl_ops_linear(&u->ops, tp, f->semb, B, r->temb.w, r->temb.b, 0);
-    for (int b = 0; b < B; b++)
-        for (int ch = 0; ch < r->oc; ch++) {
-            float *p = t2 + ((size_t)b * r->oc + ch) * HW;
-            const float v = tp[b * r->oc + ch];
-            for (int i = 0; i < HW; i++) p[i] += v;
-        }
+    sdxl_ops_linear(&u->ops, f->tp, f->semb, B, r->temb.w, r->temb.b, 0);
+    sdxl_ops_chan_add(&u->ops, t2, f->tp, B, r->oc, HW);
     sdxl_ops_groupnorm(&u->ops, t2, t2, B, r->oc, HW, G, eps, r->n2.g, r->n2.b, 1);
     run_conv(f, t1, t2, &r->c2, H, W);
     if (r->sc.w) {
         run_conv(f, out, in, &r->sc, H, W);
-        sdxl_ops_add(out, out, t1, (size_t)B * r->oc * HW);
+        sdxl_ops_add(&u->ops, out, out, t1, (size_t)B * r->oc * HW);
     } else
-        sdxl_ops_add(out, in, t1, (size_t)B * r->oc * HW);
+        sdxl_ops_add(&u->ops, out, in, t1, (size_t)B * r->oc * HW);
 }
 
 /* out[B, C, HW] = transformer(in[B, C, HW]) (out may equal in) */
@@ -762,7 +783,7 @@ static void run_trans(fwd *f, float *out, const float *in, const utrans *t, int 
     float *h = f->trans, *n = h + f->tok, *q = n + f->tok, *a = q + f->tok, *k = a + f->tok, *v = k + f->kv;
     float *ff = v + f->kv, *g = ff + 2 * FF_MULT * f->tok;
     sdxl_ops_groupnorm(o, f->tmp1, in, B, C, HW, u->cfg.norm_num_groups, TRANSFORMER_GN_EPS, t->norm.g, t->norm.b, 0);
-    sdxl_ops_to_tokens(n, f->tmp1, B, C, HW);
+    sdxl_ops_to_tokens(o, n, f->tmp1, B, C, HW);
     sdxl_ops_linear(o, h, n, T, t->pin.w, t->pin.b, 0);
     for (int j = 0; j < t->nlayers; j++) {
         const utblock *b = &t->tb[j];
@@ -782,11 +803,11 @@ static void run_trans(fwd *f, float *out, const float *in, const utrans *t, int 
         /* GEGLU feed-forward */
         sdxl_ops_layernorm(o, n, h, T, C, LAYERNORM_EPS, b->ln3.g, b->ln3.b);
         sdxl_ops_linear(o, ff, n, T, b->ff1.w, b->ff1.b, 0);
-        sdxl_ops_geglu(g, ff, T, ffi);
+        sdxl_ops_geglu(o, g, ff, T, ffi);
         sdxl_ops_linear(o, h, g, T, b->ff2.w, b->ff2.b, 1);
     }
     sdxl_ops_linear(o, n, h, T, t->pout.w, t->pout.b, 0);
-    sdxl_ops_from_tokens_add(out, n, in, B, C, HW);
+    sdxl_ops_from_tokens_add(o, out, n, in, B, C, HW);
 }
 
 static int check_finite(const float *x, size_t n, const char *what, char *err, size_t errlen)
@@ -836,36 +857,52 @@ int sdxl_unet_forward(sdxl_unet *u, float *eps, const float *x, const float *t, 
             return -1;
         }
     ws_plan p = make_plan(u, B, H, W, ctx_len);
-    float *base = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
-    float *emb = base, *X = emb + ALIGN16(p.emb), *Y = X + ALIGN16(p.act), *T1 = Y + ALIGN16(p.act);
-    float *T2 = T1 + ALIGN16(p.act), *skips = T2 + ALIGN16(p.act), *trans = skips + ALIGN16(p.skips);
-    float *conv_ws = trans + ALIGN16(trans_floats(&p));
-    fwd f = {.u = u, .B = B, .L = ctx_len, .ctx = ctx, .tmp1 = T1, .tmp2 = T2, .trans = trans, .tok = p.tok,
-             .kv = p.kv, .conv_ws = conv_ws, .conv_n = p.conv};
     sdxl_ops *o = &u->ops;
+    const int cuda = o->dev != DEVICE_CPU;
+    /* CPU: every region in the caller's workspace. CUDA: every region in the context's device workspace; the
+     * caller's workspace stages the host-computed embeddings (same offsets as the device emb region). */
+    float *host = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+    float *base = cuda ? sdxl_ops_workspace(o, dev_floats(u, &p, B, H, W, ctx_len)) : host;
+    float *emb = base, *tp = emb + ALIGN16(p.emb), *X = tp + ALIGN16(p.tp), *Y = X + ALIGN16(p.act);
+    float *T1 = Y + ALIGN16(p.act), *T2 = T1 + ALIGN16(p.act), *skips = T2 + ALIGN16(p.act);
+    float *trans = skips + ALIGN16(p.skips), *conv_ws = trans + ALIGN16(trans_floats(&p));
+    float *xin = (float *)x, *ctxd = (float *)ctx, *out = eps;
+    if (cuda) {
+        xin = conv_ws + ALIGN16(p.conv);
+        ctxd = xin + ALIGN16((size_t)B * c->in_channels * H * W);
+        out = ctxd + ALIGN16((size_t)B * ctx_len * c->cross_attention_dim[0]);
+        sdxl_ops_upload(o, xin, x, (size_t)B * c->in_channels * H * W);
+        sdxl_ops_upload(o, ctxd, ctx, (size_t)B * ctx_len * c->cross_attention_dim[0]);
+    }
+    fwd f = {.u = u, .B = B, .L = ctx_len, .ctx = ctxd, .tp = tp, .tmp1 = T1, .tmp2 = T2, .trans = trans,
+             .tok = p.tok, .kv = p.kv, .conv_ws = conv_ws, .conv_n = p.conv};
 
     /* time embedding (+ text_time), then SiLU once: every ResNet applies SiLU to temb before its projection */
     const int C0 = c->block_out_channels[0], ted = c->time_embed_dim;
     float *sin_t = emb, *h1 = sin_t + (size_t)B * C0, *temb = h1 + (size_t)B * ted, *semb = temb + (size_t)B * ted;
     float *addin = semb + (size_t)B * ted;
     float *h2 = addin + (size_t)B * (c->has_add_embed ? c->projection_class_embeddings_input_dim : 0);
-    sdxl_ops_timestep_embedding(sin_t, t, B, C0, c->flip_sin_to_cos, (float)c->freq_shift);
+    /* the sinusoids and the text_time input are computed on the host (into the device's own region on the CPU) */
+    float *hsin = cuda ? host + (sin_t - emb) : sin_t, *haddin = cuda ? host + (addin - emb) : addin;
+    sdxl_ops_timestep_embedding(hsin, t, B, C0, c->flip_sin_to_cos, (float)c->freq_shift);
+    sdxl_ops_upload(o, sin_t, hsin, (size_t)B * C0);
     sdxl_ops_linear(o, h1, sin_t, B, u->t1.w, u->t1.b, 0);
-    sdxl_ops_silu(h1, h1, (size_t)B * ted);
+    sdxl_ops_silu(o, h1, h1, (size_t)B * ted);
     sdxl_ops_linear(o, temb, h1, B, u->t2.w, u->t2.b, 0);
     if (c->has_add_embed) {
         const int P = c->projection_class_embeddings_input_dim, ad = c->addition_time_embed_dim;
         for (int b = 0; b < B; b++) {
-            memcpy(addin + (size_t)b * P, text_embeds + (size_t)b * ptext, (size_t)ptext * sizeof(float));
-            sdxl_ops_timestep_embedding(addin + (size_t)b * P + ptext, time_ids + (size_t)b * 6, 6, ad,
+            memcpy(haddin + (size_t)b * P, text_embeds + (size_t)b * ptext, (size_t)ptext * sizeof(float));
+            sdxl_ops_timestep_embedding(haddin + (size_t)b * P + ptext, time_ids + (size_t)b * 6, 6, ad,
                                         c->flip_sin_to_cos, (float)c->freq_shift);
         }
+        sdxl_ops_upload(o, addin, haddin, (size_t)B * P);
         sdxl_ops_linear(o, h1, addin, B, u->a1.w, u->a1.b, 0);
-        sdxl_ops_silu(h1, h1, (size_t)B * ted);
+        sdxl_ops_silu(o, h1, h1, (size_t)B * ted);
         sdxl_ops_linear(o, h2, h1, B, u->a2.w, u->a2.b, 0);
-        sdxl_ops_add(temb, temb, h2, (size_t)B * ted);
+        sdxl_ops_add(o, temb, temb, h2, (size_t)B * ted);
     }
-    sdxl_ops_silu(semb, temb, (size_t)B * ted);
+    sdxl_ops_silu(o, semb, temb, (size_t)B * ted);
     f.semb = semb;
 
     /* down path: every block output is pushed on the skip stack */
@@ -876,12 +913,12 @@ int sdxl_unet_forward(sdxl_unet *u, float *eps, const float *x, const float *t, 
 #define PUSH(src)                                                              \
     do {                                                                       \
         size_t n_ = (size_t)B * ch * h * w;                                    \
-        memcpy(sp, (src), n_ * sizeof(float));                                 \
+        sdxl_ops_copy(o, sp, (src), n_);                                       \
         skip_at[nskip] = sp;                                                   \
         skip_ch[nskip++] = ch;                                                 \
         sp += n_;                                                              \
     } while (0)
-    run_conv(&f, X, x, &u->conv_in, h, w);
+    run_conv(&f, X, xin, &u->conv_in, h, w);
     PUSH(X);
     for (int i = 0; i < c->nblocks; i++) {
         const ublock *b = &u->down[i];
@@ -911,13 +948,13 @@ int sdxl_unet_forward(sdxl_unet *u, float *eps, const float *x, const float *t, 
         const ublock *b = &u->up[i];
         for (int j = 0; j < b->nres; j++) {
             const int sk = skip_ch[--nskip];
-            sdxl_ops_concat(Y, X, ch, skip_at[nskip], sk, B, h * w);
+            sdxl_ops_concat(o, Y, X, ch, skip_at[nskip], sk, B, h * w);
             run_resnet(&f, X, Y, &b->res[j], h, w);
             ch = b->res[j].oc;
             if (b->has_attn) run_trans(&f, X, X, &b->attn[j], h * w);
         }
         if (b->has_sampler) {
-            sdxl_ops_upsample2x(Y, X, B, ch, h, w);
+            sdxl_ops_upsample2x(o, Y, X, B, ch, h, w);
             h *= 2;
             w *= 2;
             run_conv(&f, X, Y, &b->sampler, h, w);
@@ -925,6 +962,7 @@ int sdxl_unet_forward(sdxl_unet *u, float *eps, const float *x, const float *t, 
     }
 #undef PUSH
     sdxl_ops_groupnorm(o, Y, X, B, ch, h * w, c->norm_num_groups, c->norm_eps, u->norm_out.g, u->norm_out.b, 1);
-    run_conv(&f, eps, Y, &u->conv_out, h, w);
+    run_conv(&f, out, Y, &u->conv_out, h, w);
+    if (cuda) sdxl_ops_download(o, eps, out, (size_t)B * c->out_channels * H * W);
     return 0;
 }

@@ -1,6 +1,7 @@
 /* models/sdxl/unet: the SDXL UNet (diffusers UNet2DConditionModel with addition_embed_type "text_time"),
- * inference only, CPU, activations fp32, weights as stored (f32 / f16 / bf16 views: f16 widened one layer at a
- * time into a reused scratch buffer, bf16 straight into the bf16 / AMX GEMMs; see sdxl_ops.h). Issue 9 item 3;
+ * inference only. On the CPU: activations fp32, weights as stored (f32 / f16 / bf16 views: f16 widened one layer at
+ * a time into a reused scratch buffer, bf16 straight into the bf16 / AMX GEMMs). On CUDA (sdxl_unet_set_device):
+ * weights and activations fp16, fp32 accumulation. See sdxl_ops.h. Issue 9 item 3;
  * paper §5.2 / App. H (REFERENCE.md "SDXL experiment").
  *
  * Structure (every number from unet/config.json; nothing about SDXL's sizes is hard-coded):
@@ -21,6 +22,7 @@
  * Errors (config, weights, inputs) are one line naming the file and the key or tensor, returned in err. */
 #ifndef SF_SDXL_UNET_H
 #define SF_SDXL_UNET_H
+#include "device.h"
 #include "lora.h"
 #include "weights.h"
 #include <stddef.h>
@@ -89,6 +91,16 @@ size_t sdxl_unet_ws_floats(const sdxl_unet *u, int B, int H, int W, int ctx_len)
 int sdxl_unet_forward(sdxl_unet *u, float *eps, const float *x, const float *t, const float *ctx, int ctx_len,
                       const float *text_embeds, const float *time_ids, int B, int H, int W, float *ws, size_t ws_n,
                       char *err, size_t errlen);
+
+/* Run this UNet on device d (issue 9 item 7; call before the first forward pass): DEVICE_CUDA runs every layer on
+ * the GPU in fp16 with fp32 accumulation (sdxl_ops.h), the weights uploaded once as fp16 on the first call; the
+ * forward's inputs and output stay host fp32 arrays, and sdxl_unet_ws_floats then asks only for a small host
+ * staging workspace (the device workspace belongs to the UNet). 0, or -1 with a one-line reason in err (no CUDA in
+ * this build, no usable GPU). Run-time LoRA is CPU only (merge a LoRA to use it on CUDA). */
+int sdxl_unet_set_device(sdxl_unet *u, device_kind d, char *err, size_t errlen);
+device_kind sdxl_unet_device(const sdxl_unet *u);
+/* bytes of fp16 weights on the device so far (0 on the CPU) */
+size_t sdxl_unet_device_weight_bytes(const sdxl_unet *u);
 
 /* Run-time LoRA on this UNet's (shared) weights: rt from sdxl_lora_runtime_build on the same store (NULL: none). Two
  * UNets created on one store with different tables are two LoRA'd models at the cost of one copy of the base. rt
