@@ -6,6 +6,7 @@
  * initial latent, in any batch, whatever the LoRAs -- but it is NOT torch's generator, so a seed does not
  * reproduce a diffusers image; --noise feeds given latents for such comparisons. */
 #include "cli.h"
+#include "digits.h"
 #include "imgrid.h"
 #include "log.h"
 #include "mem.h"
@@ -75,6 +76,9 @@ int main(int argc, char **argv)
 {
     log_set_prog(argv[0]);
     gsl_set_error_handler_off();
+    /* the digits experiment (issue 10 item 3) has its own flags: digits.c */
+    const char *fam = cli_prescan(argc, argv, "--family", "");
+    if (strcmp(fam, "digits") == 0) return exp_digits_main(argc, argv);
     sdxl_pipe_opts o;
     memset(&o, 0, sizeof o);
     sdxl_gen g = {PAPER_PROMPT, PAPER_NEGATIVE, 0, 0, 100, 5.0f, 0.0f, 1024, 1024};
