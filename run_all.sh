@@ -6,7 +6,8 @@
 #                 machine; each gets cores/N OpenMP threads
 #   --out DIR     results root (default results); experiments write DIR/gaussian, DIR/theory
 #   --device D    cpu | cuda | auto (default auto)
-#   --only LIST   comma-separated subset of: gaussian,emnist,theory (default all)
+#   --only LIST   comma-separated subset of: gaussian,emnist,theory,digits (default all); digits = the digits
+#                 version of the SDXL comparison (exp_sdxl --family digits: cpu profile, smoke with --profile smoke)
 #   --emnist-profile P  auto | paper | mnist | cpu | smoke for exp_emnist (auto: smoke with --profile smoke,
 #                 mnist when a GPU answers (nvidia-smi; under --slurm: with --device cuda), else cpu). paper
 #                 needs data/emnist (EMNIST IDX files)
@@ -19,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-profile=auto jobs=1 out=results device=auto only=gaussian,emnist,theory slurm=0 slurm_args="" ee_profile=auto
+profile=auto jobs=1 out=results device=auto only=gaussian,emnist,theory,digits slurm=0 slurm_args="" ee_profile=auto
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile=${2:?--profile needs a value}; shift 2 ;;
@@ -64,6 +65,10 @@ ee_data=(); [ "$ee_profile" = paper ] && ee_data=(--emnist data/emnist)
 ee=(./exp_emnist/exp_emnist --profile "$ee_profile" --out "$out/emnist" --device "$device" "${ee_data[@]}")
 ee_ns=""; if want emnist; then ee_ns=$("${ee[@]}" --print-n-list); fi
 
+# the digits version of the SDXL comparison (issue 10 item 3): cpu profile (~15 min on 2 cores), smoke with smoke
+dg_profile=cpu; [ "$profile" = smoke ] && dg_profile=smoke
+dgx=(./exp_sdxl/exp_sdxl --family digits --profile "$dg_profile" --out "$out/sdxl")
+
 if [ "$slurm" = 1 ]; then
   command -v sbatch >/dev/null || { echo "run_all.sh: error: --slurm: sbatch not found" >&2; exit 2; }
   # submit NAME [sbatch options...] -- COMMAND: prints the job id
@@ -107,6 +112,11 @@ if [ "$slurm" = 1 ]; then
           "$(q "${ee[@]}") --stage report && for gp in results/emnist/*.gp; do gnuplot -e \"dir='$out/emnist'\" \$gp; done")
     jobs_done+=("emnist ($ee_profile): classifier $clf, aux $eaux, n-array $earr (n = $ee_ns), eval $ev0, eval-array ${last#$ev0}, report $rep")
   fi
+  if want digits; then
+    scripts/fetch_mnist.sh || echo "run_all.sh: warning: MNIST could not be fetched; the digits job needs data/mnist" >&2
+    dg=$(submit sf-digits -- "$(q "${dgx[@]}") && for gp in results/sdxl/digits_*.gp; do gnuplot -e \"dir='$out/sdxl'\" \$gp; done")
+    jobs_done+=("digits ($dg_profile) $dg")
+  fi
   if want theory; then
     th=$(submit sf-theory -- "theory/run_theory.sh --profile $cpu_profile --out $(q "$out/theory")")
     jobs_done+=("theory $th")
@@ -131,6 +141,13 @@ if want emnist; then
   OMP_NUM_THREADS=$cores "${ee[@]}"
   for gp in results/emnist/*.gp; do gnuplot -e "dir='$out/emnist'" "$gp"; done
   echo "== exp_emnist: tables and figures in $out/emnist"
+fi
+if want digits; then
+  echo "== exp_sdxl --family digits: profile $dg_profile (cached: an interrupted run resumes where it stopped)"
+  scripts/fetch_mnist.sh
+  OMP_NUM_THREADS=$cores "${dgx[@]}"
+  for gp in results/sdxl/digits_*.gp; do gnuplot -e "dir='$out/sdxl'" "$gp"; done
+  echo "== exp_sdxl --family digits: tables and figures in $out/sdxl"
 fi
 if want theory; then
   echo "== theory"

@@ -120,8 +120,9 @@ static void profile_apply(dg_config *c)
     c->max_batch = 64;
     c->grid_cols = 16;
     if (strcmp(c->profile, "smoke") == 0) {
-        c->base = (dg_recipe){256, 1, 32, 2e-3};
-        c->ft = (dg_recipe){128, 1, 32, 2e-3};
+        /* two epochs each, so that a partial checkpoint exists between them (the resume test kills there) */
+        c->base = (dg_recipe){128, 2, 32, 2e-3};
+        c->ft = (dg_recipe){64, 2, 32, 2e-3};
         c->n_val = 32;
         c->clf_epochs = 1;
         c->clf_train = 1000;
@@ -138,20 +139,20 @@ static void profile_apply(dg_config *c)
         c->ckpt_every = 0;
         c->max_batch = 32;
     } else {
-        /* sized for about 13 minutes on 2 shared cores (README: measured stage times) */
-        c->base = (dg_recipe){5000, 4, 64, 2e-3};
-        c->ft = (dg_recipe){1500, 2, 64, 5e-3};
+        /* sized for 10-15 minutes on this shared 2-core machine (README: measured stage times) */
+        c->base = (dg_recipe){5000, 8, 64, 2e-3};
+        c->ft = (dg_recipe){1500, 3, 64, 5e-3};
         c->n_val = 256;
         c->clf_epochs = 2;
         c->clf_train = 20000;
         c->clf_test = 10000;
-        c->n_samples = 32;
-        c->steps = 50;
+        c->n_samples = 40;
+        c->steps = 60;
         c->n_gap = 128;
         for (int i = 0; i < 7; i++) c->scales[i] = ldexp(1.0, i - 6);   /* 1/64 .. 1 */
         c->n_scales = 7;
         c->sweep_samples = 12;
-        c->sweep_steps = 50;
+        c->sweep_steps = 60;
     }
     c->alpha = (double)c->rank;
 }
