@@ -140,17 +140,18 @@ static void profile_apply(dg_config *c)
         c->max_batch = 32;
     } else {
         /* sized for 10-15 minutes on this shared 2-core machine (README: measured stage times) */
-        c->base = (dg_recipe){5000, 8, 64, 2e-3};
-        c->ft = (dg_recipe){1500, 3, 64, 5e-3};
+        c->base = (dg_recipe){5000, 12, 64, 2e-3};
+        c->ft = (dg_recipe){1500, 6, 64, 5e-3};
         c->n_val = 256;
         c->clf_epochs = 2;
         c->clf_train = 20000;
         c->clf_test = 10000;
-        c->n_samples = 40;
+        c->n_samples = 64;
         c->steps = 60;
         c->n_gap = 128;
-        for (int i = 0; i < 7; i++) c->scales[i] = ldexp(1.0, i - 6);   /* 1/64 .. 1 */
-        c->n_scales = 7;
+        /* 1/64 .. 16: the trained strength is s = 1; above it, where the expansion should break */
+        for (int i = 0; i < 11; i++) c->scales[i] = ldexp(1.0, i - 6);
+        c->n_scales = 11;
         c->sweep_samples = 12;
         c->sweep_steps = 60;
     }
