@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run_all.sh: bad knobs fail with one line; --slurm submits exp_gaussian (aux -> n array -> merge), exp_emnist
-# (classifier, aux -> n array -> evaluation -> report) theory and the digits experiment (one job) with the right dependencies and the n lists
-# the binaries print (checked against a stand-in sbatch that records the dependency graph).
+# (classifier, aux -> n array -> evaluation -> report), theory and the digits experiment (one job) with the right dependencies and the n
+# lists the binaries print (checked against a stand-in sbatch that records the dependency graph).
 set -u
 cd "$(dirname "$0")/.."
 pass=0; fail=0
