@@ -67,7 +67,8 @@ lora_adapter *lora_adapter_alloc(const nn_params *base, size_t rank, double alph
     a->a_index = mem_new(size_t, cap);
     a->b_index = mem_new(size_t, cap);
     a->p = nn_params_alloc();
-    char name[NN_PARAMS_NAME_MAX];
+    /* room for any base name plus the suffix (nn_params_add refuses names that are too long) */
+    char name[NN_PARAMS_NAME_MAX + 16];
     for (size_t i = 0; i < base->n; i++) {
         const nn_params_tensor *t = &base->t[i];
         if (!t->trainable || t->ndim < 2) continue;
