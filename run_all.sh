@@ -6,7 +6,9 @@
 #                 machine; each gets cores/N OpenMP threads
 #   --out DIR     results root (default results); experiments write DIR/gaussian, DIR/theory
 #   --device D    cpu | cuda | auto (default auto)
-#   --only LIST   comma-separated subset of: gaussian,emnist,theory,sdxl (default all)
+#   --only LIST   comma-separated subset of: gaussian,emnist,theory,digits,sdxl (default all); digits = the
+#                 digits version of the SDXL comparison (exp_sdxl --family digits: cpu profile, smoke with
+#                 --profile smoke); sdxl runs only with the user's weights (below)
 #   --emnist-profile P  auto | paper | mnist | cpu | smoke for exp_emnist (auto: smoke with --profile smoke,
 #                 mnist when a GPU answers (nvidia-smi; under --slurm: with --device cuda), else cpu). paper
 #                 needs data/emnist (EMNIST IDX files)
@@ -29,7 +31,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-profile=auto jobs=1 out=results device=auto only=gaussian,emnist,theory,sdxl slurm=0 slurm_args="" ee_profile=auto
+profile=auto jobs=1 out=results device=auto only=gaussian,emnist,theory,digits,sdxl slurm=0 slurm_args="" ee_profile=auto
 sdxl_model=${SDXL_MODEL:-} sdxl_config=${SDXL_CONFIG:-} sdxl_loras=${SDXL_LORAS:-} clip_model=${CLIP_MODEL:-}
 sdxl_seeds=${SDXL_SEEDS:-0-511} sdxl_args="" clip_args="" sdxl_jobs=32
 while [ $# -gt 0 ]; do
@@ -84,6 +86,10 @@ fi
 ee_data=(); [ "$ee_profile" = paper ] && ee_data=(--emnist data/emnist)
 ee=(./exp_emnist/exp_emnist --profile "$ee_profile" --out "$out/emnist" --device "$device" "${ee_data[@]}")
 ee_ns=""; if want emnist; then ee_ns=$("${ee[@]}" --print-n-list); fi
+
+# the digits version of the SDXL comparison (issue 10 item 3): cpu profile (~15 min on 2 cores), smoke with smoke
+dg_profile=cpu; [ "$profile" = smoke ] && dg_profile=smoke
+dgx=(./exp_sdxl/exp_sdxl --family digits --profile "$dg_profile" --out "$out/sdxl")
 
 # the SDXL experiment: only with the user's weights; otherwise one line says what to give
 sdxl_ok=0
@@ -146,6 +152,11 @@ if [ "$slurm" = 1 ]; then
           "$(q "${ee[@]}") --stage report && for gp in results/emnist/*.gp; do gnuplot -e \"dir='$out/emnist'\" \$gp; done")
     jobs_done+=("emnist ($ee_profile): classifier $clf, aux $eaux, n-array $earr (n = $ee_ns), eval $ev0, eval-array ${last#$ev0}, report $rep")
   fi
+  if want digits; then
+    scripts/fetch_mnist.sh || echo "run_all.sh: warning: MNIST could not be fetched; the digits job needs data/mnist" >&2
+    dg=$(submit sf-digits -- "$(q "${dgx[@]}") && for gp in results/sdxl/digits_*.gp; do gnuplot -e \"dir='$out/sdxl'\" \$gp; done")
+    jobs_done+=("digits ($dg_profile) $dg")
+  fi
   if [ "$sdxl_ok" = 1 ]; then
     # an array over slices of the seeds (every image is resumable: a task killed at its time limit is resubmitted
     # with the same command), then the report (images.csv, grids) and the CLIP metric with the paper's table
@@ -178,6 +189,13 @@ if want emnist; then
   OMP_NUM_THREADS=$cores "${ee[@]}"
   for gp in results/emnist/*.gp; do gnuplot -e "dir='$out/emnist'" "$gp"; done
   echo "== exp_emnist: tables and figures in $out/emnist"
+fi
+if want digits; then
+  echo "== exp_sdxl --family digits: profile $dg_profile (cached: an interrupted run resumes where it stopped)"
+  scripts/fetch_mnist.sh
+  OMP_NUM_THREADS=$cores "${dgx[@]}"
+  for gp in results/sdxl/digits_*.gp; do gnuplot -e "dir='$out/sdxl'" "$gp"; done
+  echo "== exp_sdxl --family digits: tables and figures in $out/sdxl"
 fi
 if [ "$sdxl_ok" = 1 ]; then
   echo "== exp_sdxl: barycenter vs merging, seeds $sdxl_seeds (every image is kept: an interrupted run resumes)"

@@ -5,10 +5,12 @@
  * Image k of seed s starts from our own seeded Gaussian stream (s, k): the same seed always gives the same
  * initial latent, in any batch, whatever the LoRAs -- but it is NOT torch's generator, so a seed does not
  * reproduce a diffusers image; --noise feeds given latents for such comparisons.
- * main() only picks the command: the family (--family) and, for sdxl, --experiment (the barycenter-vs-merging
- * runner of experiment.c); each command parses every option itself. */
+ * main() only picks the command: the family (--family: sdxl, or digits for the digits experiment of digits.c)
+ * and, for sdxl, --experiment (the barycenter-vs-merging runner of experiment.c); each command parses every
+ * option itself. */
 #include "exp_sdxl.h"
 #include "cli.h"
+#include "digits.h"
 #include "imgrid.h"
 #include "log.h"
 #include "mem.h"
@@ -31,6 +33,8 @@ static void usage(FILE *f)
             "usage: exp_sdxl --family sdxl --model DIR|FILE [options]\n"
             "       exp_sdxl --family sdxl --experiment --model DIR|FILE --lora A --lora B [options] (see\n"
             "       exp_sdxl --family sdxl --experiment --help: KL barycenter vs checkpoint merging)\n"
+            "       exp_sdxl --family digits [--profile smoke|cpu] (see exp_sdxl --family digits --help: the same\n"
+            "       comparison on ScoreNets and LoRAs trained here on MNIST 7/9)\n"
             "SDXL 1.0 text-to-image with optional LoRAs; writes OUT/sdxl_s<seed>_<k>.png.\n"
             "  --family sdxl              the model family (sdxl)\n"
             "  --model DIR|FILE           a diffusers folder (stable-diffusion-xl-base-1.0) or a single-file\n"
@@ -228,6 +232,7 @@ static const struct {
     int (*main)(int argc, char **argv);
 } family_mains[] = {
     {"sdxl", sdxl_main},
+    {"digits", exp_digits_main},   /* the digits version of the comparison (issue 10 item 3): digits.c */
 };
 
 int main(int argc, char **argv)

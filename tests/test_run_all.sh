@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # run_all.sh: bad knobs fail with one line; --slurm submits exp_gaussian (aux -> n array -> merge), exp_emnist
-# (classifier, aux -> n array -> evaluation -> report), theory, and with the user's weights exp_sdxl (array over
-# seed slices -> report + CLIP metric) with the right dependencies and the n lists the binaries print (checked
-# against a stand-in sbatch that records the dependency graph).
+# (classifier, aux -> n array -> evaluation -> report), theory, the digits experiment (one job), and with the
+# user's weights exp_sdxl (array over seed slices -> report + CLIP metric) with the right dependencies and the n
+# lists the binaries print (checked against a stand-in sbatch that records the dependency graph).
 set -u
 cd "$(dirname "$0")/.."
 pass=0; fail=0
@@ -58,7 +58,7 @@ edge() {
   [ -n "$(id "$name")" ] && [ "$(deps "$name")" = "$want" ] && ok "slurm: $name waits for ${*:-nothing}" ||
     bad "slurm: $name waits for ${*:-nothing}" "$(grep "|$name|" "$log")"
 }
-[ "$(wc -l < "$log" 2>/dev/null)" = 10 ] && ok "ten submissions (gaussian 3, emnist 6, theory 1)" || bad "ten submissions" "$(cat "$log")"
+[ "$(wc -l < "$log" 2>/dev/null)" = 11 ] && ok "eleven submissions (gaussian 3, emnist 6, theory 1, digits 1)" || bad "eleven submissions" "$(cat "$log")"
 edge sf-eg-aux
 edge sf-eg-n sf-eg-aux
 edge sf-eg-merge sf-eg-n
@@ -69,6 +69,9 @@ edge sf-ee-eval sf-ee-clf sf-ee-n
 edge sf-ee-eval-n sf-ee-eval
 edge sf-ee-report sf-ee-eval-n
 edge sf-theory
+edge sf-digits
+cmd sf-digits | grep -q -- "--family digits --profile cpu" && ok "slurm: sf-digits runs exp_sdxl --family digits --profile cpu" ||
+  bad "slurm: sf-digits runs the digits experiment" "$(grep '|sf-digits|' "$log")"
 # the n lists are the binaries' (--print-n-list), in the arrays and in the commands
 eg_ns=$(./exp_gaussian/exp_gaussian --profile cpu --print-n-list)
 ee_ns=$(./exp_emnist/exp_emnist --profile cpu --print-n-list)
