@@ -28,6 +28,8 @@
  *   PHILOX_HUTCHINSON       repeat (one fixed probe)     i * dim + d                        likelihood: e
  *   PHILOX_DEQUANT          repeat                       i * dim + d                        likelihood: U
  *   PHILOX_CALIB_TIME/NOISE calibration step             as DSM                              calib (eq. 10)
+ *   PHILOX_DROPOUT          0                            unit (sample * width + j)          dropout masks:
+ *                           the seed is drawn per call from the caller's rng (rng_u64), digitnet_loss
  *
  * The seed is the run's --seed (each model / experiment part may derive its own with rng_stream_id, as today).
  * "step" counts optimiser steps from 0 over the whole run, so a resumed run (checkpoint at step k) draws the
@@ -55,6 +57,7 @@ enum {
     PHILOX_DEQUANT = 6,
     PHILOX_CALIB_TIME = 7,
     PHILOX_CALIB_NOISE = 8,
+    PHILOX_DROPOUT = 9,
     PHILOX_TEST = 255      /* tests only */
 };
 
