@@ -89,6 +89,8 @@ typedef struct nn_backend {
     void (*rowdiv)(float *dst, const float *v, const float *src, int n, int d);
     void (*scale)(float *x, float a, size_t n);   /* x[n] *= a */
     void (*rowscale)(float *dst, const float *v, const float *src, int n, int d, float beta);   /* v[n] src + beta dst */
+    /* philox.h philox_gaussian_fill: the same bits on every table, drawn where the memory is */
+    void (*gaussian_fill)(float *x, size_t n, uint64_t seed, uint64_t stream, uint64_t offset);
 
     /* ---- losses and optimiser (dsm.h, adam.h, ema.h; flat buffers) */
     /* L = (1/n) sum (score std + z)^2 in double, returned to the host; dscore (may be NULL) = dL/dscore */

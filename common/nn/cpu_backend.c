@@ -6,6 +6,7 @@
 #include "gemm.h"
 #include "linear.h"
 #include "log.h"
+#include "philox.h"
 #include "norm.h"
 #include "pool.h"
 #include "tensor_ops.h"
@@ -70,6 +71,7 @@ static const nn_backend CPU = {
     .concat_backward = nn_concat_backward,
     .rowdiv = nn_rowdiv,
     .scale = nn_scale,
+    .gaussian_fill = philox_gaussian_fill,
     .rowscale = nn_rowscale,
     .dsm_loss = dsm_loss,
     .adam_step = nn_adam_step,

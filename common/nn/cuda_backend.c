@@ -3,6 +3,7 @@
  * nn_backend_cuda exists, and it dies with a one-line message. */
 #include "backend.h"
 #include "log.h"
+#include "philox.h"
 
 #ifdef SF_HAVE_CUDA
 #include "nn_cuda.h"
@@ -111,6 +112,7 @@ static const nn_backend CUDA = {
     .concat_backward = nn_concat_backward_cuda,
     .rowdiv = nn_rowdiv_cuda,
     .scale = nn_scale_cuda,
+    .gaussian_fill = philox_gaussian_fill_cuda,
     .rowscale = nn_rowscale_cuda,
     .dsm_loss = nn_dsm_loss_cuda,
     .adam_step = nn_adam_step_cuda,
