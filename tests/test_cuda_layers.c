@@ -113,6 +113,22 @@ static void test_memory(void)
     CHECK(zero, "memory: memset zeroes");
     CHECK(nn_cuda_malloc(0) == NULL, "memory: malloc(0) is NULL");
     nn_cuda_free(NULL);
+    /* staged uploads (pinned ring, no stream sync): 40 uploads from ONE host buffer rewritten between them, and a
+     * kernel-free d2d behind each, must each carry the values of their call */
+    {
+        enum { U = 40, L = 3000 };
+        float *hb = mem_new(float, L), *dd = nn_cuda_malloc_floats((size_t)U * L);
+        for (int u = 0; u < U; u++) {
+            for (int i = 0; i < L; i++) hb[i] = (float)(u * L + i);
+            nn_cuda_memcpy_h2d(dd + (size_t)u * L, hb, L * sizeof *hb);
+        }
+        float *back = nn_cuda_download_floats(dd, (size_t)U * L);
+        int ok = 1;
+        for (int e = 0; e < U * L; e++) ok &= back[e] == (float)e;
+        CHECK(ok, "memory: staged uploads carry the host values at the time of each call (src reused at once)");
+        free(hb), free(back);
+        nn_cuda_free(dd);
+    }
     nn_cuda_sync();
     free(g);
     free(h);
@@ -206,6 +222,21 @@ static void test_linear(void)
     test_linear_case(8, 256, 32, 1, 0);       /* Dense(embed -> 32) .. (-> 256) */
     test_linear_case(8, 256, 128, 1, 0);
     test_linear_case(1000, 64, 33, 1, 0);     /* many rows: the bias column sum strides over r */
+    test_linear_case(1024, 256, 32, 1, 0);    /* ScoreNet Dense at batch 1,024: 16 row slices, 1 column tile */
+    test_linear_case(4099, 16, 300, 1, 0);    /* ragged last slice and last column tile */
+    /* the two-stage bias sum is deterministic: the same bits twice from a zeroed db */
+    {
+        const int B = 4099, OC = 300;
+        float *dout = hrand((size_t)B * OC, -1, 1);
+        float *d_dout = nn_cuda_upload_floats(dout, (size_t)B * OC), *d_a = nn_cuda_upload_floats(NULL, OC),
+              *d_b = nn_cuda_upload_floats(NULL, OC), *d_in = nn_cuda_upload_floats(NULL, (size_t)B);
+        nn_linear_backward_cuda(NULL, NULL, d_a, d_dout, d_in, d_in, B, 1, OC);
+        nn_linear_backward_cuda(NULL, NULL, d_b, d_dout, d_in, d_in, B, 1, OC);
+        float *a = nn_cuda_download_floats(d_a, OC), *b = nn_cuda_download_floats(d_b, OC);
+        CHECK(memcmp(a, b, OC * sizeof *a) == 0, "linear bias gradient (two-stage column sum) bitwise repeatable");
+        free(dout), free(a), free(b);
+        nn_cuda_free(d_dout), nn_cuda_free(d_a), nn_cuda_free(d_b), nn_cuda_free(d_in);
+    }
 }
 
 /* ---------------------------------------------------------------- activations, Fourier */

@@ -50,7 +50,9 @@ float *nn_cuda_malloc_floats(size_t n);         /* n floats */
 float *nn_cuda_upload_floats(const float *h, size_t n);    /* new device copy of host h[n] (h NULL: zeroed) */
 float *nn_cuda_download_floats(const float *d, size_t n);  /* new host copy of device d[n] (release with free) */
 void nn_cuda_free(void *p);                     /* NULL is fine */
-void nn_cuda_memcpy_h2d(void *dst, const void *src, size_t bytes);  /* host -> device, ordered on the stream */
+/* host -> device, ordered on the stream, without waiting for it (staged through pinned memory up to 64 MiB;
+ * src may be reused at once) */
+void nn_cuda_memcpy_h2d(void *dst, const void *src, size_t bytes);
 void nn_cuda_memcpy_d2h(void *dst, const void *src, size_t bytes);  /* device -> host; waits for the stream */
 void nn_cuda_memcpy_d2d(void *dst, const void *src, size_t bytes);  /* device -> device, on the stream */
 void nn_cuda_memset(void *p, int byte, size_t bytes);               /* cudaMemsetAsync on the stream */
