@@ -59,7 +59,9 @@ static void test_digitnet(void)
     digitnet_probs(c, N, x, pc);
     digitnet_probs(g, N, x, pg);
     cmp("digitnet probs (eval, 2 chunks)", pg, pc, N * DIGITNET_CLASSES, 1e-5, 1e-4);
-    CHECK_CLOSE(digitnet_accuracy(g, N, x, y), digitnet_accuracy(c, N, x, y), 0, 0, "digitnet accuracy equal");
+    /* argmax of rounding-close logits: at most one near-tie may flip */
+    CHECK_CLOSE(digitnet_accuracy(g, N, x, y), digitnet_accuracy(c, N, x, y), 1.0 / N + 1e-12, 0,
+                "digitnet accuracy equal (up to one near-tie)");
     /* train mode: equal rng streams -> the same Philox seed -> the same masks */
     nn_params *p = digitnet_params(c);
     nn_params_zero_grad(p);
