@@ -8,11 +8,18 @@
 #include "rng.h"
 #include "sde.h"
 #include <stddef.h>
+#include <stdint.h>
 
 /* Draw t_i ~ U[t_lo, t_hi], z_i ~ N(0, I) and form x_t. Arrays: x0, z, xt [n*dim]; t, std [n].
- * The paper's training range is [1e-5, 1]; its 1-D calibration range is [1e-7, 1e-4]. */
+ * The paper's training range is [1e-5, 1]; its 1-D calibration range is [1e-7, 1e-4].
+ * The draws are Philox (philox.h): one seed from r (rng_u64), t_i from (PHILOX_DSM_TIME, 0), z_i from
+ * (PHILOX_DSM_NOISE, 0); std_i = std(t_i) of the float time. */
 void dsm_perturb(const sde *s, rng *r, size_t n, size_t dim, const float *x0, double t_lo, double t_hi, float *t,
                  float *std, float *z, float *xt);
+/* The same for samples [first, first + n) of a batch drawn under Philox seed `seed` (a chunk of a batch draws
+ * its slice of the batch's streams). x0, t, std, z, xt point at the chunk. */
+void dsm_perturb_at(const sde *s, uint64_t seed, size_t first, size_t n, size_t dim, const float *x0, double t_lo,
+                    double t_hi, float *t, float *std, float *z, float *xt);
 
 /* Loss value (accumulated in double); if dscore != NULL writes dL/dscore [n*dim]. */
 double dsm_loss(size_t n, size_t dim, const float *score, const float *std, const float *z, float *dscore);

@@ -18,8 +18,7 @@
  * json_free. Member order of objects is kept; lookup by key is a binary search over a sorted index, so a
  * 49,408-entry vocab.json costs O(log n) per key.
  *
- * The twin: common/safetensors.c has its own private, minimal JSON parser for safetensors headers; the two
- * should be merged (safetensors on top of this one) when that file is free to change. */
+ * common/safetensors.c reads its headers with this parser too (one JSON reader in the project). */
 #ifndef SF_JSON_H
 #define SF_JSON_H
 #include <stddef.h>

@@ -2,6 +2,7 @@
  * REFERENCE.md "Image experiment"). The integrator is common/ode_rk45 (scipy's RK45, as the authors' code). */
 #include "likelihood.h"
 #include "log.h"
+#include "philox.h"
 #include "mem.h"
 #include "ode_rk45.h"
 #include <math.h>
@@ -135,15 +136,12 @@ static void pf_rhs(void *ctx, double t, const double *y, double *dy)
     }
 }
 
-/* The probe: Gaussian (the tutorial's torch.randn_like) or Rademacher, n*dim draws in sample-major order. */
+/* The probe: Gaussian (the tutorial's torch.randn_like) or Rademacher, n*dim draws in sample-major order, from
+ * Philox (PHILOX_HUTCHINSON; philox.h) under one seed drawn from r. */
 static void draw_probe(rng *r, int probe, size_t count, float *e)
 {
-    if (probe == LIK_PROBE_RADEMACHER) {
-        for (size_t i = 0; i < count; i++) e[i] = rng_uniform(r) < 0.5 ? -1.0f : 1.0f;
-    } else {
-        LOG_CHECK(probe == LIK_PROBE_GAUSSIAN, "likelihood: unknown probe %d", probe);
-        rng_gaussian_fill(r, e, count);
-    }
+    LOG_CHECK(probe == LIK_PROBE_RADEMACHER || probe == LIK_PROBE_GAUSSIAN, "likelihood: unknown probe %d", probe);
+    philox_probe(e, count, probe == LIK_PROBE_RADEMACHER, rng_u64(r), 0);
 }
 
 /* log N(z; 0, sd^2 I) for each of the n rows of z (the tutorial's prior_likelihood). */

@@ -77,9 +77,9 @@ typedef struct {
 
 const char *lik_status_name(int status);
 
-/* log p_t0(x0_i) for a batch x0[n*dim] (model coordinates), into logp[n]. The probe is the first n*dim draws
- * from r (sample-major; Gaussian: rng_gaussian_fill, Rademacher: sign of rng_uniform - 1/2), so a caller can
- * reproduce it. Returns 0 (LIK_OK) or the failing lik_status; st (may be NULL) gets the counts. On failure
+/* log p_t0(x0_i) for a batch x0[n*dim] (model coordinates), into logp[n]. The probe is
+ * philox_probe(e, n*dim, rademacher, rng_u64(r), 0) (philox.h: one seed from r, stream PHILOX_HUTCHINSON,
+ * sample-major; the same bits on a GPU), so a caller can reproduce it. Returns 0 (LIK_OK) or the failing lik_status; st (may be NULL) gets the counts. On failure
  * logp is filled with NaN. */
 int lik_logp_batch(const sde *s, const lik_model *m, size_t n, const float *x0, const lik_opts *o, rng *r,
                    double *logp, lik_stats *st);

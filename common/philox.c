@@ -100,6 +100,12 @@ void philox_rademacher_fill(float *x, size_t n, uint64_t seed, uint64_t stream, 
     fill(KIND_RADEMACHER, x, n, seed, stream, offset);
 }
 
+void philox_time_fill(float *t, size_t n, double t_lo, double t_hi, uint64_t seed, uint64_t stream,
+                      uint64_t offset)
+{
+    for (size_t i = 0; i < n; i++) t[i] = phx_time(t_lo, t_hi, phx_uniform_at(seed, stream, offset + i));
+}
+
 void philox_dsm_draw(float *t, float *z, size_t n, size_t dim, double t_lo, double t_hi, uint64_t seed,
                      uint64_t step)
 {

@@ -17,22 +17,26 @@
  *             operations only, so the CPU and the GPU produce identical bits;
  *   Rademacher  +1 or -1 from the top bit of w (element e = word e & 3 of block e >> 2).
  *
- * Seeds and streams (the scheme the experiments follow; a stream id is 64 bits: purpose in the top 8 bits,
- * an index in the low 56, built by philox_stream()):
+ * Seeds and streams (a stream id is 64 bits: purpose in the top 8 bits, an index in the low 56, built by
+ * philox_stream()). Every call site draws ONE 64-bit Philox seed from the rng it was given (rng_u64: two
+ * MT19937 words), so the run's --seed, the per-part rng_stream_id derivations and the trainers' checkpointed rng
+ * state define every draw exactly as before (a resumed run draws what an uninterrupted one would); the bulk
+ * numbers then come from Philox, the same bits on the CPU and the GPU:
  *
- *   purpose                 index                        offset of element                  who
- *   PHILOX_DSM_TIME         training step                i (sample in the batch)           dsm: t_i
- *   PHILOX_DSM_NOISE        training step                i * dim + d                        dsm: z_i
- *   PHILOX_SAMPLER_INIT     repeat                       i * dim + d                        sampler: x_T
- *   PHILOX_SAMPLER_NOISE    repeat << 32 | EM step k     i * dim + d                        sampler: z at step k
- *   PHILOX_HUTCHINSON       repeat (one fixed probe)     i * dim + d                        likelihood: e
- *   PHILOX_DEQUANT          repeat                       i * dim + d                        likelihood: U
- *   PHILOX_CALIB_TIME/NOISE calibration step             as DSM                              calib (eq. 10)
+ *   purpose                 index   seed drawn                          element offset          who
+ *   PHILOX_DSM_TIME         0       per step / eval call (dsm_perturb,  i (sample in the batch)  t_i
+ *   PHILOX_DSM_NOISE        0       scorenet perturbed_loss)            i * dim + d              z_i
+ *   PHILOX_SAMPLER_INIT     0       per sampler_em call                 i * dim + d              x_T / prior std
+ *   PHILOX_SAMPLER_NOISE    step k  per sampler_em(_from) call          i * dim + d              z at EM step k
+ *   PHILOX_HUTCHINSON       0       per probe draw (likelihood)         i * dim + d              e (Gaussian or
+ *                                                                                                +-1)
+ *   PHILOX_DROPOUT          0       per digitnet_loss / train step      i * 128 + j              dropout masks
+ *   PHILOX_DEQUANT, PHILOX_CALIB_*  reserved (dequantisation noise and calibration draws stay on the rng /
+ *                                   go through dsm_perturb)
  *
- * The seed is the run's --seed (each model / experiment part may derive its own with rng_stream_id, as today).
- * "step" counts optimiser steps from 0 over the whole run, so a resumed run (checkpoint at step k) draws the
- * same numbers as an uninterrupted one without saving any generator state. Data shuffling and the statistics
- * keep GSL's MT19937 (rng.h): they are host-only and need no GPU twin.
+ * The DSM draws of a batch split into chunks (scorenet's max_batch) take their slice [first, first + nc) of
+ * the batch's streams, so chunking does not change them. Data shuffling, augmentation and the statistics keep
+ * GSL's MT19937 (rng.h): they are host-only and need no GPU twin.
  *
  * The GPU functions (_cuda) take DEVICE pointers, queue one kernel on the nn_cuda context's stream and return
  * without waiting; they exist only in a CUDA build (SF_HAVE_CUDA), so every call sits under #ifdef. For the same
@@ -55,6 +59,7 @@ enum {
     PHILOX_DEQUANT = 6,
     PHILOX_CALIB_TIME = 7,
     PHILOX_CALIB_NOISE = 8,
+    PHILOX_DROPOUT = 9,
     PHILOX_TEST = 255      /* tests only */
 };
 
@@ -71,6 +76,9 @@ void philox4x32(const uint32_t ctr[4], const uint32_t key[2], int rounds, uint32
 void philox_uniform_fill(float *x, size_t n, uint64_t seed, uint64_t stream, uint64_t offset);
 void philox_gaussian_fill(float *x, size_t n, uint64_t seed, uint64_t stream, uint64_t offset);
 void philox_rademacher_fill(float *x, size_t n, uint64_t seed, uint64_t stream, uint64_t offset);
+/* t[i] = t_lo + (t_hi - t_lo) u (double, rounded to float), u = uniform element offset + i (the DSM times) */
+void philox_time_fill(float *t, size_t n, double t_lo, double t_hi, uint64_t seed, uint64_t stream,
+                      uint64_t offset);
 /* one element (tests, and scalar uses) */
 float philox_uniform_at(uint64_t seed, uint64_t stream, uint64_t e);
 float philox_gaussian_at(uint64_t seed, uint64_t stream, uint64_t e);
@@ -88,6 +96,8 @@ void philox_probe(float *e, size_t len, int rademacher, uint64_t seed, uint64_t 
 void philox_uniform_fill_cuda(float *x, size_t n, uint64_t seed, uint64_t stream, uint64_t offset);
 void philox_gaussian_fill_cuda(float *x, size_t n, uint64_t seed, uint64_t stream, uint64_t offset);
 void philox_rademacher_fill_cuda(float *x, size_t n, uint64_t seed, uint64_t stream, uint64_t offset);
+void philox_time_fill_cuda(float *t, size_t n, double t_lo, double t_hi, uint64_t seed, uint64_t stream,
+                           uint64_t offset);
 void philox_dsm_draw_cuda(float *t, float *z, size_t n, size_t dim, double t_lo, double t_hi, uint64_t seed,
                           uint64_t step);
 void philox_sampler_noise_cuda(float *z, size_t len, uint64_t seed, uint64_t repeat, uint32_t step);

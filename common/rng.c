@@ -94,6 +94,13 @@ double rng_uniform_pos(rng *r) { return gsl_rng_uniform_pos(r->g); }
 double rng_gaussian(rng *r) { return gsl_ran_gaussian_ziggurat(r->g, 1.0); }
 size_t rng_index(rng *r, size_t n) { return (size_t)gsl_rng_uniform_int(r->g, (unsigned long)n); }
 
+uint64_t rng_u64(rng *r)
+{
+    /* MT19937 words are 32 bits (gsl_rng_max = 2^32 - 1) */
+    const uint64_t hi = (uint64_t)gsl_rng_get(r->g) & 0xffffffffu;
+    return hi << 32 | ((uint64_t)gsl_rng_get(r->g) & 0xffffffffu);
+}
+
 void rng_gaussian_fill(rng *r, float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) x[i] = (float)gsl_ran_gaussian_ziggurat(r->g, 1.0);

@@ -27,6 +27,7 @@ double rng_uniform(rng *r);                     /* [0, 1) */
 double rng_uniform_pos(rng *r);                 /* (0, 1) */
 double rng_gaussian(rng *r);                    /* N(0, 1), ziggurat */
 size_t rng_index(rng *r, size_t n);             /* uniform on {0..n-1} */
+uint64_t rng_u64(rng *r);                      /* 64 uniform bits (two 32-bit draws): a Philox seed */
 void rng_gaussian_fill(rng *r, float *x, size_t n);
 void rng_gaussian_fill_d(rng *r, double *x, size_t n);
 void rng_shuffle(rng *r, size_t *idx, size_t n);   /* Fisher-Yates on an index array */

@@ -1,9 +1,8 @@
-/* safetensors: validated mmap reader and atomic writer (see safetensors.h).
- * The JSON parser is the minimum a safetensors header needs (objects, arrays, strings with all escapes incl.
- * \uXXXX surrogate pairs, integers; other JSON values are parsed only to be skipped), written as recursive
- * descent with a depth limit, decoding directly into the tensor table rather than building a tree. */
+/* safetensors: validated mmap reader and atomic writer (see safetensors.h). The header is parsed by common/json
+ * (the project's one JSON reader) and then checked against the safetensors schema. */
 #include "safetensors.h"
 #include "io.h"
+#include "json.h"
 #include "log.h"
 #include "mem.h"
 #include <errno.h>
@@ -92,247 +91,6 @@ static void crc_meta(st_crc *c, const char *key, const char *val)
 
 /* ---------------------------------------------------------------- JSON */
 
-typedef struct {
-    const char *s;
-    size_t n, i;
-    int depth;
-    char msg[200];
-} jp;
-
-static int jp_fail(jp *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int jp_fail(jp *p, const char *fmt, ...)
-{
-    if (p->msg[0]) return -1;   /* keep the first (innermost) reason */
-    char m[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(m, sizeof m, fmt, ap);
-    va_end(ap);
-    snprintf(p->msg, sizeof p->msg, "bad JSON header at byte %zu: %s", p->i, m);
-    return -1;
-}
-
-static void jp_ws(jp *p)
-{
-    while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
-        p->i++;
-}
-
-static int jp_expect(jp *p, char c)
-{
-    jp_ws(p);
-    if (p->i >= p->n) return jp_fail(p, "unexpected end, expected '%c'", c);
-    if (p->s[p->i] != c) return jp_fail(p, "expected '%c', found '%c'", c, p->s[p->i]);
-    p->i++;
-    return 0;
-}
-
-/* 1 if the next non-space char is c (consumed), 0 otherwise */
-static int jp_accept(jp *p, char c)
-{
-    jp_ws(p);
-    if (p->i < p->n && p->s[p->i] == c) {
-        p->i++;
-        return 1;
-    }
-    return 0;
-}
-
-static int hex4(jp *p, unsigned *out)
-{
-    if (p->i + 4 > p->n) return jp_fail(p, "truncated \\u escape");
-    unsigned v = 0;
-    for (int k = 0; k < 4; k++) {
-        char c = p->s[p->i++];
-        v <<= 4;
-        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-        else return jp_fail(p, "bad hex digit in \\u escape");
-    }
-    *out = v;
-    return 0;
-}
-
-/* Parses a string; if out != NULL stores a malloc'd, NUL-terminated, UTF-8 decoded copy. */
-static int jp_string(jp *p, char **out)
-{
-    if (jp_expect(p, '"')) return -1;
-    /* decoded length <= raw length */
-    size_t start = p->i, cap = 0;
-    while (start + cap < p->n && p->s[start + cap] != '"') cap += (p->s[start + cap] == '\\') ? 2 : 1;
-    char *d = out ? mem_alloc(cap + 1) : NULL;
-    size_t k = 0;
-    for (;;) {
-        if (p->i >= p->n) {
-            free(d);
-            return jp_fail(p, "unterminated string");
-        }
-        unsigned char c = (unsigned char)p->s[p->i++];
-        if (c == '"') break;
-        if (c < 0x20) {
-            free(d);
-            return jp_fail(p, "control character in string");
-        }
-        if (c != '\\') {
-            if (d) d[k++] = (char)c;
-            continue;
-        }
-        if (p->i >= p->n) {
-            free(d);
-            return jp_fail(p, "unterminated escape");
-        }
-        char e = p->s[p->i++];
-        unsigned cp;
-        switch (e) {
-        case '"': cp = '"'; break;
-        case '\\': cp = '\\'; break;
-        case '/': cp = '/'; break;
-        case 'b': cp = '\b'; break;
-        case 'f': cp = '\f'; break;
-        case 'n': cp = '\n'; break;
-        case 'r': cp = '\r'; break;
-        case 't': cp = '\t'; break;
-        case 'u':
-            if (hex4(p, &cp)) {
-                free(d);
-                return -1;
-            }
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                unsigned lo;
-                if (p->i + 2 > p->n || p->s[p->i] != '\\' || p->s[p->i + 1] != 'u') {
-                    free(d);
-                    return jp_fail(p, "unpaired surrogate in \\u escape");
-                }
-                p->i += 2;
-                if (hex4(p, &lo)) {
-                    free(d);
-                    return -1;
-                }
-                if (lo < 0xDC00 || lo > 0xDFFF) {
-                    free(d);
-                    return jp_fail(p, "unpaired surrogate in \\u escape");
-                }
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                free(d);
-                return jp_fail(p, "unpaired surrogate in \\u escape");
-            }
-            if (cp == 0) {
-                free(d);
-                return jp_fail(p, "\\u0000 in string");
-            }
-            break;
-        default:
-            free(d);
-            return jp_fail(p, "bad escape '\\%c'", e);
-        }
-        if (!d) continue;
-        /* UTF-8 encode (a \u escape takes >= 6 raw bytes, its encoding <= 4: fits in cap) */
-        if (cp < 0x80) d[k++] = (char)cp;
-        else if (cp < 0x800) {
-            d[k++] = (char)(0xC0 | (cp >> 6));
-            d[k++] = (char)(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-            d[k++] = (char)(0xE0 | (cp >> 12));
-            d[k++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-            d[k++] = (char)(0x80 | (cp & 0x3F));
-        } else {
-            d[k++] = (char)(0xF0 | (cp >> 18));
-            d[k++] = (char)(0x80 | ((cp >> 12) & 0x3F));
-            d[k++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-            d[k++] = (char)(0x80 | (cp & 0x3F));
-        }
-    }
-    if (d) {
-        d[k] = 0;
-        *out = d;
-    }
-    return 0;
-}
-
-/* A non-negative integer (shape entries and offsets). */
-static int jp_uint(jp *p, uint64_t *out)
-{
-    jp_ws(p);
-    if (p->i >= p->n) return jp_fail(p, "unexpected end, expected an integer");
-    if (p->s[p->i] == '-') return jp_fail(p, "negative integer where a size or offset is expected");
-    if (p->s[p->i] < '0' || p->s[p->i] > '9') return jp_fail(p, "expected an integer");
-    uint64_t v = 0;
-    size_t start = p->i;
-    while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') {
-        unsigned dgt = (unsigned)(p->s[p->i] - '0');
-        if (v > (UINT64_MAX - dgt) / 10) return jp_fail(p, "integer overflow");
-        v = v * 10 + dgt;
-        p->i++;
-    }
-    if (p->s[start] == '0' && p->i - start > 1) return jp_fail(p, "leading zero in integer");
-    if (p->i < p->n && (p->s[p->i] == '.' || p->s[p->i] == 'e' || p->s[p->i] == 'E'))
-        return jp_fail(p, "expected an integer, found a fraction or exponent");
-    *out = v;
-    return 0;
-}
-
-static int jp_skip_value(jp *p);
-
-static int jp_skip_number(jp *p)
-{
-    size_t start = p->i;
-    if (p->i < p->n && p->s[p->i] == '-') p->i++;
-    size_t d0 = p->i;
-    while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
-    if (p->i == d0) return jp_fail(p, "bad number");
-    if (p->i < p->n && p->s[p->i] == '.') {
-        p->i++;
-        size_t f0 = p->i;
-        while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
-        if (p->i == f0) return jp_fail(p, "bad number");
-    }
-    if (p->i < p->n && (p->s[p->i] == 'e' || p->s[p->i] == 'E')) {
-        p->i++;
-        if (p->i < p->n && (p->s[p->i] == '+' || p->s[p->i] == '-')) p->i++;
-        size_t e0 = p->i;
-        while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
-        if (p->i == e0) return jp_fail(p, "bad number");
-    }
-    (void)start;
-    return 0;
-}
-
-static int jp_skip_value(jp *p)
-{
-    jp_ws(p);
-    if (p->i >= p->n) return jp_fail(p, "unexpected end, expected a value");
-    char c = p->s[p->i];
-    if (c == '"') return jp_string(p, NULL);
-    if (c == '{' || c == '[') {
-        if (++p->depth > ST_DEPTH_MAX) return jp_fail(p, "nesting deeper than %d", ST_DEPTH_MAX);
-        p->i++;
-        char close = c == '{' ? '}' : ']';
-        if (!jp_accept(p, close)) {
-            do {
-                if (c == '{') {
-                    if (jp_string(p, NULL) || jp_expect(p, ':')) return -1;
-                }
-                if (jp_skip_value(p)) return -1;
-            } while (jp_accept(p, ','));
-            if (jp_expect(p, close)) return -1;
-        }
-        p->depth--;
-        return 0;
-    }
-    if (c == '-' || (c >= '0' && c <= '9')) return jp_skip_number(p);
-    static const char *const lits[3] = {"true", "false", "null"};
-    for (int k = 0; k < 3; k++) {
-        size_t L = strlen(lits[k]);
-        if (p->i + L <= p->n && memcmp(p->s + p->i, lits[k], L) == 0) {
-            p->i += L;
-            return 0;
-        }
-    }
-    return jp_fail(p, "unexpected character '%c'", c);
-}
-
 /* ---------------------------------------------------------------- reader */
 
 typedef struct {
@@ -360,120 +118,111 @@ void safetensors_close(safetensors *st)
     free(st);
 }
 
-static int parse_metadata(jp *p, safetensors *st)
+/* The header is read by the project's one JSON reader (json.h: strict RFC 8259, duplicate keys rejected, depth
+ * and size bounded); its messages name the file and say "bad JSON header: line L, column C: why". What follows
+ * checks the safetensors schema on the tree. Strings that become names or metadata must not hold \u0000 (C strings
+ * here). */
+
+static int st_cstring(const json_value *v, const char *what, const char *name, const char *label, char *err,
+                      size_t errlen, char **out)
 {
-    if (jp_expect(p, '{')) return -1;
-    if (jp_accept(p, '}')) return 0;
-    do {
+    if (!v || v->type != JSON_STRING) {
+        log_errf(err, errlen, label, "bad JSON header: %s%s%s is not a string", what, name ? " of " : "",
+                 name ? name : "");
+        return -1;
+    }
+    if (strlen(v->u.str.s) != v->u.str.len) {
+        log_errf(err, errlen, label, "bad JSON header: \\u0000 in %s", what);
+        return -1;
+    }
+    *out = mem_strdup(v->u.str.s);
+    return 0;
+}
+
+/* a size or offset: a non-negative integer literal */
+static int st_uint(const json_value *v, const char *tname, const char *label, char *err, size_t errlen,
+                   uint64_t *out)
+{
+    if (v && v->type == JSON_NUMBER && v->u.num.is_int && v->u.num.i >= 0) {
+        *out = (uint64_t)v->u.num.i;
+        return 0;
+    }
+    log_errf(err, errlen, label, "bad JSON header: tensor '%s': %s", tname,
+             v && v->type == JSON_NUMBER && v->u.num.is_int ? "negative integer where a size or offset is expected"
+                                                           : "expected an integer (a size or offset)");
+    return -1;
+}
+
+static int parse_metadata(const json_value *o, safetensors *st, const char *label, char *err, size_t errlen)
+{
+    if (o->type != JSON_OBJECT) {
+        log_errf(err, errlen, label, "bad JSON header: __metadata__ is not an object");
+        return -1;
+    }
+    const size_t n = json_len(o);
+    st->mkey = mem_new(char *, n ? n : 1);
+    st->mval = mem_new(char *, n ? n : 1);
+    st->capmeta = n;
+    for (size_t i = 0; i < n; i++) {
+        const json_member *mb = json_member_at(o, i);
         char *k = NULL, *v = NULL;
-        if (jp_string(p, &k)) return -1;
-        if (jp_expect(p, ':')) {
+        json_value key = {.type = JSON_STRING, .u.str = {mb->key, mb->keylen}};
+        if (st_cstring(&key, "a __metadata__ key", NULL, label, err, errlen, &k)) return -1;
+        if (st_cstring(&mb->value, "__metadata__ value", k, label, err, errlen, &v)) {
             free(k);
             return -1;
-        }
-        jp_ws(p);
-        if (p->i < p->n && p->s[p->i] != '"') {
-            jp_fail(p, "__metadata__ value of '%s' is not a string", k);
-            free(k);
-            return -1;
-        }
-        if (jp_string(p, &v)) {
-            free(k);
-            return -1;
-        }
-        if (st->nmeta == st->capmeta) {
-            st->capmeta = st->capmeta ? 2 * st->capmeta : 8;
-            st->mkey = mem_realloc(st->mkey, st->capmeta * sizeof *st->mkey);
-            st->mval = mem_realloc(st->mval, st->capmeta * sizeof *st->mval);
         }
         st->mkey[st->nmeta] = k;
         st->mval[st->nmeta] = v;
         st->nmeta++;
-    } while (jp_accept(p, ','));
-    return jp_expect(p, '}');
+    }
+    return 0;
 }
 
 /* {"dtype": ..., "shape": [...], "data_offsets": [b, e]} ; unknown keys are skipped */
-static int parse_tensor(jp *p, safetensors_tensor *t, span *sp)
+static int parse_tensor(const json_value *o, safetensors_tensor *t, span *sp, const char *label, char *err,
+                        size_t errlen)
 {
-    int have_dtype = 0, have_shape = 0, have_off = 0;
-    if (jp_expect(p, '{')) return -1;
-    if (!jp_accept(p, '}')) {
-        do {
-            char *k = NULL;
-            if (jp_string(p, &k)) return -1;
-            if (jp_expect(p, ':')) {
-                free(k);
-                return -1;
-            }
-            if (strcmp(k, "dtype") == 0) {
-                char *v = NULL;
-                jp_ws(p);
-                if (p->i < p->n && p->s[p->i] != '"') {
-                    free(k);
-                    return jp_fail(p, "tensor '%s': dtype is not a string", t->name);
-                }
-                if (jp_string(p, &v)) {
-                    free(k);
-                    return -1;
-                }
-                if (safetensors_dtype_parse(v, &t->dtype)) {
-                    jp_fail(p, "tensor '%s': unsupported dtype '%.20s' (want F32 F16 BF16 F64 I64 I32 U8)",
-                            t->name, v);
-                    free(v);
-                    free(k);
-                    return -1;
-                }
-                free(v);
-                have_dtype = 1;
-            } else if (strcmp(k, "shape") == 0) {
-                if (jp_expect(p, '[')) {
-                    free(k);
-                    return -1;
-                }
-                t->ndim = 0;
-                if (!jp_accept(p, ']')) {
-                    do {
-                        uint64_t v;
-                        if (t->ndim == SAFETENSORS_MAX_DIM) {
-                            free(k);
-                            return jp_fail(p, "tensor '%s': more than %d dimensions", t->name,
-                                           SAFETENSORS_MAX_DIM);
-                        }
-                        if (jp_uint(p, &v)) {
-                            free(k);
-                            return -1;
-                        }
-                        if (v > (uint64_t)INT64_MAX) {
-                            free(k);
-                            return jp_fail(p, "tensor '%s': dimension too large", t->name);
-                        }
-                        t->shape[t->ndim++] = (int64_t)v;
-                    } while (jp_accept(p, ','));
-                    if (jp_expect(p, ']')) {
-                        free(k);
-                        return -1;
-                    }
-                }
-                have_shape = 1;
-            } else if (strcmp(k, "data_offsets") == 0) {
-                if (jp_expect(p, '[') || jp_uint(p, &sp->begin) || jp_expect(p, ',') || jp_uint(p, &sp->end) ||
-                    jp_expect(p, ']')) {
-                    free(k);
-                    return jp_fail(p, "tensor '%s': data_offsets must be [begin, end]", t->name);
-                }
-                have_off = 1;
-            } else if (jp_skip_value(p)) {
-                free(k);
-                return -1;
-            }
-            free(k);
-        } while (jp_accept(p, ','));
-        if (jp_expect(p, '}')) return -1;
+    if (o->type != JSON_OBJECT) {
+        log_errf(err, errlen, label, "bad JSON header: tensor '%s' is not an object", t->name);
+        return -1;
     }
-    if (!have_dtype || !have_shape || !have_off)
-        return jp_fail(p, "tensor '%s' lacks %s", t->name,
-                       !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
+    const json_value *dt = json_get(o, "dtype"), *sh = json_get(o, "shape"), *off = json_get(o, "data_offsets");
+    if (!dt || !sh || !off) {
+        log_errf(err, errlen, label, "bad JSON header: tensor '%s' lacks %s", t->name,
+                 !dt ? "dtype" : !sh ? "shape" : "data_offsets");
+        return -1;
+    }
+    char *v = NULL;
+    if (st_cstring(dt, "dtype", t->name, label, err, errlen, &v)) return -1;
+    if (safetensors_dtype_parse(v, &t->dtype)) {
+        log_errf(err, errlen, label, "tensor '%s': unsupported dtype '%.20s' (want F32 F16 BF16 F64 I64 I32 U8)",
+                 t->name, v);
+        free(v);
+        return -1;
+    }
+    free(v);
+    if (sh->type != JSON_ARRAY) {
+        log_errf(err, errlen, label, "bad JSON header: tensor '%s': shape is not an array", t->name);
+        return -1;
+    }
+    if (json_len(sh) > SAFETENSORS_MAX_DIM) {
+        log_errf(err, errlen, label, "tensor '%s': more than %d dimensions", t->name, SAFETENSORS_MAX_DIM);
+        return -1;
+    }
+    t->ndim = (int)json_len(sh);
+    for (int d = 0; d < t->ndim; d++) {
+        uint64_t x;
+        if (st_uint(json_at(sh, (size_t)d), t->name, label, err, errlen, &x)) return -1;
+        t->shape[d] = (int64_t)x;
+    }
+    if (off->type != JSON_ARRAY || json_len(off) != 2) {
+        log_errf(err, errlen, label, "bad JSON header: tensor '%s': data_offsets must be [begin, end]", t->name);
+        return -1;
+    }
+    if (st_uint(json_at(off, 0), t->name, label, err, errlen, &sp->begin) ||
+        st_uint(json_at(off, 1), t->name, label, err, errlen, &sp->end))
+        return -1;
     return 0;
 }
 
@@ -516,60 +265,40 @@ static safetensors *st_parse(safetensors *st, const char *label, char *err, size
     }
     const size_t data_off = 8 + (size_t)hlen, data_len = st->len - data_off;
     st->aligned = (data_off % 8) == 0 && ((uintptr_t)b % 8) == 0;
-    jp p = {(const char *)b + 8, (size_t)hlen, 0, 0, {0}};
     span *spans = NULL;
-    size_t capspan = 0;
-    int bad = 0;
-    if (jp_expect(&p, '{')) bad = 1;
-    if (!bad && !jp_accept(&p, '}')) {
-        do {
-            char *key = NULL;
-            if (jp_string(&p, &key) || jp_expect(&p, ':')) {
-                free(key);
-                bad = 1;
-                break;
-            }
-            if (strcmp(key, "__metadata__") == 0) {
-                free(key);
-                if (st->nmeta) {
-                    jp_fail(&p, "duplicate __metadata__");
-                    bad = 1;
-                    break;
-                }
-                if (parse_metadata(&p, st)) {
-                    bad = 1;
-                    break;
-                }
-                continue;
-            }
-            if (st->n == st->cap) {
-                st->cap = st->cap ? 2 * st->cap : 64;
-                st->t = mem_realloc(st->t, st->cap * sizeof *st->t);
-            }
-            if (st->n == capspan) {
-                capspan = st->cap;
-                spans = mem_realloc(spans, capspan * sizeof *spans);
-            }
-            safetensors_tensor *t = &st->t[st->n];
-            memset(t, 0, sizeof *t);
-            t->name = key;
-            st->n++;
-            if (parse_tensor(&p, t, &spans[st->n - 1])) {
-                bad = 1;
-                break;
-            }
-        } while (jp_accept(&p, ','));
-        if (!bad && jp_expect(&p, '}')) bad = 1;
-    }
-    if (!bad) {
-        jp_ws(&p);
-        if (p.i != p.n) {
-            jp_fail(&p, "trailing characters after the header object");
-            bad = 1;
+    char *jlabel = mem_new(char, strlen(label) + 20);
+    sprintf(jlabel, "%s: bad JSON header", label);
+    json_doc *doc = json_parse_limits((const char *)b + 8, (size_t)hlen, jlabel, ST_DEPTH_MAX, ST_HEADER_MAX, err,
+                                      errlen);
+    free(jlabel);
+    if (!doc) return NULL;
+    const json_value *root = json_root(doc);
+    int bad = root->type != JSON_OBJECT;
+    if (bad) log_errf(err, errlen, label, "header is not a JSON object");
+    const size_t nmem = bad ? 0 : json_len(root);
+    st->t = mem_new(safetensors_tensor, nmem ? nmem : 1);
+    st->cap = nmem;
+    spans = mem_new(span, nmem ? nmem : 1);
+    for (size_t i = 0; i < nmem && !bad; i++) {
+        const json_member *mb = json_member_at(root, i);
+        if (strcmp(mb->key, "__metadata__") == 0) {
+            bad = parse_metadata(&mb->value, st, label, err, errlen) != 0;
+            continue;
         }
+        safetensors_tensor *t = &st->t[st->n];
+        memset(t, 0, sizeof *t);
+        json_value key = {.type = JSON_STRING, .u.str = {mb->key, mb->keylen}};
+        char *tname = NULL;
+        if (st_cstring(&key, "a tensor name", NULL, label, err, errlen, &tname)) {
+            bad = 1;
+            break;
+        }
+        t->name = tname;
+        st->n++;
+        bad = parse_tensor(&mb->value, t, &spans[st->n - 1], label, err, errlen) != 0;
     }
+    json_free(doc);
     if (bad) {
-        log_errf(err, errlen, label, "%s", p.msg);
         free(spans);
         return NULL;
     }

@@ -2,6 +2,7 @@
 #include "sampler.h"
 #include "log.h"
 #include "mem.h"
+#include "philox.h"
 #include <math.h>
 #include <stdlib.h>
 
@@ -11,7 +12,8 @@ void sampler_em(const sde *s, const score_model *m, size_t n, float *x, const sa
 {
     size_t len = n * m->dim;
     const double p = sde_prior_std(s);
-    rng_gaussian_fill(r, x, len);
+    /* Philox (philox.h): one seed per call from r */
+    philox_gaussian_fill(x, len, rng_u64(r), philox_stream(PHILOX_SAMPLER_INIT, 0), 0);
     for (size_t i = 0; i < len; i++) x[i] = (float)(p * x[i]);
     sampler_em_from(s, m, n, x, o, r);
 }
@@ -22,6 +24,7 @@ void sampler_em_from(const sde *s, const score_model *m, size_t n, float *x, con
     size_t len = n * m->dim;
     float *sc = mem_new(float, len), *z = mem_new(float, len);
     const double dt = (s->T - o->eps) / (o->steps - 1);
+    const uint64_t seed = rng_u64(r);   /* step k's noise: Philox (PHILOX_SAMPLER_NOISE, k) under it */
     log_progress bar;
     if (o->progress) log_progress_begin(&bar, o->progress, (size_t)o->steps);
     for (int k = 0; k < o->steps; k++) {
@@ -31,7 +34,7 @@ void sampler_em_from(const sde *s, const score_model *m, size_t n, float *x, con
         const double g = sde_g(s, t), fc = sde_f_coef(s, t);
         const int last = (k == o->steps - 1) && o->final_mean;
         score_eval(m, n, &tf, 0, x, sc);
-        if (!last) rng_gaussian_fill(r, z, len);
+        if (!last) philox_sampler_noise(z, len, seed, 0, (uint32_t)k);
         const float a = (float)(g * g * dt), b = (float)(-fc * dt), c = (float)(sqrt(dt) * g);
         if (last) {
             for (size_t i = 0; i < len; i++) x[i] = x[i] + a * sc[i] + b * x[i];

@@ -1,8 +1,9 @@
 /* sampler: Euler-Maruyama for the reverse-time SDE (paper eq. 3/8, App. B.2; REFERENCE.md "Sampler").
  * The paper's code: times = linspace(T, eps, steps), dt = times[0] - times[1]; at each time t
  *   mean = x + (g(t)^2 s(t, x) - f(t, x)) dt,   x = mean + sqrt(dt) g(t) z,
- * and the final step returns the mean (no noise). Noise is drawn serially from one stream so a run is
- * reproducible whatever the thread count. */
+ * and the final step returns the mean (no noise). Noise is Philox (philox.h): one seed per call drawn from r
+ * (rng_u64), the prior draw from (PHILOX_SAMPLER_INIT, 0), step k's noise from (PHILOX_SAMPLER_NOISE, k), so a
+ * run is reproducible whatever the thread count and a GPU sampler can draw the same numbers. */
 #ifndef SF_SAMPLER_H
 #define SF_SAMPLER_H
 #include "rng.h"

@@ -7,7 +7,8 @@
  * backward (odd and asymmetric geometries, 1x1, output_padding, and the ScoreNet layers of REFERENCE.md "Score
  * network" at batch 8: conv1..conv4 28->26->12->5->2, tconv4..tconv1 2->5->12->26->28; workspaces of one image,
  * two images, the CPU's recommended size and the whole batch), GroupNorm (ScoreNet GN(4, 32), GN(32, C), odd
- * sizes, no affine, in place), channel add, concat, Adam, EMA and the DSM loss. Every gradient buffer is
+ * sizes, no affine, in place), channel add, concat, Adam, EMA, the DSM loss, and the digit classifier's max-pool,
+ * ReLU mask, Philox dropout and cross-entropy (tolerances at test_classify_layers). Every gradient buffer is
  * pre-filled with nonzero values, so the += semantics are checked; NULL gradient pointers are exercised; the
  * reductions are checked to be bitwise repeatable. Tolerances, per op (fp32, TF32 off):
  *   GEMM / linear / conv         rtol 1e-4, atol 1e-5 sqrt(inner dimension) (|a|, |b| <= 1)
@@ -39,6 +40,8 @@
 #include "mem.h"
 #include "nn_cuda.h"
 #include "norm.h"
+#include "philox.h"
+#include "pool.h"
 #include "rng.h"
 #include "tensor_ops.h"
 
@@ -110,6 +113,22 @@ static void test_memory(void)
     CHECK(zero, "memory: memset zeroes");
     CHECK(nn_cuda_malloc(0) == NULL, "memory: malloc(0) is NULL");
     nn_cuda_free(NULL);
+    /* staged uploads (pinned ring, no stream sync): 40 uploads from ONE host buffer rewritten between them, and a
+     * kernel-free d2d behind each, must each carry the values of their call */
+    {
+        enum { U = 40, L = 3000 };
+        float *hb = mem_new(float, L), *dd = nn_cuda_malloc_floats((size_t)U * L);
+        for (int u = 0; u < U; u++) {
+            for (int i = 0; i < L; i++) hb[i] = (float)(u * L + i);
+            nn_cuda_memcpy_h2d(dd + (size_t)u * L, hb, L * sizeof *hb);
+        }
+        float *back = nn_cuda_download_floats(dd, (size_t)U * L);
+        int ok = 1;
+        for (int e = 0; e < U * L; e++) ok &= back[e] == (float)e;
+        CHECK(ok, "memory: staged uploads carry the host values at the time of each call (src reused at once)");
+        free(hb), free(back);
+        nn_cuda_free(dd);
+    }
     nn_cuda_sync();
     free(g);
     free(h);
@@ -203,6 +222,21 @@ static void test_linear(void)
     test_linear_case(8, 256, 32, 1, 0);       /* Dense(embed -> 32) .. (-> 256) */
     test_linear_case(8, 256, 128, 1, 0);
     test_linear_case(1000, 64, 33, 1, 0);     /* many rows: the bias column sum strides over r */
+    test_linear_case(1024, 256, 32, 1, 0);    /* ScoreNet Dense at batch 1,024: 16 row slices, 1 column tile */
+    test_linear_case(4099, 16, 300, 1, 0);    /* ragged last slice and last column tile */
+    /* the two-stage bias sum is deterministic: the same bits twice from a zeroed db */
+    {
+        const int B = 4099, OC = 300;
+        float *dout = hrand((size_t)B * OC, -1, 1);
+        float *d_dout = nn_cuda_upload_floats(dout, (size_t)B * OC), *d_a = nn_cuda_upload_floats(NULL, OC),
+              *d_b = nn_cuda_upload_floats(NULL, OC), *d_in = nn_cuda_upload_floats(NULL, (size_t)B);
+        nn_linear_backward_cuda(NULL, NULL, d_a, d_dout, d_in, d_in, B, 1, OC);
+        nn_linear_backward_cuda(NULL, NULL, d_b, d_dout, d_in, d_in, B, 1, OC);
+        float *a = nn_cuda_download_floats(d_a, OC), *b = nn_cuda_download_floats(d_b, OC);
+        CHECK(memcmp(a, b, OC * sizeof *a) == 0, "linear bias gradient (two-stage column sum) bitwise repeatable");
+        free(dout), free(a), free(b);
+        nn_cuda_free(d_dout), nn_cuda_free(d_a), nn_cuda_free(d_b), nn_cuda_free(d_in);
+    }
 }
 
 /* ---------------------------------------------------------------- activations, Fourier */
@@ -614,6 +648,128 @@ static void test_dsm(void)
         nn_cuda_free(d_score), nn_cuda_free(d_z), nn_cuda_free(d_std), nn_cuda_free(d_ds);
     }
 }
+
+/* ---------------------------------------------------------------- the digit classifier's layers
+ * (cuda_classify.cu): max-pool, ReLU mask, Philox dropout, cross-entropy. Pool argmax / out, the dropout mask and
+ * output, and the pool / dropout backward are the same float operations in the same order: exact. Cross-entropy:
+ * exp / log in double on both sides (libm vs CUDA, <= 2 ulp): logp rtol 1e-6, atol 1e-6; loss rtol 1e-9;
+ * backward rtol 1e-5, atol 1e-7. */
+
+static void cmpi(const char *name, const int32_t *d, const int32_t *cpu, size_t n)
+{
+    int32_t *g = mem_new(int32_t, n);
+    nn_cuda_memcpy_d2h(g, d, n * sizeof *g);
+    size_t bad = 0, first = 0;
+    for (size_t i = n; i-- > 0;)
+        if (g[i] != cpu[i]) bad++, first = i;
+    char detail[160];
+    snprintf(detail, sizeof detail, "%zu of %zu differ; first [%zu] gpu %d cpu %d", bad, n, first,
+             bad ? g[first] : 0, bad ? cpu[first] : 0);
+    test_report(bad == 0, name, detail);
+    free(g);
+}
+
+static void test_pool_case(const char *label, int B, const nn_pool_geom *g)
+{
+    const size_t ni = (size_t)B * g->C * g->H * g->W, no = (size_t)B * g->C * g->OH * g->OW;
+    float *x = hrand(ni, -1, 1), *out = mem_new(float, no), *dy = hrand(no, -1, 1), *dx = hrand(ni, -1, 1);
+    for (size_t i = 0; i < ni; i += 97) x[i] = x[(i + 1) % ni];   /* ties: the first maximum must win */
+    x[5] = NAN;                                                     /* a NaN wins its windows */
+    int32_t *idx = mem_new(int32_t, no);
+    float *d_x = nn_cuda_upload_floats(x, ni), *d_out = nn_cuda_upload_floats(NULL, no);
+    float *d_dy = nn_cuda_upload_floats(dy, no), *d_dx = nn_cuda_upload_floats(dx, ni);
+    int32_t *d_idx = nn_cuda_malloc(no * sizeof(int32_t));
+    nn_maxpool2d_forward(out, idx, x, B, g);
+    nn_maxpool2d_forward_cuda(d_out, d_idx, d_x, B, g);
+    char name[160];
+    snprintf(name, sizeof name, "maxpool forward %s: out", label);
+    cmpd(name, d_out, out, no, 0, 0);
+    snprintf(name, sizeof name, "maxpool forward %s: argmax", label);
+    cmpi(name, d_idx, idx, no);
+    nn_maxpool2d_backward(dx, dy, idx, B, g);
+    nn_maxpool2d_backward_cuda(d_dx, d_dy, d_idx, B, g);
+    snprintf(name, sizeof name, "maxpool backward %s (+=, overlapping windows summed in output order)", label);
+    cmpd(name, d_dx, dx, ni, 0, 0);
+    free(x), free(out), free(dy), free(dx), free(idx);
+    nn_cuda_free(d_x), nn_cuda_free(d_out), nn_cuda_free(d_dy), nn_cuda_free(d_dx), nn_cuda_free(d_idx);
+}
+
+static void test_classify_layers(void)
+{
+    nn_pool_geom g1 = nn_maxpool2d_geom(32, 28, 28, 2, 2, 0);   /* digitnet features.2 */
+    nn_pool_geom g2 = nn_maxpool2d_geom(5, 13, 11, 3, 2, 1);    /* overlapping, padded, odd */
+    test_pool_case("2x2/2 on 32x28x28, B 8", 8, &g1);
+    test_pool_case("3x3/2 pad 1 on 5x13x11, B 3", 3, &g2);
+
+    /* ReLU forward keeps NaN and -0 (torch.relu); the mask from the output */
+    const size_t n = 100003;
+    float *x = hrand(n, -2, 2), *g = hrand(n, -1, 1), *y = mem_new(float, n);
+    x[0] = NAN, x[1] = -0.0f, x[2] = 0.0f;
+    float *d_x = nn_cuda_upload_floats(x, n), *d_g = nn_cuda_upload_floats(g, n), *d_y = nn_cuda_upload_floats(NULL, n);
+    nn_relu_forward(y, x, n);
+    nn_relu_forward_cuda(d_y, d_x, n);
+    cmpd("relu forward, NaN and -0 kept", d_y, y, n, 0, 0);
+    nn_relu_mask(g, y, n);
+    nn_relu_mask_cuda(d_g, d_y, n);
+    cmpd("relu mask from the output", d_g, g, n, 0, 0);
+
+    /* dropout: the Philox mask bit for bit, inner 1 and 9, at an offset */
+    const uint64_t seed = 0x1234abcdULL, stream = philox_stream(PHILOX_DROPOUT, 0);
+    const size_t units[2] = {n, n / 9}, inner[2] = {1, 9};
+    for (int k = 0; k < 2; k++) {
+        const size_t U = units[k], len = U * inner[k];
+        float *mask = mem_new(float, U), *d_mask = nn_cuda_upload_floats(NULL, U);
+        float *din = hrand(len, -1, 1), *d_din = nn_cuda_upload_floats(din, len);
+        nn_dropout_forward(y, mask, x, U, inner[k], 0.3f, 1, seed, stream, 777);
+        nn_dropout_forward_cuda(d_y, d_mask, d_x, U, inner[k], 0.3f, 1, seed, stream, 777);
+        char name[128];
+        snprintf(name, sizeof name, "dropout mask (p 0.3, inner %zu, offset 777)", inner[k]);
+        cmpd(name, d_mask, mask, U, 0, 0);
+        snprintf(name, sizeof name, "dropout forward (inner %zu)", inner[k]);
+        cmpd(name, d_y, y, len, 0, 0);
+        nn_dropout_backward(din, g, mask, U, inner[k], 1);
+        nn_dropout_backward_cuda(d_din, d_g, d_mask, U, inner[k], 1);
+        snprintf(name, sizeof name, "dropout backward (+=, inner %zu)", inner[k]);
+        cmpd(name, d_din, din, len, 0, 0);
+        nn_dropout_backward(din, g, NULL, U, inner[k], 0);
+        nn_dropout_backward_cuda(d_din, d_g, NULL, U, inner[k], 0);
+        snprintf(name, sizeof name, "dropout eval backward (+=, inner %zu)", inner[k]);
+        cmpd(name, d_din, din, len, 0, 0);
+        free(mask), free(din);
+        nn_cuda_free(d_mask), nn_cuda_free(d_din);
+    }
+    free(x), free(g), free(y);
+    nn_cuda_free(d_x), nn_cuda_free(d_g), nn_cuda_free(d_y);
+
+    /* cross-entropy, digitnet's K = 10 and an odd batch */
+    const int B = 37, K = 10;
+    float *lg = hrand((size_t)B * K, -8, 8), *lp = mem_new(float, (size_t)B * K), *dl = hrand((size_t)B * K, -1, 1);
+    int *lab = mem_new(int, B);
+    for (int b = 0; b < B; b++) lab[b] = (b * 7) % K;
+    float *d_lg = nn_cuda_upload_floats(lg, (size_t)B * K), *d_lp = nn_cuda_upload_floats(NULL, (size_t)B * K);
+    float *d_dl = nn_cuda_upload_floats(dl, (size_t)B * K);
+    int *d_lab = nn_cuda_malloc((size_t)B * sizeof(int));
+    nn_cuda_memcpy_h2d(d_lab, lab, (size_t)B * sizeof(int));
+    const double L = nn_cross_entropy_forward(lp, lg, lab, B, K);
+    const double Lg = nn_cross_entropy_forward_cuda(d_lp, d_lg, d_lab, B, K);
+    CHECK_CLOSE(Lg, L, 0, 1e-9, "cross-entropy loss (B 37, K 10)");
+    CHECK(nn_cross_entropy_forward_cuda(d_lp, d_lg, d_lab, B, K) == Lg, "cross-entropy loss bitwise repeatable");
+    cmpd("cross-entropy log-softmax", d_lp, lp, (size_t)B * K, 1e-6, 1e-6);
+    nn_cross_entropy_backward(dl, 0.75f, lp, lab, B, K);
+    nn_cross_entropy_backward_cuda(d_dl, 0.75f, d_lp, d_lab, B, K);
+    cmpd("cross-entropy backward (+=, dloss 0.75)", d_dl, dl, (size_t)B * K, 1e-7, 1e-5);
+    free(lg), free(lp), free(dl), free(lab);
+    nn_cuda_free(d_lg), nn_cuda_free(d_lp), nn_cuda_free(d_dl), nn_cuda_free(d_lab);
+
+    /* the cpu nn_rowscale against the cuda twin (mlp1d's c_in x): the same float product */
+    float *v = hrand(300, -2, 2), *src = hrand(300 * 3, -1, 1), *dst = mem_new(float, 300 * 3);
+    float *d_v = nn_cuda_upload_floats(v, 300), *d_src = nn_cuda_upload_floats(src, 900), *d_dst = nn_cuda_upload_floats(NULL, 900);
+    nn_rowscale(dst, v, src, 300, 3, 0.0f);
+    nn_rowscale_cuda(d_dst, d_v, d_src, 300, 3, 0.0f);
+    cmpd("rowscale: cpu nn_rowscale vs cuda", d_dst, dst, 900, 0, 0);
+    free(v), free(src), free(dst);
+    nn_cuda_free(d_v), nn_cuda_free(d_src), nn_cuda_free(d_dst);
+}
 #endif /* SF_HAVE_CUDA */
 
 int main(void)
@@ -639,6 +795,7 @@ int main(void)
     test_tensor_ops();
     test_optim();
     test_dsm();
+    test_classify_layers();
     nn_cuda_sync();
     nn_cuda_shutdown();
     rng_free(R);

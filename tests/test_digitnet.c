@@ -13,6 +13,7 @@
 #include "log.h"
 #include "mem.h"
 #include "params.h"
+#include "philox.h"
 #include "pool.h"
 #include "rng.h"
 #include "safetensors.h"
@@ -180,12 +181,15 @@ static double ref_loss(const ref_w *rw, int n, const float *x, const uint8_t *y,
     return loss / n;
 }
 
-/* the dropout multipliers nn_dropout_forward draws from a fresh stream (tensor_ops.h: u ~ U[0,1) in order,
- * mask = (u >= p) / (1 - p)) */
+/* the dropout multipliers digitnet_loss draws from a fresh stream (digitnet.h: a Philox seed from rng_u64, unit
+ * i * 128 + j of stream (PHILOX_DROPOUT, 0); tensor_ops.h: mask = (u >= p) / (1 - p)) */
 static void ref_mask(double *mask, int n, uint64_t seed)
 {
     rng *r = rng_alloc(seed, 5);
-    for (int i = 0; i < n * HID; i++) mask[i] = rng_uniform(r) < P_DROP ? 0.0 : 1.0 / (1.0 - P_DROP);
+    const uint64_t key = rng_u64(r);
+    for (int i = 0; i < n * HID; i++)
+        mask[i] = philox_uniform_at(key, philox_stream(PHILOX_DROPOUT, 0), (uint64_t)i) < P_DROP
+                      ? 0.0 : 1.0 / (1.0 - P_DROP);
     rng_free(r);
 }
 

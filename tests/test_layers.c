@@ -14,6 +14,7 @@
 #include "act.h"
 #include "conv.h"
 #include "norm.h"
+#include "philox.h"
 #include "pool.h"
 #include "rng.h"
 #include "tensor_ops.h"
@@ -674,8 +675,8 @@ static void test_dropout(void)
     const float p = 0.3f;
     float *x = fal(n), *y = fal(n), *m = fal(n), *m2 = fal(n), *d = fal(n), *g = fal(n);
     for (size_t i = 0; i < n; i++) x[i] = 1.0f + (float)(i % 7);
-    rng *r = rng_alloc(11, 3), *r2 = rng_alloc(11, 3);
-    nn_dropout_forward(y, m, x, n, 1, p, 1, r);
+    const uint64_t seed = 11, stream = philox_stream(PHILOX_TEST, 3);
+    nn_dropout_forward(y, m, x, n, 1, p, 1, seed, stream, 0);
     size_t zeros = 0;
     int vals_ok = 1, out_ok = 1;
     double s = 0;
@@ -692,15 +693,18 @@ static void test_dropout(void)
     CHECK(vals_ok, "dropout mask values are 0 or 1/(1-p)");
     CHECK(out_ok, "dropout out = in * mask");
     CHECK_CLOSE(s / n, 1.0, 5 * sd / (1 - p), 0, "dropout preserves the mean (E mask = 1)");
-    nn_dropout_forward(y, m2, x, n, 1, p, 1, r2);
-    CHECK(memcmp(m, m2, n * sizeof *m) == 0, "dropout mask reproducible from the same rng stream");
+    nn_dropout_forward(y, m2, x, n, 1, p, 1, seed, stream, 0);
+    CHECK(memcmp(m, m2, n * sizeof *m) == 0, "dropout mask reproducible from the same Philox stream");
+    /* any slice alone: units [1000, 1100) drawn at offset 1000 are the whole call's */
+    nn_dropout_forward(y, m2, x, 100, 1, p, 1, seed, stream, 1000);
+    CHECK(memcmp(m + 1000, m2, 100 * sizeof *m) == 0, "dropout mask of a slice = that slice of the whole mask");
     for (size_t i = 0; i < n; i++) g[i] = (float)(i % 5) - 2.0f, d[i] = 0.25f;
     nn_dropout_backward(d, g, m, n, 1, 1);
     int bok = 1;
     for (size_t i = 0; i < n; i++) bok &= d[i] == 0.25f + g[i] * m[i];
     CHECK(bok, "dropout backward: din += dout * mask");
     /* eval: identity, in place too */
-    nn_dropout_forward(y, NULL, x, n, 1, p, 0, NULL);
+    nn_dropout_forward(y, NULL, x, n, 1, p, 0, 0, 0, 0);
     CHECK(memcmp(y, x, n * sizeof *x) == 0, "dropout eval is the identity");
     for (size_t i = 0; i < n; i++) d[i] = 0.25f;
     nn_dropout_backward(d, g, NULL, n, 1, 0);
@@ -709,7 +713,7 @@ static void test_dropout(void)
     CHECK(bok, "dropout eval backward: din += dout");
     /* Dropout2d: one mask per (b, c) plane of 9 */
     const size_t units = n / 9;
-    nn_dropout_forward(y, m, x, units, 9, 0.5f, 1, r);
+    nn_dropout_forward(y, m, x, units, 9, 0.5f, 1, seed + 1, stream, 0);
     int pl_ok = 1;
     size_t z2 = 0;
     for (size_t u = 0; u < units; u++) {
@@ -718,11 +722,10 @@ static void test_dropout(void)
     }
     CHECK(pl_ok && fabs((double)z2 / units - 0.5) < 5 * sqrt(0.25 / units),
           "dropout2d: whole planes dropped, half of them at p = 0.5, scale 2");
-    nn_dropout_forward(y, m, x, 10, 1, 1.0f, 1, r);
+    nn_dropout_forward(y, m, x, 10, 1, 1.0f, 1, seed, stream, 0);
     int allz = 1;
     for (int i = 0; i < 10; i++) allz &= y[i] == 0.0f;
     CHECK(allz, "dropout p = 1 zeroes everything (no inf scale)");
-    rng_free(r), rng_free(r2);
     free(x), free(y), free(m), free(m2), free(d), free(g);
 }
 

@@ -259,7 +259,7 @@ static void test_corrupt(void)
     expect_reject("badjson2", "{\"a\" {}}", NULL, 0, "bad JSON");
     expect_reject("badjson3", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,],\"data_offsets\":[0,8]}}", d8, 8, "bad JSON");
     expect_reject("badjson4", "{\"a\\q\":{}}", NULL, 0, "bad escape");
-    expect_reject("trailing", "{} x", NULL, 0, "trailing");
+    expect_reject("trailing", "{} x", NULL, 0, "after the JSON value");
     expect_reject("dtype", "{\"a\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}", d8, 2,
                   "unsupported dtype");
     expect_reject("offsets", "{\"a\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[6,10]}}", d8, 8, "outside");

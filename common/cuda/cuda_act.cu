@@ -25,7 +25,19 @@ static __global__ void silu_bwd_kernel(float *din, const float *dout, const floa
 
 static __global__ void relu_fwd_kernel(float *out, const float *x, size_t n)
 {
-    NN_GRID_STRIDE(i, n) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    NN_GRID_STRIDE(i, n) out[i] = x[i] < 0.0f ? 0.0f : x[i];   /* a NaN stays NaN, as the CPU and torch.relu */
+}
+
+static __global__ void relu_mask_kernel(float *g, const float *h, size_t n)
+{
+    NN_GRID_STRIDE(i, n) g[i] = h[i] > 0.0f ? g[i] : 0.0f;
+}
+
+extern "C" void nn_relu_mask_cuda(float *g, const float *h, size_t n)
+{
+    if (n == 0) return;
+    relu_mask_kernel<<<nn_cuda_blocks(n), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(g, h, n);
+    CUDA_CHECK_LAUNCH();
 }
 
 static __global__ void relu_bwd_kernel(float *din, const float *dout, const float *x, size_t n)

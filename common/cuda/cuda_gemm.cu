@@ -33,24 +33,39 @@ static __global__ void rows_add_bias_kernel(float *out, const float *b, size_t R
         out[i] += b[i % (size_t)Cn];
 }
 
-/* db[c] += sum_r dout[r, c] for dout[R, Cn]: block (32, 8) owns 32 consecutive columns; the 8 rows of threads
- * stride over r (coalesced 128-byte rows), double partial sums reduced over the 8 in a fixed order. */
+/* db[c] += sum_r dout[r, c] for dout[R, Cn], two deterministic stages (cuda_internal.cuh): stage 1 runs a grid of
+ * (column tiles) x S row slices, block (tile, s) of (32, 8) threads summing rows of slice s for its 32 columns
+ * (coalesced 128-byte rows, the 8 partials reduced in a fixed order) into part[c S + s]; stage 2 adds the S
+ * partials in order. S depends only on R, so the result does not depend on timing. The ScoreNet's Dense layers
+ * (OC = 32 .. 256 columns over B = 1,024 rows) used to run on 1 .. 8 blocks. */
 #define COLSUM_X 32
 #define COLSUM_Y 8
-static __global__ void colsum_add_kernel(float *db, const float *dout, int R, int Cn)
+static __global__ void colsum_part_kernel(double *part, const float *dout, int R, int Cn, int S)
 {
-    __shared__ double part[COLSUM_Y][COLSUM_X];
-    const int c = blockIdx.x * COLSUM_X + threadIdx.x;
+    __shared__ double acc[COLSUM_Y][COLSUM_X];
+    const int c = blockIdx.x * COLSUM_X + threadIdx.x, sl = blockIdx.y;
+    const int len = (R + S - 1) / S, lo = sl * len, hi = lo + len < R ? lo + len : R;
     double s = 0.0;
     if (c < Cn)
-        for (int r = threadIdx.y; r < R; r += COLSUM_Y) s += dout[(size_t)r * Cn + c];
-    part[threadIdx.y][threadIdx.x] = s;
+        for (int r = lo + threadIdx.y; r < hi; r += COLSUM_Y) s += dout[(size_t)r * Cn + c];
+    acc[threadIdx.y][threadIdx.x] = s;
     __syncthreads();
     if (threadIdx.y == 0 && c < Cn) {
         double t = 0.0;
-        for (int y = 0; y < COLSUM_Y; y++) t += part[y][threadIdx.x];
-        db[c] += (float)t;
+        for (int y = 0; y < COLSUM_Y; y++) t += acc[y][threadIdx.x];
+        part[(size_t)c * S + sl] = t;
     }
+}
+
+static void colsum_add(float *db, const float *dout, int R, int Cn)
+{
+    int S = nn_cuda_slices_((size_t)R * COLSUM_X);   /* >= 8 values per thread in stage 1 */
+    if (S > R) S = R;
+    double *part = nn_cuda_scratch_((size_t)Cn * S);
+    dim3 block(COLSUM_X, COLSUM_Y), grid((unsigned)((Cn + COLSUM_X - 1) / COLSUM_X), (unsigned)S);
+    colsum_part_kernel<<<grid, block, 0, nn_cuda_stream_()>>>(part, dout, R, Cn, S);
+    CUDA_CHECK_LAUNCH();
+    nn_cuda_sum_partials_(db, part, Cn, S);
 }
 
 static void linear_fwd(float *out, const float *in, const float *W, const float *b, int B, int IC, int OC,
@@ -88,10 +103,5 @@ extern "C" void nn_linear_backward_cuda(float *din, float *dW, float *db, const 
     if (din) nn_sgemm_cuda(0, 0, B, IC, OC, 1.0f, dout, OC, W, IC, 1.0f, din, IC);
     /* dW[OC, IC] += dout[B, OC]^T in[B, IC]: TN, M = OC, N = IC, K = B; dout stored [B, OC] so lda = OC */
     if (dW) nn_sgemm_cuda(1, 0, OC, IC, B, 1.0f, dout, OC, in, IC, 1.0f, dW, IC);
-    if (db) {
-        dim3 block(COLSUM_X, COLSUM_Y);
-        colsum_add_kernel<<<(unsigned)((OC + COLSUM_X - 1) / COLSUM_X), block, 0, nn_cuda_stream_()>>>(db, dout, B,
-                                                                                                        OC);
-        CUDA_CHECK_LAUNCH();
-    }
+    if (db) colsum_add(db, dout, B, OC);
 }

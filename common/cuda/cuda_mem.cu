@@ -15,7 +15,16 @@ static struct {
     cublasHandle_t blas;
     double *scratch;        /* nn_cuda_scratch_: grown once, kept until shutdown */
     size_t scratch_n;
+    /* host -> device staging (nn_cuda_memcpy_h2d): a ring of pinned buffers, each with the event of its last
+     * copy, so an upload never waits for the stream, only (rarely) for the copy made STAGE_SLOTS uploads ago */
+    void *stage[8];
+    size_t stage_cap[8];
+    cudaEvent_t stage_ev[8];
+    unsigned stage_next;
 } ctx;
+
+#define STAGE_SLOTS 8
+#define STAGE_MAX ((size_t)64 << 20)   /* larger uploads (weights, once) take the plain synchronous path */
 
 const char *nn_cuda_blas_status_string(cublasStatus_t s)
 {
@@ -55,6 +64,10 @@ extern "C" void nn_cuda_shutdown(void)
     if (!ctx.ready) return;
     CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
     if (ctx.scratch) CUDA_CHECK(cudaFree(ctx.scratch));
+    for (int k = 0; k < STAGE_SLOTS; k++) {
+        if (ctx.stage[k]) CUDA_CHECK(cudaFreeHost(ctx.stage[k]));
+        if (ctx.stage_ev[k]) CUDA_CHECK(cudaEventDestroy(ctx.stage_ev[k]));
+    }
     CUBLAS_CHECK(cublasDestroy(ctx.blas));
     CUDA_CHECK(cudaStreamDestroy(ctx.stream));
     memset(&ctx, 0, sizeof ctx);
@@ -136,13 +149,32 @@ extern "C" void nn_cuda_free(void *p)
     if (p) CUDA_CHECK(cudaFree(p));
 }
 
+/* The caller may reuse src at once: src is copied into a pinned staging slot on the host, and the slot's DMA is
+ * queued on the stream (ordered with the kernels around it, no stream synchronisation: the per-step uploads of
+ * times, factors and inputs no longer stall the GPU pipeline). A slot is reused only after its previous copy is
+ * done (its event), which throttles the host when it runs STAGE_SLOTS uploads ahead. */
 extern "C" void nn_cuda_memcpy_h2d(void *dst, const void *src, size_t bytes)
 {
     if (bytes == 0) return;
     cudaStream_t s = nn_cuda_stream_();
-    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s));
-    /* pageable host memory: wait, so the caller may reuse src at once whatever the driver did */
-    CUDA_CHECK(cudaStreamSynchronize(s));
+    if (bytes > STAGE_MAX) {
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s));
+        /* pageable host memory: wait, so the caller may reuse src at once whatever the driver did */
+        CUDA_CHECK(cudaStreamSynchronize(s));
+        return;
+    }
+    const unsigned k = ctx.stage_next++ % STAGE_SLOTS;
+    if (!ctx.stage_ev[k]) CUDA_CHECK(cudaEventCreateWithFlags(&ctx.stage_ev[k], cudaEventDisableTiming));
+    else CUDA_CHECK(cudaEventSynchronize(ctx.stage_ev[k]));
+    if (ctx.stage_cap[k] < bytes) {
+        if (ctx.stage[k]) CUDA_CHECK(cudaFreeHost(ctx.stage[k]));
+        const size_t want = bytes < ((size_t)1 << 16) ? ((size_t)1 << 16) : bytes;
+        CUDA_CHECK(cudaMallocHost(&ctx.stage[k], want));
+        ctx.stage_cap[k] = want;
+    }
+    memcpy(ctx.stage[k], src, bytes);
+    CUDA_CHECK(cudaMemcpyAsync(dst, ctx.stage[k], bytes, cudaMemcpyHostToDevice, s));
+    CUDA_CHECK(cudaEventRecord(ctx.stage_ev[k], s));
 }
 
 extern "C" void nn_cuda_memcpy_d2h(void *dst, const void *src, size_t bytes)

@@ -64,6 +64,12 @@ extern "C" void philox_rademacher_fill_cuda(float *x, size_t n, uint64_t seed, u
     launch(KIND_RADEMACHER, x, n, seed, stream, offset, 0.0, 0.0);
 }
 
+extern "C" void philox_time_fill_cuda(float *t, size_t n, double t_lo, double t_hi, uint64_t seed, uint64_t stream,
+                                      uint64_t offset)
+{
+    launch(KIND_TIME, t, n, seed, stream, offset, t_lo, t_hi);
+}
+
 extern "C" void philox_dsm_draw_cuda(float *t, float *z, size_t n, size_t dim, double t_lo, double t_hi,
                                      uint64_t seed, uint64_t step)
 {

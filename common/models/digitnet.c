@@ -1,4 +1,5 @@
-/* nn/digitnet: the MNIST digit classifier (see digitnet.h; paper §5.1 / Table 2).
+/* models/digitnet: the MNIST digit classifier (see digitnet.h; paper §5.1 / Table 2), written once over the
+ * backend table (nn/backend.h; the cpu or cuda table chosen by digitnet_set_device).
  *
  * Architecture (torch: features = nn.Sequential(...), classifier = nn.Sequential(...), flatten in between):
  *   x [B, 1, 28, 28]
@@ -40,23 +41,27 @@
  * (1.7 MB checkpoint).
  *
  * Implementation: NCHW; each conv layer keeps its ReLU output h_l (ReLU in place on the conv output: h > 0 iff
- * the pre-activation > 0, so h also serves the ReLU backward; a NaN stays NaN as in torch.relu), the pooled
- * output and the pool argmax. conv -> ReLU -> pool (and their backward) run CONV_CHUNK images at a time so the
- * large conv outputs are reused while in cache. The 3136 -> 128 layer runs on nn_sgemm (nn_linear is tuned for
- * narrow layers). Backward ping-pongs two gradient buffers through the feature layers; the first convolution's
+ * the pre-activation > 0, so h also serves the ReLU backward through relu_mask; a NaN stays NaN as in
+ * torch.relu), the pooled output and the pool argmax. On the cpu conv -> ReLU -> pool (and their backward) run
+ * CONV_CHUNK images at a time so the large conv outputs are reused while in cache; a device takes the whole
+ * chunk. The 3136 -> 128 layer runs on the table's GEMM (nn_linear is tuned for narrow layers). Dropout masks
+ * come from Philox (digitnet.h), so the cpu and a device train on the same masks. Backward ping-pongs two gradient buffers through the feature layers; the first convolution's
  * input gradient is never formed. Chunks of max_batch accumulate the gradient of the whole batch (each chunk's
  * cross-entropy gradient scaled by its share of the batch). Checkpoints are the plain state_dict (no "ema.*":
  * this model keeps no EMA) written with the safetensors writer and read back with nn_params_read (shape checks,
  * "module." prefixes); the Adam moments are not saved, a loaded model starts a fresh optimiser. */
 #include "digitnet.h"
+#include "act.h"
 #include "adam.h"
+#include "backend.h"
 #include "conv.h"
-#include "gemm.h"
 #include "io.h"
 #include "linear.h"
 #include "log.h"
 #include "ws.h"
 #include "mem.h"
+#include "philox.h"
+#include "pmirror.h"
 #include "pool.h"
 #include "safetensors.h"
 #include "tensor_ops.h"
@@ -92,12 +97,15 @@ static size_t out_numel(int l) { return (size_t)CONV[l].cout * out_side(l) * out
 #define FLAT (out_numel(NCONV - 1))
 
 struct digitnet {
-    nn_params *p;
+    nn_params *p;                 /* host record: checkpoints */
+    nn_pmirror pm;                /* the table's weights / trainer state (cpu: p's buffers) */
+    const nn_backend *be;         /* the table every layer call goes through (cpu or cuda) */
     nn_adam adam;
     size_t cap;
     size_t i_cw[NCONV], i_cb[NCONV], i_f1w, i_f1b, i_f2w, i_f2b;
     nn_conv_geom cg[NCONV];
     nn_pool_geom pg[NCONV];
+    /* table memory */
     float *ws;
     float *h[NCONV];        /* [cap, cout, side, side] ReLU(conv) */
     float *pooled[NCONV];   /* [cap, cout, side/2, side/2] (pool layers only) */
@@ -107,18 +115,24 @@ struct digitnet {
     float *dd1, *dz1;       /* [cap, HIDDEN] */
     float *g0, *g1;         /* gradients w.r.t. layer outputs, ping-pong [cap, max layer output] */
     float *gh;              /* gradient w.r.t. a pooled layer's ReLU output [cap, max conv output] */
-    int *lab;               /* [cap] */
+    float *xdev;            /* [cap, 784] the input chunk on a device (NULL on the cpu: read in place) */
+    int *dlab;              /* [cap] labels (cpu: = lab) */
     float *col;             /* im2col workspace [col_n] */
-    size_t col_n, chunk;    /* conv chunk: min(cap, CONV_CHUNK) images */
+    size_t col_n, chunk;    /* conv chunk: min(cap, CONV_CHUNK) images on the cpu, the whole batch on a device */
     const float *xin;       /* input of the current chunk (conv 0's input, needed for its dW) */
+    /* host */
+    int *lab;               /* [cap] */
+    float *hlogits;         /* [cap, 10] logits read back from a device (NULL on the cpu) */
 };
 
-static size_t carve(digitnet *m, float *base, size_t cap)
+static size_t carve(digitnet *m, float *base, size_t cap, int device)
 {
     size_t off = 0, gmax = 0, hmax = 0;
     for (int l = 0; l < NCONV; l++) {
         m->h[l] = nn_ws_take(base, &off, cap * conv_numel(l));
         m->pooled[l] = CONV[l].pool ? nn_ws_take(base, &off, cap * out_numel(l)) : NULL;
+        /* int32 argmax in the table's 4-byte words (backend.h) */
+        m->idx[l] = CONV[l].pool ? (int32_t *)nn_ws_take(base, &off, cap * out_numel(l)) : NULL;
         if (out_numel(l) > gmax) gmax = out_numel(l);
         if (conv_numel(l) > hmax) hmax = conv_numel(l);
     }
@@ -133,10 +147,44 @@ static size_t carve(digitnet *m, float *base, size_t cap)
     m->g0 = nn_ws_take(base, &off, cap * gmax);
     m->g1 = nn_ws_take(base, &off, cap * gmax);
     m->gh = nn_ws_take(base, &off, cap * hmax);
+    m->xdev = device ? nn_ws_take(base, &off, cap * DIGITNET_DIM) : NULL;
+    m->dlab = device ? (int *)nn_ws_take(base, &off, cap) : NULL;
     return off;
 }
 
-/* layout in state_dict order, zero buffers, geometries and workspace */
+/* activations, argmax and im2col scratch on m->be (a device runs each conv over the whole batch at once) */
+static void alloc_workspace(digitnet *m)
+{
+    const nn_backend *be = m->be;
+    const int device = !be->host;
+    digitnet tmp;
+    memset(&tmp, 0, sizeof tmp);
+    m->ws = be->alloc(carve(&tmp, NULL, m->cap, device));
+    carve(m, m->ws, m->cap, device);
+    m->chunk = device || m->cap < CONV_CHUNK ? m->cap : CONV_CHUNK;
+    m->col_n = 0;
+    for (int l = 0; l < NCONV; l++) {
+        size_t c = nn_conv2d_ws_min(&m->cg[l]) * m->chunk;
+        if (c > m->col_n) m->col_n = c;
+    }
+    m->col = be->alloc(m->col_n);
+    if (device) {
+        m->hlogits = mem_new(float, m->cap * DIGITNET_CLASSES);
+    } else {
+        m->dlab = m->lab;
+        m->hlogits = NULL;
+    }
+}
+
+static void free_workspace(digitnet *m)
+{
+    m->be->release(m->ws);
+    m->be->release(m->col);
+    free(m->hlogits);
+    m->ws = m->col = m->hlogits = NULL;
+}
+
+/* layout in state_dict order, zero buffers, geometries and workspace (cpu) */
 static digitnet *digitnet_new(size_t max_batch)
 {
     LOG_CHECK(max_batch >= 1, "digitnet: max_batch must be >= 1");
@@ -156,25 +204,17 @@ static digitnet *digitnet_new(size_t max_batch)
     m->i_f2w = nn_params_add4(p, "classifier.3.weight", 2, DIGITNET_CLASSES, HIDDEN, 0, 0);
     m->i_f2b = nn_params_add4(p, "classifier.3.bias", 1, DIGITNET_CLASSES, 0, 0, 0);
     nn_params_finalize(p);
+    nn_pmirror_init(&m->pm, p);
+    m->be = m->pm.be;
     m->adam = nn_adam_default();
     m->cap = max_batch;
-    digitnet tmp;
-    memset(&tmp, 0, sizeof tmp);
-    m->ws = nn_ws_falloc(carve(&tmp, NULL, max_batch));
-    carve(m, m->ws, max_batch);
-    const size_t chunk = m->chunk = max_batch < CONV_CHUNK ? max_batch : CONV_CHUNK;
     for (int l = 0; l < NCONV; l++) {
         const conv_desc *d = &CONV[l];
         m->cg[l] = nn_conv2d_geom(d->cin, d->cout, d->side, d->side, 3, 3, 1, 1);
-        size_t c = nn_conv2d_ws_min(&m->cg[l]) * chunk;
-        if (c > m->col_n) m->col_n = c;
-        if (d->pool) {
-            m->pg[l] = nn_maxpool2d_geom(d->cout, d->side, d->side, 2, 2, 0);
-            m->idx[l] = mem_new(int32_t, max_batch * out_numel(l));
-        }
+        if (d->pool) m->pg[l] = nn_maxpool2d_geom(d->cout, d->side, d->side, 2, 2, 0);
     }
-    m->col = nn_ws_falloc(m->col_n);
     m->lab = mem_new(int, max_batch);
+    alloc_workspace(m);
     return m;
 }
 
@@ -195,18 +235,35 @@ digitnet *digitnet_alloc(size_t max_batch, uint64_t seed)
     return m;
 }
 
+void digitnet_set_device(digitnet *m, device_kind dev)
+{
+    if (nn_backend_for(dev) == m->be) return;
+    free_workspace(m);
+    nn_pmirror_set_device(&m->pm, dev);
+    m->be = m->pm.be;
+    alloc_workspace(m);
+}
+
+device_kind digitnet_device(const digitnet *m) { return m->be->kind; }
+
 void digitnet_free(digitnet *m)
 {
     if (!m) return;
+    if (!m->be->host) m->be->sync();
+    free_workspace(m);
+    nn_pmirror_free(&m->pm);
     nn_params_free(m->p);
-    for (int l = 0; l < NCONV; l++) free(m->idx[l]);
-    free(m->ws);
-    free(m->col);
     free(m->lab);
     free(m);
 }
 
-nn_params *digitnet_params(digitnet *m) { return nn_params_train(m->p); }
+nn_params *digitnet_params(digitnet *m)
+{
+    nn_pmirror_train(&m->pm);
+    nn_pmirror_to_host(&m->pm);
+    return m->p;
+}
+void digitnet_sync_to_device(digitnet *m) { nn_pmirror_to_device(&m->pm); }
 size_t digitnet_num_params(const digitnet *m) { return nn_params_count(m->p); }
 size_t digitnet_max_batch(const digitnet *m) { return m->cap; }
 long digitnet_adam_step(const digitnet *m) { return m->adam.step; }
@@ -216,26 +273,19 @@ const char *digitnet_architecture(void) { return ARCH; }
 
 /* ---------------------------------------------------------------- forward / backward of one chunk */
 
-static void relu_inplace(float *x, size_t n)
-{
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) x[i] = x[i] < 0.0f ? 0.0f : x[i];   /* a NaN stays NaN, as torch.relu */
-}
-
-/* g[i] = 0 where the ReLU output h[i] is 0 (ReLU backward in place) */
-static void relu_mask(float *g, const float *h, size_t n)
-{
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) g[i] = h[i] > 0.0f ? g[i] : 0.0f;
-}
-
 static const float *layer_out(const digitnet *m, int l) { return CONV[l].pool ? m->pooled[l] : m->h[l]; }
 
-/* logits [n, 10] of x [n, 784]; train: dropout masks from r */
-static void fwd_chunk(digitnet *m, size_t n, const float *x, int train, rng *r)
+/* logits [n, 10] of x [n, 784] (host); train: dropout masks from Philox (seed, PHILOX_DROPOUT), units numbered
+ * from unit0 over the whole batch, so the masks do not depend on the chunking */
+static void fwd_chunk(digitnet *m, size_t n, const float *x, int train, uint64_t seed, uint64_t unit0)
 {
-    const float *w = m->p->data;
+    const nn_backend *be = m->be;
+    const float *w = m->pm.data;
     const int N = (int)n;
+    if (m->xdev) {
+        be->upload(m->xdev, x, n * DIGITNET_DIM);
+        x = m->xdev;
+    }
     m->xin = x;
     /* conv -> ReLU -> pool on CONV_CHUNK images at a time, while the conv output is still in cache */
     for (int l = 0; l < NCONV; l++) {
@@ -244,52 +294,43 @@ static void fwd_chunk(digitnet *m, size_t n, const float *x, int train, rng *r)
         for (size_t b0 = 0; b0 < n; b0 += m->chunk) {
             const size_t nb = n - b0 < m->chunk ? n - b0 : m->chunk;
             float *h = m->h[l] + b0 * c_img;
-            nn_conv2d_forward(h, in + b0 * in_img, PW(w, m->i_cw[l]), PW(w, m->i_cb[l]), (int)nb, &m->cg[l], m->col,
-                              m->col_n);
-            relu_inplace(h, nb * c_img);
+            be->conv2d_forward(h, in + b0 * in_img, PW(w, m->i_cw[l]), PW(w, m->i_cb[l]), (int)nb, &m->cg[l], m->col,
+                               m->col_n);
+            be->relu_forward(h, h, nb * c_img);
             if (CONV[l].pool)
-                nn_maxpool2d_forward(m->pooled[l] + b0 * o_img, m->idx[l] + b0 * o_img, h, (int)nb, &m->pg[l]);
+                be->maxpool2d_forward(m->pooled[l] + b0 * o_img, m->idx[l] + b0 * o_img, h, (int)nb, &m->pg[l]);
         }
     }
     const float *flat = layer_out(m, NCONV - 1);
-    /* z1[n, H] = flat[n, F] W1[H, F]^T + b1 */
+    /* z1[n, H] = ReLU(flat[n, F] W1[H, F]^T + b1) */
     const int F = (int)FLAT;
-    nn_sgemm(0, 1, N, HIDDEN, F, 1.0f, flat, F, PW(w, m->i_f1w), F, 0.0f, m->z1, HIDDEN);
-    const float *b1 = PW(w, m->i_f1b);
-    for (size_t i = 0; i < n; i++) {
-        float *z = m->z1 + i * HIDDEN;
-        for (int j = 0; j < HIDDEN; j++) {
-            const float v = z[j] + b1[j];
-            z[j] = v < 0.0f ? 0.0f : v;
-        }
-    }
-    nn_dropout_forward(m->d1, m->mask, m->z1, n * HIDDEN, 1, DROPOUT_P, train, r);
-    nn_linear_forward(m->logits, m->d1, PW(w, m->i_f2w), PW(w, m->i_f2b), N, HIDDEN, DIGITNET_CLASSES);
+    be->gemm(0, 1, N, HIDDEN, F, 1.0f, flat, F, PW(w, m->i_f1w), F, 0.0f, m->z1, HIDDEN);
+    be->add_bias(m->z1, PW(w, m->i_f1b), N, HIDDEN, 1);
+    be->relu_forward(m->z1, m->z1, n * HIDDEN);
+    be->dropout_forward(m->d1, m->mask, m->z1, n * HIDDEN, 1, DROPOUT_P, train, seed,
+                        philox_stream(PHILOX_DROPOUT, 0), unit0 * HIDDEN);
+    be->linear_forward(m->logits, m->d1, PW(w, m->i_f2w), PW(w, m->i_f2b), N, HIDDEN, DIGITNET_CLASSES);
 }
 
 /* from m->dlogits (after fwd_chunk on the same chunk): ADDS the parameter gradients */
 static void bwd_chunk(digitnet *m, size_t n, int train)
 {
-    const float *w = m->p->data;
-    float *g = m->p->grad;
+    const nn_backend *be = m->be;
+    const float *w = m->pm.data;
+    float *g = m->pm.grad;
     const int N = (int)n, F = (int)FLAT;
-    memset(m->dd1, 0, n * HIDDEN * sizeof(float));
-    nn_linear_backward(m->dd1, PW(g, m->i_f2w), PW(g, m->i_f2b), m->dlogits, m->d1, PW(w, m->i_f2w), N, HIDDEN,
-                       DIGITNET_CLASSES);
-    memset(m->dz1, 0, n * HIDDEN * sizeof(float));
-    nn_dropout_backward(m->dz1, m->dd1, m->mask, n * HIDDEN, 1, train);
-    relu_mask(m->dz1, m->z1, n * HIDDEN);
+    be->zero(m->dd1, n * HIDDEN);
+    be->linear_backward(m->dd1, PW(g, m->i_f2w), PW(g, m->i_f2b), m->dlogits, m->d1, PW(w, m->i_f2w), N, HIDDEN,
+                        DIGITNET_CLASSES);
+    be->zero(m->dz1, n * HIDDEN);
+    be->dropout_backward(m->dz1, m->dd1, m->mask, n * HIDDEN, 1, train);
+    be->relu_mask(m->dz1, m->z1, n * HIDDEN);
     /* dflat = dz1 W1;  dW1 += dz1^T flat;  db1 += colsum dz1 */
     const float *flat = layer_out(m, NCONV - 1);
     float *cur = m->g0, *other = m->g1;
-    nn_sgemm(0, 0, N, F, HIDDEN, 1.0f, m->dz1, HIDDEN, PW(w, m->i_f1w), F, 0.0f, cur, F);
-    nn_sgemm(1, 0, HIDDEN, F, N, 1.0f, m->dz1, HIDDEN, flat, F, 1.0f, PW(g, m->i_f1w), F);
-    float *db1 = PW(g, m->i_f1b);
-    for (int j = 0; j < HIDDEN; j++) {
-        double s = 0.0;
-        for (size_t i = 0; i < n; i++) s += m->dz1[i * HIDDEN + j];
-        db1[j] += (float)s;
-    }
+    be->gemm(0, 0, N, F, HIDDEN, 1.0f, m->dz1, HIDDEN, PW(w, m->i_f1w), F, 0.0f, cur, F);
+    be->gemm(1, 0, HIDDEN, F, N, 1.0f, m->dz1, HIDDEN, flat, F, 1.0f, PW(g, m->i_f1w), F);
+    be->bias_grad(PW(g, m->i_f1b), m->dz1, N, HIDDEN, 1);
     /* feature layers, top down: cur holds dL/d(layer output) */
     for (int l = NCONV - 1; l >= 0; l--) {
         const size_t in_img = l == 0 ? DIGITNET_DIM : out_numel(l - 1), c_img = conv_numel(l), o_img = out_numel(l);
@@ -300,66 +341,89 @@ static void bwd_chunk(digitnet *m, size_t n, int train)
             const size_t nb = n - b0 < m->chunk ? n - b0 : m->chunk;
             float *dhc = dh + b0 * c_img, *dinc = din ? din + b0 * in_img : NULL;
             if (CONV[l].pool) {
-                memset(dhc, 0, nb * c_img * sizeof(float));
-                nn_maxpool2d_backward(dhc, cur + b0 * o_img, m->idx[l] + b0 * o_img, (int)nb, &m->pg[l]);
+                be->zero(dhc, nb * c_img);
+                be->maxpool2d_backward(dhc, cur + b0 * o_img, m->idx[l] + b0 * o_img, (int)nb, &m->pg[l]);
             }
-            relu_mask(dhc, m->h[l] + b0 * c_img, nb * c_img);
-            if (dinc) memset(dinc, 0, nb * in_img * sizeof(float));
-            nn_conv2d_backward(dinc, PW(g, m->i_cw[l]), PW(g, m->i_cb[l]), dhc, in + b0 * in_img, PW(w, m->i_cw[l]),
-                               (int)nb, &m->cg[l], m->col, m->col_n);
+            be->relu_mask(dhc, m->h[l] + b0 * c_img, nb * c_img);
+            if (dinc) be->zero(dinc, nb * in_img);
+            be->conv2d_backward(dinc, PW(g, m->i_cw[l]), PW(g, m->i_cb[l]), dhc, in + b0 * in_img, PW(w, m->i_cw[l]),
+                                (int)nb, &m->cg[l], m->col, m->col_n);
         }
         other = cur;
         cur = din;
     }
 }
 
+/* labels checked on the host, then to the table's memory (the cpu: dlab is lab) */
 static void copy_labels(digitnet *m, size_t n, const uint8_t *y)
 {
     for (size_t i = 0; i < n; i++) {
         LOG_CHECK(y[i] < DIGITNET_CLASSES, "digitnet: label %d outside [0, %d)", (int)y[i], DIGITNET_CLASSES);
         m->lab[i] = y[i];
     }
+    m->be->upload((float *)m->dlab, (const float *)m->lab, n);   /* int32 words carried by size (backend.h) */
 }
 
-double digitnet_loss(digitnet *m, size_t n, const float *x, const uint8_t *labels, rng *dropout,
-                     int accumulate_grad)
+/* the batch's mean cross-entropy over chunks of cap; grads: ADDS dL/dparams to the table's gradient */
+static double batch_loss(digitnet *m, size_t n, const float *x, const uint8_t *labels, int train, uint64_t seed,
+                         int grads)
 {
-    const int train = dropout != NULL;
-    if (accumulate_grad) nn_params_train(m->p);
+    const nn_backend *be = m->be;
     double loss = 0.0;
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
         size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
-        fwd_chunk(m, nc, x + i0 * DIGITNET_DIM, train, dropout);
+        fwd_chunk(m, nc, x + i0 * DIGITNET_DIM, train, seed, i0);
         copy_labels(m, nc, labels + i0);
-        double l = nn_cross_entropy_forward(m->logp, m->logits, m->lab, (int)nc, DIGITNET_CLASSES);
+        double l = be->cross_entropy_forward(m->logp, m->logits, m->dlab, (int)nc, DIGITNET_CLASSES);
         loss += l * (double)nc / (double)n;
-        if (accumulate_grad && isfinite(l)) {
-            memset(m->dlogits, 0, nc * DIGITNET_CLASSES * sizeof(float));
-            nn_cross_entropy_backward(m->dlogits, (float)((double)nc / (double)n), m->logp, m->lab, (int)nc,
-                                      DIGITNET_CLASSES);
+        if (grads && isfinite(l)) {
+            be->zero(m->dlogits, nc * DIGITNET_CLASSES);
+            be->cross_entropy_backward(m->dlogits, (float)((double)nc / (double)n), m->logp, m->dlab, (int)nc,
+                                       DIGITNET_CLASSES);
             bwd_chunk(m, nc, train);
         }
     }
     return loss;
 }
 
+double digitnet_loss(digitnet *m, size_t n, const float *x, const uint8_t *labels, rng *dropout,
+                     int accumulate_grad)
+{
+    const uint64_t seed = dropout ? rng_u64(dropout) : 0;
+    if (accumulate_grad) {
+        nn_pmirror_train(&m->pm);
+        nn_pmirror_to_device(&m->pm);   /* a device adds to the record's gradient as the cpu does */
+    }
+    double loss = batch_loss(m, n, x, labels, dropout != NULL, seed, accumulate_grad);
+    if (accumulate_grad) nn_pmirror_to_host(&m->pm);
+    return loss;
+}
+
 double digitnet_train_step(digitnet *m, size_t n, const float *x, const uint8_t *labels, double lr, rng *r)
 {
-    nn_params *p = m->p;
-    nn_params_zero_grad(p);
-    double loss = digitnet_loss(m, n, x, labels, r, 1);
+    nn_pmirror *pm = &m->pm;
+    nn_pmirror_zero_grad(pm);
+    double loss = batch_loss(m, n, x, labels, 1, rng_u64(r), 1);
     if (!isfinite(loss)) return loss;
-    nn_adam_step(&m->adam, lr, p->data, p->grad, p->m, p->v, p->total);
+    m->be->adam_step(&m->adam, lr, pm->data, pm->grad, pm->m, pm->v, m->p->total);
     return loss;
+}
+
+/* the logits of the chunk just run, on the host */
+static const float *host_logits(digitnet *m, size_t nc)
+{
+    if (!m->hlogits) return m->logits;
+    m->be->download(m->hlogits, m->logits, nc * DIGITNET_CLASSES);
+    return m->hlogits;
 }
 
 void digitnet_probs(digitnet *m, size_t n, const float *x, float *probs)
 {
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
         size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
-        fwd_chunk(m, nc, x + i0 * DIGITNET_DIM, 0, NULL);
+        fwd_chunk(m, nc, x + i0 * DIGITNET_DIM, 0, 0, 0);
         float *pr = probs + i0 * DIGITNET_CLASSES;
-        nn_log_softmax_forward(pr, m->logits, (int)nc, DIGITNET_CLASSES);
+        nn_log_softmax_forward(pr, host_logits(m, nc), (int)nc, DIGITNET_CLASSES);
         for (size_t j = 0; j < nc * DIGITNET_CLASSES; j++) pr[j] = expf(pr[j]);
     }
 }
@@ -370,9 +434,10 @@ double digitnet_accuracy(digitnet *m, size_t n, const float *x, const uint8_t *y
     size_t right = 0;
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
         size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
-        fwd_chunk(m, nc, x + i0 * DIGITNET_DIM, 0, NULL);
+        fwd_chunk(m, nc, x + i0 * DIGITNET_DIM, 0, 0, 0);
+        const float *logits = host_logits(m, nc);
         for (size_t i = 0; i < nc; i++) {
-            const float *lg = m->logits + i * DIGITNET_CLASSES;
+            const float *lg = logits + i * DIGITNET_CLASSES;
             int best = 0;
             for (int k = 1; k < DIGITNET_CLASSES; k++)
                 if (lg[k] > lg[best]) best = k;
@@ -478,6 +543,7 @@ double digitnet_train(digitnet *m, size_t n, const float *x, const uint8_t *y, c
 
 int digitnet_save(const digitnet *m, const char *path, char *err, size_t errlen)
 {
+    nn_pmirror_to_host((nn_pmirror *)&m->pm);   /* the record is a cache of the table's weights */
     const nn_params *p = m->p;
     safetensors_writer *w = safetensors_writer_alloc();
     char buf[64];

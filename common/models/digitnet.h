@@ -11,6 +11,7 @@
  * model); the layers inside use OpenMP and results do not depend on the thread count. */
 #ifndef SF_NN_DIGITNET_H
 #define SF_NN_DIGITNET_H
+#include "device.h"
 #include "params.h"
 #include "rng.h"
 #include <stddef.h>
@@ -28,8 +29,16 @@ typedef struct digitnet digitnet;
  * im2col scratch: 50 MB for max_batch 128); torch-default initialisation from seed. */
 digitnet *digitnet_alloc(size_t max_batch, uint64_t seed);
 void digitnet_free(digitnet *m);
-/* the trainer's view: data, grad, m, v (ema, keep unused); allocates the trainer state on first use (params.h) */
+/* Moves a cpu model to a device (nn/backend.h table: every layer then runs there; weights uploaded once, the
+ * conv layers take the whole chunk in one GEMM). Results agree with the cpu to float rounding; the dropout
+ * masks are the same bits (Philox). */
+void digitnet_set_device(digitnet *m, device_kind dev);
+device_kind digitnet_device(const digitnet *m);
+/* the trainer's view: data, grad, m, v (ema, keep unused); allocates the trainer state on first use (params.h).
+ * On a device it is the host record, read back from the device by this call; after editing it call
+ * digitnet_sync_to_device (nothing to do on the cpu, where the record IS the table's memory). */
 nn_params *digitnet_params(digitnet *m);
+void digitnet_sync_to_device(digitnet *m);
 size_t digitnet_num_params(const digitnet *m);    /* trainable scalars */
 size_t digitnet_max_batch(const digitnet *m);
 long digitnet_adam_step(const digitnet *m);       /* Adam steps since alloc / load (the file records it) */
@@ -39,14 +48,18 @@ const char *digitnet_architecture(void);
 /* probs[n, 10] = softmax(logits), eval mode (dropout off). */
 void digitnet_probs(digitnet *m, size_t n, const float *x, float *probs);
 
-/* Mean cross-entropy of the batch (labels in [0, 10); another value is a fatal error). dropout == NULL: eval mode (no dropout); else train mode with the dropout
- * masks drawn in order from dropout (so two calls from equal streams use the same masks). If accumulate_grad,
- * ADDS dL/dparams to digitnet_params(m)->grad (the caller zeroes it). For gradient checks and custom loops. */
+/* Mean cross-entropy of the batch (labels in [0, 10); another value is a fatal error). dropout == NULL: eval
+ * mode (no dropout); else train mode: one 64-bit Philox seed is drawn from dropout (rng_u64) and unit j of sample
+ * i takes element i * 128 + j of stream (PHILOX_DROPOUT, 0) under it (philox.h), so two calls from equal streams
+ * use the same masks, on any device and any max_batch. If accumulate_grad, ADDS dL/dparams to
+ * digitnet_params(m)->grad (the caller zeroes it; on a device the record travels both ways: for gradient checks
+ * and custom loops, not for speed). */
 double digitnet_loss(digitnet *m, size_t n, const float *x, const uint8_t *labels, rng *dropout,
                      int accumulate_grad);
 
 /* One Adam step (torch defaults, learning rate lr) on the mean cross-entropy of the batch, train mode (dropout
- * masks from r). Returns the batch loss; a non-finite loss leaves the parameters untouched and is returned. */
+ * masks from a seed drawn from r, as digitnet_loss). Returns the batch loss; a non-finite loss leaves the
+ * parameters untouched and is returned. */
 double digitnet_train_step(digitnet *m, size_t n, const float *x, const uint8_t *labels, double lr, rng *r);
 
 typedef struct {

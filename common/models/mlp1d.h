@@ -19,6 +19,7 @@
  * Training: Adam (torch defaults, nn/adam.h) then EMA with warm-up (nn/ema.h), after every step. */
 #ifndef SF_NN_MLP1D_H
 #define SF_NN_MLP1D_H
+#include "device.h"
 #include "params.h"
 #include "rng.h"
 #include "score.h"
@@ -40,8 +41,14 @@ mlp1d *mlp1d_alloc(const mlp1d_config *c, const sde *s, uint64_t seed);
 void mlp1d_free(mlp1d *m);
 size_t mlp1d_num_params(const mlp1d *m);               /* trainable scalars */
 const mlp1d_config *mlp1d_get_config(const mlp1d *m);
-/* the trainer's view: data, grad, m, v, ema, keep (allocates the trainer state on first use, params.h) */
+/* Moves a cpu model to a device (nn/backend.h table; weights and any trainer state uploaded once). Every
+ * entry point below then runs there; results agree with the cpu to float rounding. */
+void mlp1d_set_device(mlp1d *m, device_kind dev);
+device_kind mlp1d_device(const mlp1d *m);
+/* the trainer's view: data, grad, m, v, ema, keep (allocates the trainer state on first use, params.h). On a
+ * device: the host record, read back by this call; after editing it call mlp1d_sync_to_device. */
 nn_params *mlp1d_params(mlp1d *m);
+void mlp1d_sync_to_device(mlp1d *m);
 
 /* s(t, x) for x[n], one time per sample (t_stride 1) or shared t[0] (t_stride 0). Inference only; not
  * thread-safe (shares the model's workspace); any n (the workspace grows when n exceeds the previous max). */

@@ -23,6 +23,7 @@
 #include "ws.h"
 #include "mem.h"
 #include "norm.h"
+#include "philox.h"
 #include "safetensors.h"
 #include "tensor_ops.h"
 #include <errno.h>
@@ -524,23 +525,33 @@ double scorenet_loss_at(scorenet *m, int use_ema, size_t n, const float *x0, con
     return loss;
 }
 
-/* dsm_perturb per chunk draws exactly what one call on the whole batch would (it walks the samples in order).
- * The draws are made on the host from r (the same numbers on every backend) and copied to the table's memory
- * (on the cpu they are drawn in place). */
+/* The DSM draws (dsm.h, philox.h): one Philox seed per batch from r; chunk [i0, i0 + nc) takes its slice of the
+ * batch's streams, so chunking does not change them. The times (nc floats) are drawn on the host, where std(t)
+ * and alpha(t) are computed in double as on every backend; the noise [nc, 784] is drawn by the table where it
+ * lives (a device never waits for a host draw, and no noise is copied), x_t = alpha x0 + std z formed there.
+ * On the cpu the times go straight into t (ht is t) and alpha into tdraw. */
 static double perturbed_loss(scorenet *m, int use_ema, int grads, size_t n, const float *x0, double t_lo,
                              double t_hi, rng *r)
 {
     const nn_backend *be = m->be;
     const float *w = weights(m, use_ema);
+    const uint64_t seed = rng_u64(r);
     double loss = 0.0;
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
         size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
-        /* times drawn into tdraw (host): fwd_chunk fills t from its t argument */
-        float *tdraw = be->host ? m->tdraw : m->ht;
-        dsm_perturb(&m->s, r, nc, SCORENET_DIM, x0 + i0 * SCORENET_DIM, t_lo, t_hi, tdraw, m->hstd, m->hz, m->hxt);
-        be->upload(m->z, m->hz, nc * SCORENET_DIM);
-        be->upload(m->xt, m->hxt, nc * SCORENET_DIM);
-        loss += dsm_chunk(m, w, nc, n, tdraw, grads, NULL);
+        float *halpha = be->host ? m->tdraw : m->hz;   /* host scratch (a device has no host noise) */
+        philox_time_fill(m->ht, nc, t_lo, t_hi, seed, philox_stream(PHILOX_DSM_TIME, 0), i0);
+        for (size_t i = 0; i < nc; i++) {
+            m->hstd[i] = (float)sde_std(&m->s, (double)m->ht[i]);
+            halpha[i] = (float)sde_alpha(&m->s, (double)m->ht[i]);
+        }
+        be->upload(m->std, m->hstd, nc);
+        be->upload(m->tdraw, halpha, nc);
+        be->gaussian_fill(m->z, nc * SCORENET_DIM, seed, philox_stream(PHILOX_DSM_NOISE, 0), i0 * SCORENET_DIM);
+        be->upload(m->xt, x0 + i0 * SCORENET_DIM, nc * SCORENET_DIM);
+        be->rowscale(m->xt, m->tdraw, m->xt, (int)nc, SCORENET_DIM, 0.0f);
+        be->rowscale(m->xt, m->std, m->z, (int)nc, SCORENET_DIM, 1.0f);
+        loss += dsm_chunk(m, w, nc, n, m->ht, grads, NULL);
     }
     return loss;
 }

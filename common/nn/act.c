@@ -52,7 +52,13 @@ void nn_silu_backward(float *din, const float *dout, const float *x, size_t n)
 void nn_relu_forward(float *out, const float *x, size_t n)
 {
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) out[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+void nn_relu_mask(float *g, const float *h, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) g[i] = h[i] > 0.0f ? g[i] : 0.0f;
 }
 
 void nn_relu_backward(float *din, const float *dout, const float *x, size_t n)

@@ -13,8 +13,12 @@ float nn_act_expf(float x);
 
 void nn_silu_forward(float *out, const float *x, size_t n);                    /* out[n] = x sigmoid(x), x[n] */
 void nn_silu_backward(float *din, const float *dout, const float *x, size_t n); /* din[n] += dout[n] silu'(x[n]) */
-void nn_relu_forward(float *out, const float *x, size_t n);                    /* out[n] = max(x, 0) */
+/* out[n] = x < 0 ? 0 : x (a NaN stays NaN and -0 stays -0, as torch.relu); out may equal x */
+void nn_relu_forward(float *out, const float *x, size_t n);
 void nn_relu_backward(float *din, const float *dout, const float *x, size_t n); /* din[n] += dout[n] [x > 0] */
+/* g[n] = h > 0 ? g : 0 in place, from the ReLU OUTPUT h (h > 0 iff the input was): the backward without a second
+ * buffer, for nets that keep only the output */
+void nn_relu_mask(float *g, const float *h, size_t n);
 
 /* Inference-only helpers of the SDXL networks (vectorised; nn_act_expf accuracy):
  * out[n] = exp(x[n]) (out may equal x), and the exact (erf) GELU of torch's F.gelu(approximate="none"):

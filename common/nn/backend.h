@@ -6,14 +6,18 @@
  *   cuda  the CUDA kernels of common/cuda/ and cuBLAS (nn_cuda.h); pointers are device memory, every op is
  *         queued on the one stream of the nn_cuda context; only download, dsm_loss and sync wait for it.
  * Each entry has the semantics (argument order, layouts, accumulation) of the CPU function it names; the CPU
- * function is the reference, and tests/test_cuda_layers.c compares every CUDA entry against it on a GPU. */
+ * function is the reference, and tests/test_cuda_layers.c / test_cuda_classify.c compare every CUDA entry against
+ * it on a GPU. Integer arrays (pool argmax, labels) live in the same 4-byte words: alloc / upload / download
+ * carry them as floats by size, never reading them as floats (cast the pointer). */
 #ifndef SF_NN_BACKEND_H
 #define SF_NN_BACKEND_H
 #include "adam.h"
 #include "conv.h"
 #include "device.h"
 #include "ema.h"
+#include "pool.h"
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct nn_backend {
     const char *name;
@@ -53,12 +57,25 @@ typedef struct nn_backend {
     void (*conv_transpose2d_backward)(float *din, float *dW, float *db, const float *dout, const float *in,
                                       const float *W, int B, const nn_conv_geom *g, float *ws, size_t ws_n);
     void (*linear_forward)(float *out, const float *in, const float *W, const float *b, int B, int IC, int OC);
+    void (*linear_forward_add)(float *out, const float *in, const float *W, const float *b, int B, int IC, int OC);
     void (*linear_backward)(float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
                             int B, int IC, int OC);
     void (*silu_forward)(float *out, const float *x, size_t n);
     void (*silu_backward)(float *din, const float *dout, const float *x, size_t n);
     void (*relu_forward)(float *out, const float *x, size_t n);
     void (*relu_backward)(float *din, const float *dout, const float *x, size_t n);
+    void (*relu_mask)(float *g, const float *h, size_t n);
+    /* pool.h; idx int32 in table memory */
+    void (*maxpool2d_forward)(float *out, int32_t *idx, const float *in, int B, const nn_pool_geom *g);
+    void (*maxpool2d_backward)(float *din, const float *dout, const int32_t *idx, int B, const nn_pool_geom *g);
+    /* tensor_ops.h: Philox masks (the same on every table), cross-entropy with int labels in table memory; the
+     * loss is returned to the host (waits) */
+    void (*dropout_forward)(float *out, float *mask, const float *in, size_t n_units, size_t inner, float p,
+                            int train, uint64_t seed, uint64_t stream, uint64_t offset);
+    void (*dropout_backward)(float *din, const float *dout, const float *mask, size_t n_units, size_t inner,
+                             int train);
+    double (*cross_entropy_forward)(float *logp, const float *logits, const int *labels, int B, int K);
+    void (*cross_entropy_backward)(float *dlogits, float dloss, const float *logp, const int *labels, int B, int K);
     void (*fourier_forward)(float *out, const float *t, size_t t_stride, const float *W, int B, int F);
     void (*groupnorm_forward)(float *out, float *mean, float *rstd, const float *in, const float *gamma,
                               const float *beta, int B, int C, int HW, int G, float eps);
@@ -71,6 +88,9 @@ typedef struct nn_backend {
     /* dst[n, d] = src[n, d] / v[n] (per-sample factors such as std(t); dst may be src) */
     void (*rowdiv)(float *dst, const float *v, const float *src, int n, int d);
     void (*scale)(float *x, float a, size_t n);   /* x[n] *= a */
+    void (*rowscale)(float *dst, const float *v, const float *src, int n, int d, float beta);   /* v[n] src + beta dst */
+    /* philox.h philox_gaussian_fill: the same bits on every table, drawn where the memory is */
+    void (*gaussian_fill)(float *x, size_t n, uint64_t seed, uint64_t stream, uint64_t offset);
 
     /* ---- losses and optimiser (dsm.h, adam.h, ema.h; flat buffers) */
     /* L = (1/n) sum (score std + z)^2 in double, returned to the host; dscore (may be NULL) = dL/dscore */

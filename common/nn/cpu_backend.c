@@ -6,7 +6,9 @@
 #include "gemm.h"
 #include "linear.h"
 #include "log.h"
+#include "philox.h"
 #include "norm.h"
+#include "pool.h"
 #include "tensor_ops.h"
 #include "ws.h"
 #include <stdlib.h>
@@ -47,11 +49,19 @@ static const nn_backend CPU = {
     .conv_transpose2d_forward = nn_conv_transpose2d_forward,
     .conv_transpose2d_backward = nn_conv_transpose2d_backward,
     .linear_forward = nn_linear_forward,
+    .linear_forward_add = nn_linear_forward_add,
     .linear_backward = nn_linear_backward,
     .silu_forward = nn_silu_forward,
     .silu_backward = nn_silu_backward,
     .relu_forward = nn_relu_forward,
     .relu_backward = nn_relu_backward,
+    .relu_mask = nn_relu_mask,
+    .maxpool2d_forward = nn_maxpool2d_forward,
+    .maxpool2d_backward = nn_maxpool2d_backward,
+    .dropout_forward = nn_dropout_forward,
+    .dropout_backward = nn_dropout_backward,
+    .cross_entropy_forward = nn_cross_entropy_forward,
+    .cross_entropy_backward = nn_cross_entropy_backward,
     .fourier_forward = nn_fourier_forward,
     .groupnorm_forward = nn_groupnorm_forward,
     .groupnorm_backward = nn_groupnorm_backward,
@@ -61,6 +71,8 @@ static const nn_backend CPU = {
     .concat_backward = nn_concat_backward,
     .rowdiv = nn_rowdiv,
     .scale = nn_scale,
+    .gaussian_fill = philox_gaussian_fill,
+    .rowscale = nn_rowscale,
     .dsm_loss = dsm_loss,
     .adam_step = nn_adam_step,
     .ema_update = nn_ema_update,

@@ -3,6 +3,7 @@
  * nn_backend_cuda exists, and it dies with a one-line message. */
 #include "backend.h"
 #include "log.h"
+#include "philox.h"
 
 #ifdef SF_HAVE_CUDA
 #include "nn_cuda.h"
@@ -89,11 +90,19 @@ static const nn_backend CUDA = {
     .conv_transpose2d_forward = nn_conv_transpose2d_forward_cuda,
     .conv_transpose2d_backward = nn_conv_transpose2d_backward_cuda,
     .linear_forward = nn_linear_forward_cuda,
+    .linear_forward_add = nn_linear_forward_add_cuda,
     .linear_backward = nn_linear_backward_cuda,
     .silu_forward = nn_silu_forward_cuda,
     .silu_backward = nn_silu_backward_cuda,
     .relu_forward = nn_relu_forward_cuda,
     .relu_backward = nn_relu_backward_cuda,
+    .relu_mask = nn_relu_mask_cuda,
+    .maxpool2d_forward = nn_maxpool2d_forward_cuda,
+    .maxpool2d_backward = nn_maxpool2d_backward_cuda,
+    .dropout_forward = nn_dropout_forward_cuda,
+    .dropout_backward = nn_dropout_backward_cuda,
+    .cross_entropy_forward = nn_cross_entropy_forward_cuda,
+    .cross_entropy_backward = nn_cross_entropy_backward_cuda,
     .fourier_forward = nn_fourier_forward_cuda,
     .groupnorm_forward = nn_groupnorm_forward_cuda,
     .groupnorm_backward = nn_groupnorm_backward_cuda,
@@ -103,6 +112,8 @@ static const nn_backend CUDA = {
     .concat_backward = nn_concat_backward_cuda,
     .rowdiv = nn_rowdiv_cuda,
     .scale = nn_scale_cuda,
+    .gaussian_fill = philox_gaussian_fill_cuda,
+    .rowscale = nn_rowscale_cuda,
     .dsm_loss = nn_dsm_loss_cuda,
     .adam_step = nn_adam_step_cuda,
     .ema_update = nn_ema_update_cuda,

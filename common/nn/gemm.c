@@ -46,6 +46,7 @@
 #include "gemm_kernels.h"
 #include "log.h"
 #ifdef GEMM_VARIANT_AVX512
+#include "gemm_epilogue.h"
 #define GEMM_AVX512 1
 #include <immintrin.h>
 #define GEMM_NR 48
@@ -278,44 +279,12 @@ static void pack_B_block(float *restrict Bp, const float *restrict B, int ldb, i
 /* ----------------------------------------------------------------------------------------- micro-kernels */
 
 #if GEMM_AVX512
-/* c[0:16 masked by m] = alpha * acc + beta * c  (beta0: beta == 0, c not read). `full` selects unmasked ops;
- * the arithmetic is the same either way, so every element sees one formula whatever the tile shape. */
-GEMM_INLINE void upd16(float *c, __m512 acc, int full, __mmask16 m, __m512 va, __m512 vb, int beta0)
-{
-    __m512 r;
-    if (beta0) {
-        r = _mm512_mul_ps(va, acc);
-    } else {
-        __m512 old = full ? _mm512_loadu_ps(c) : _mm512_maskz_loadu_ps(m, c);
-        r = _mm512_fmadd_ps(va, acc, _mm512_mul_ps(vb, old));
-    }
-    if (full) _mm512_storeu_ps(c, r);
-    else _mm512_mask_storeu_ps(c, m, r);
-}
-
 #define GEMM_ROW(i)                                                                                              \
     do {                                                                                                         \
         const __m512 ai = _mm512_set1_ps(a[i]);                                                                  \
         c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                                                              \
         if (NV > 1) c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                                                  \
         if (NV > 2) c##i##2 = _mm512_fmadd_ps(ai, b2, c##i##2);                                                  \
-    } while (0)
-
-#define GEMM_DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps(), c##i##2 = _mm512_setzero_ps()
-
-#define GEMM_UPD_FULL(i)                                                                                         \
-    do {                                                                                                         \
-        float *ci = c + (size_t)(i) * ldc;                                                                       \
-        upd16(ci, c##i##0, 1, 0xFFFF, va, vb, beta0);                                                            \
-        if (NV > 1) upd16(ci + 16, c##i##1, 1, 0xFFFF, va, vb, beta0);                                           \
-        if (NV > 2) upd16(ci + 32, c##i##2, 1, 0xFFFF, va, vb, beta0);                                           \
-    } while (0)
-
-#define GEMM_TILE(i)                                                                                             \
-    do {                                                                                                         \
-        _mm512_store_ps(tile + (i) * GEMM_NR, c##i##0);                                                          \
-        if (NV > 1) _mm512_store_ps(tile + (i) * GEMM_NR + 16, c##i##1);                                         \
-        if (NV > 2) _mm512_store_ps(tile + (i) * GEMM_NR + 32, c##i##2);                                         \
     } while (0)
 
 /* C[0:mr, 0:nr] (row stride ldc) = alpha * A_panel[8, kc] B_panel[kc, 16 NV] + beta * C, packed as above. */
@@ -326,8 +295,7 @@ GEMM_INLINE void ukr_avx512(const int NV, int kc, const float *restrict a, const
      * k loop runs (prefetches never fault, so rows past mr are harmless) */
     for (int i = 0; i < GEMM_MR; i++)
         for (int v = 0; v < NV; v++) _mm_prefetch((const char *)(c + (size_t)i * ldc + 16 * v), _MM_HINT_T0);
-    GEMM_DECL(0); GEMM_DECL(1); GEMM_DECL(2); GEMM_DECL(3);
-    GEMM_DECL(4); GEMM_DECL(5); GEMM_DECL(6); GEMM_DECL(7);
+    NN_GEMM_DECL8();
     for (int k = 0; k < kc; k++) {
         const __m512 b0 = _mm512_loadu_ps(b);
         const __m512 b1 = NV > 1 ? _mm512_loadu_ps(b + 16) : _mm512_setzero_ps();
@@ -337,23 +305,7 @@ GEMM_INLINE void ukr_avx512(const int NV, int kc, const float *restrict a, const
         a += GEMM_MR;
         b += 16 * NV;
     }
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    const int beta0 = beta == 0.0f;
-    if (mr == GEMM_MR && nr == 16 * NV) {
-        GEMM_UPD_FULL(0); GEMM_UPD_FULL(1); GEMM_UPD_FULL(2); GEMM_UPD_FULL(3);
-        GEMM_UPD_FULL(4); GEMM_UPD_FULL(5); GEMM_UPD_FULL(6); GEMM_UPD_FULL(7);
-        return;
-    }
-    float tile[GEMM_MR * GEMM_NR] __attribute__((aligned(64)));
-    GEMM_TILE(0); GEMM_TILE(1); GEMM_TILE(2); GEMM_TILE(3);
-    GEMM_TILE(4); GEMM_TILE(5); GEMM_TILE(6); GEMM_TILE(7);
-    for (int i = 0; i < mr; i++)
-        for (int v = 0; v < NV && 16 * v < nr; v++) {
-            const int cols = GEMM_MIN(16, nr - 16 * v);
-            const __mmask16 m = (__mmask16)((1u << cols) - 1u);
-            upd16(c + (size_t)i * ldc + 16 * v, _mm512_load_ps(tile + i * GEMM_NR + 16 * v), cols == 16, m, va, vb,
-                  beta0);
-        }
+    NN_GEMM_EPILOGUE(GEMM_NR);
 }
 
 static void ukr_nv3(int kc, const float *a, const float *b, float *c, int ldc, int mr, int nr, float alpha,

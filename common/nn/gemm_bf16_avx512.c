@@ -19,6 +19,7 @@
  * Denormals: vcvtneps2bf16 and vdpbf16ps treat denormal inputs as zero (|x| < 1.2e-38), unlike the scalar
  * nn_f32_to_bf16 (tensor.h); no network value lives there. */
 #include "gemm_kernels.h"
+#include "gemm_epilogue.h"
 #include <immintrin.h>
 #include <omp.h>
 #include <stddef.h>
@@ -187,20 +188,6 @@ static void pack_B(uint32_t *restrict Bp, const operand *b, int j0, int nr, int 
 
 /* ----------------------------------------------------------------------------------------- micro-kernel */
 
-BF_INLINE void upd16(float *c, __m512 acc, int full, __mmask16 m, __m512 va, __m512 vb, int beta0)
-{
-    __m512 r;
-    if (beta0) {
-        r = _mm512_mul_ps(va, acc);
-    } else {
-        __m512 old = full ? _mm512_loadu_ps(c) : _mm512_maskz_loadu_ps(m, c);
-        r = _mm512_fmadd_ps(va, acc, _mm512_mul_ps(vb, old));
-    }
-    if (full) _mm512_storeu_ps(c, r);
-    else _mm512_mask_storeu_ps(c, m, r);
-}
-
-#define BF_DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps(), c##i##2 = _mm512_setzero_ps()
 #define BF_ROW(i)                                                                                              \
     do {                                                                                                       \
         const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);                                            \
@@ -208,28 +195,13 @@ BF_INLINE void upd16(float *c, __m512 acc, int full, __mmask16 m, __m512 va, __m
         if (NV > 1) c##i##1 = _mm512_dpbf16_ps(c##i##1, ai, b1);                                               \
         if (NV > 2) c##i##2 = _mm512_dpbf16_ps(c##i##2, ai, b2);                                               \
     } while (0)
-#define BF_UPD_FULL(i)                                                                                         \
-    do {                                                                                                       \
-        float *ci = c + (size_t)(i) * ldc;                                                                     \
-        upd16(ci, c##i##0, 1, 0xFFFF, va, vb, beta0);                                                          \
-        if (NV > 1) upd16(ci + 16, c##i##1, 1, 0xFFFF, va, vb, beta0);                                         \
-        if (NV > 2) upd16(ci + 32, c##i##2, 1, 0xFFFF, va, vb, beta0);                                         \
-    } while (0)
-#define BF_TILE(i)                                                                                             \
-    do {                                                                                                       \
-        _mm512_store_ps(tile + (i) * BF_NR, c##i##0);                                                          \
-        if (NV > 1) _mm512_store_ps(tile + (i) * BF_NR + 16, c##i##1);                                         \
-        if (NV > 2) _mm512_store_ps(tile + (i) * BF_NR + 32, c##i##2);                                         \
-    } while (0)
-
 /* C[0:mr, 0:nr] = alpha * Apanel[8, kp pairs] Bpanel[kp pairs, 16 NV] + beta * C */
 BF_INLINE void ukr(const int NV, int kp, const uint32_t *restrict a, const uint32_t *restrict b, float *c, int ldc,
                    int mr, int nr, float alpha, float beta)
 {
     for (int i = 0; i < BF_MR; i++)
         for (int v = 0; v < NV; v++) _mm_prefetch((const char *)(c + (size_t)i * ldc + 16 * v), _MM_HINT_T0);
-    BF_DECL(0); BF_DECL(1); BF_DECL(2); BF_DECL(3);
-    BF_DECL(4); BF_DECL(5); BF_DECL(6); BF_DECL(7);
+    NN_GEMM_DECL8();
     for (int kk = 0; kk < kp; kk++) {
         const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b);
         const __m512bh b1 = NV > 1 ? (__m512bh)_mm512_loadu_si512(b + 16) : b0;
@@ -239,22 +211,7 @@ BF_INLINE void ukr(const int NV, int kp, const uint32_t *restrict a, const uint3
         a += BF_MR;
         b += 16 * NV;
     }
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    const int beta0 = beta == 0.0f;
-    if (mr == BF_MR && nr == 16 * NV) {
-        BF_UPD_FULL(0); BF_UPD_FULL(1); BF_UPD_FULL(2); BF_UPD_FULL(3);
-        BF_UPD_FULL(4); BF_UPD_FULL(5); BF_UPD_FULL(6); BF_UPD_FULL(7);
-        return;
-    }
-    float tile[BF_MR * BF_NR] __attribute__((aligned(64)));
-    BF_TILE(0); BF_TILE(1); BF_TILE(2); BF_TILE(3);
-    BF_TILE(4); BF_TILE(5); BF_TILE(6); BF_TILE(7);
-    for (int i = 0; i < mr; i++)
-        for (int v = 0; v < NV && 16 * v < nr; v++) {
-            const int cols = BF_MIN(16, nr - 16 * v);
-            upd16(c + (size_t)i * ldc + 16 * v, _mm512_load_ps(tile + i * BF_NR + 16 * v), cols == 16, mask16(cols),
-                  va, vb, beta0);
-        }
+    NN_GEMM_EPILOGUE(BF_NR);
 }
 
 static void ukr3(int kp, const uint32_t *a, const uint32_t *b, float *c, int ldc, int mr, int nr, float al, float be)
@@ -461,8 +418,8 @@ AMX_TARGET static void ukr_amx(int kcp, const uint16_t *a, const uint32_t *b, fl
     for (int i = 0; i < mr; i++)
         for (int v = 0; v < 2 && 16 * v < nr; v++) {
             const int cols = BF_MIN(16, nr - 16 * v);
-            upd16(c + (size_t)i * ldc + 16 * v, _mm512_load_ps(buf + i * AMX_NR + 16 * v), cols == 16, mask16(cols),
-                  va, vb, beta0);
+            nn_gemm_upd16(c + (size_t)i * ldc + 16 * v, _mm512_load_ps(buf + i * AMX_NR + 16 * v), cols == 16,
+                          mask16(cols), va, vb, beta0);
         }
 }
 

@@ -33,6 +33,8 @@ extern "C" {
 #include "adam.h"
 #include "conv.h"
 #include "ema.h"
+#include "pool.h"
+#include <stdint.h>
 
 /* ---------------------------------------------------------------- context */
 
@@ -48,7 +50,9 @@ float *nn_cuda_malloc_floats(size_t n);         /* n floats */
 float *nn_cuda_upload_floats(const float *h, size_t n);    /* new device copy of host h[n] (h NULL: zeroed) */
 float *nn_cuda_download_floats(const float *d, size_t n);  /* new host copy of device d[n] (release with free) */
 void nn_cuda_free(void *p);                     /* NULL is fine */
-void nn_cuda_memcpy_h2d(void *dst, const void *src, size_t bytes);  /* host -> device, ordered on the stream */
+/* host -> device, ordered on the stream, without waiting for it (staged through pinned memory up to 64 MiB;
+ * src may be reused at once) */
+void nn_cuda_memcpy_h2d(void *dst, const void *src, size_t bytes);
 void nn_cuda_memcpy_d2h(void *dst, const void *src, size_t bytes);  /* device -> host; waits for the stream */
 void nn_cuda_memcpy_d2d(void *dst, const void *src, size_t bytes);  /* device -> device, on the stream */
 void nn_cuda_memset(void *p, int byte, size_t bytes);               /* cudaMemsetAsync on the stream */
@@ -84,6 +88,7 @@ void nn_silu_forward_cuda(float *out, const float *x, size_t n);                
 void nn_silu_backward_cuda(float *din, const float *dout, const float *x, size_t n); /* din[n] += dout silu'(x) */
 void nn_relu_forward_cuda(float *out, const float *x, size_t n);                    /* out[n] = max(x, 0) */
 void nn_relu_backward_cuda(float *din, const float *dout, const float *x, size_t n); /* din[n] += dout [x > 0] */
+void nn_relu_mask_cuda(float *g, const float *h, size_t n);                         /* g = h > 0 ? g : 0 */
 
 /* ---------------------------------------------------------------- fourier.h */
 
@@ -139,6 +144,24 @@ void nn_chan_add_backward_cuda(float *dv, const float *dout, int B, int C, int H
 void nn_concat_forward_cuda(float *out, const float *a, const float *b, int B, int C1, int C2, int HW);
 /* da[B, C1, HW] += dout[:, :C1]; db[B, C2, HW] += dout[:, C1:] (either may be NULL) */
 void nn_concat_backward_cuda(float *da, float *db, const float *dout, int B, int C1, int C2, int HW);
+
+/* ---------------------------------------------------------------- pool.h, dropout / cross-entropy (tensor_ops.h)
+ * (cuda_classify.cu: the digit classifier's layers) */
+
+/* out[B, C, OH, OW] = maxpool(in), idx = argmax (ih * W + iw; first maximum, a NaN wins): the same bits as the CPU */
+void nn_maxpool2d_forward_cuda(float *out, int32_t *idx, const float *in, int B, const nn_pool_geom *g);
+/* din[B, C, H, W] += scatter of dout to idx (one thread per input element gathering its window: no atomics,
+ * deterministic; the CPU adds in output order, so equal sums up to rounding when windows overlap) */
+void nn_maxpool2d_backward_cuda(float *din, const float *dout, const int32_t *idx, int B, const nn_pool_geom *g);
+/* nn_dropout_forward / _backward with the same Philox mask (bitwise the CPU's) */
+void nn_dropout_forward_cuda(float *out, float *mask, const float *in, size_t n_units, size_t inner, float p,
+                             int train, uint64_t seed, uint64_t stream, uint64_t offset);
+void nn_dropout_backward_cuda(float *din, const float *dout, const float *mask, size_t n_units, size_t inner,
+                              int train);
+/* nn_cross_entropy_forward: logp[B, K] saved, mean loss returned to the host (waits); labels [B] device int32,
+ * checked on the host by the caller (an out-of-range label gives NaN here) */
+double nn_cross_entropy_forward_cuda(float *logp, const float *logits, const int *labels, int B, int K);
+void nn_cross_entropy_backward_cuda(float *dlogits, float dloss, const float *logp, const int *labels, int B, int K);
 
 /* ---------------------------------------------------------------- adam.h / ema.h (flat buffers) */
 

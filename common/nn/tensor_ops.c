@@ -2,6 +2,7 @@
  * (see tensor_ops.h; the ScoreNet glue of paper §5.1 / App. G and the classifier of Table 2). */
 #include "tensor_ops.h"
 #include "log.h"
+#include "philox.h"
 #include <math.h>
 #include <string.h>
 
@@ -130,7 +131,7 @@ void nn_cross_entropy_backward(float *dlogits, float dloss, const float *logp, c
 }
 
 void nn_dropout_forward(float *out, float *mask, const float *in, size_t n_units, size_t inner, float p, int train,
-                        rng *r)
+                        uint64_t seed, uint64_t stream, uint64_t offset)
 {
     const size_t n = n_units * inner;
     if (!train) {
@@ -139,7 +140,8 @@ void nn_dropout_forward(float *out, float *mask, const float *in, size_t n_units
     }
     LOG_CHECK(p >= 0.0f && p <= 1.0f, "dropout: p = %g outside [0, 1]", (double)p);
     const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-    for (size_t u = 0; u < n_units; u++) mask[u] = (p > 0.0f && rng_uniform(r) < (double)p) ? 0.0f : scale;
+    philox_uniform_fill(mask, n_units, seed, stream, offset);
+    for (size_t u = 0; u < n_units; u++) mask[u] = (p > 0.0f && mask[u] < p) ? 0.0f : scale;
 #pragma omp parallel for schedule(static) if ((long)n >= OPS_PAR_MIN)
     for (size_t u = 0; u < n_units; u++) {
         const float m = mask[u];
@@ -172,6 +174,19 @@ void nn_rowdiv(float *dst, const float *v, const float *src, int n, int d)
     for (int i = 0; i < n; i++) {
         const float vi = v[i];
         for (int j = 0; j < d; j++) dst[(size_t)i * d + j] = src[(size_t)i * d + j] / vi;
+    }
+}
+
+void nn_rowscale(float *dst, const float *v, const float *src, int n, int d, float beta)
+{
+    for (int i = 0; i < n; i++) {
+        const float vi = v[i];
+        float *o = dst + (size_t)i * d;
+        const float *x = src + (size_t)i * d;
+        if (beta == 0.0f)
+            for (int j = 0; j < d; j++) o[j] = vi * x[j];
+        else
+            for (int j = 0; j < d; j++) o[j] = vi * x[j] + beta * o[j];
     }
 }
 

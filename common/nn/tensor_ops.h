@@ -6,13 +6,14 @@
  *   - log-softmax and the fused log-softmax + cross-entropy (mean over the batch) of the classifier that
  *     measures class proportions (paper §5.1, Table 2);
  *   - dropout (torch.nn.Dropout / Dropout2d semantics: train = Bernoulli(1 - p) mask scaled by 1/(1 - p),
- *     eval = identity), masks drawn serially from a common/rng.h stream (reproducible, thread-count free).
+ *     eval = identity), masks from a Philox stream (common/philox.h): unit u of a call uses element
+ *     offset + u of (seed, stream), so the CPU and the GPU (nn_cuda.h) draw the same mask, any slice alone.
  * SiLU over NCHW tensors is nn_silu_forward / nn_silu_backward from act.h on B*C*H*W elements.
  * OpenMP where the loops are large; every output element is computed in a fixed order (thread-count free). */
 #ifndef SF_NN_TENSOR_OPS_H
 #define SF_NN_TENSOR_OPS_H
-#include "rng.h"
 #include <stddef.h>
+#include <stdint.h>
 
 /* x[B, C, HW] += v[b * v_bstride + c] for every (b, c): v is [B, C] with v_bstride = C (a per-sample vector,
  * e.g. Dense(embed)), or [C] with v_bstride = 0 (a bias shared by the batch). In place. */
@@ -20,6 +21,9 @@ void nn_chan_add_forward(float *x, const float *v, int B, int C, int HW, int v_b
 /* dst[n, d] = src[n, d] / v[n] (per-sample factors, e.g. the score's 1/std(t)); dst may equal src */
 void nn_rowdiv(float *dst, const float *v, const float *src, int n, int d);
 void nn_scale(float *x, float a, size_t n);   /* x[n] *= a */
+/* dst[n, d] = v[n] src[n, d] + beta dst (beta == 0: dst is not read; dst may be src): per-sample factors such as
+ * the input scaling c_in(t) of the 1-D score network */
+void nn_rowscale(float *dst, const float *v, const float *src, int n, int d, float beta);
 /* dv[b * v_bstride + c] += sum_p dout[b, c, p]  (dout [B, C, HW]; with v_bstride = 0 summed over b too).
  * The gradient w.r.t. x is dout itself (identity), nothing to do. */
 void nn_chan_add_backward(float *dv, const float *dout, int B, int C, int HW, int v_bstride);
@@ -42,10 +46,10 @@ void nn_cross_entropy_backward(float *dlogits, float dloss, const float *logp, c
 
 /* Dropout on in[n_units * inner] (one mask value per unit of `inner` consecutive elements: inner = 1 is
  * nn.Dropout, inner = H*W on NCHW is nn.Dropout2d). train != 0: mask[n_units] = (u >= p) / (1 - p) with
- * u ~ U[0, 1) drawn in order from r (p >= 1: all zero), out = in mask. train == 0: out = in (mask and r unused,
- * may be NULL). out may equal in. */
+ * u = philox_uniform_at(seed, stream, offset + unit) (p >= 1: all zero), out = in mask. train == 0: out = in
+ * (mask unused, may be NULL). out may equal in. */
 void nn_dropout_forward(float *out, float *mask, const float *in, size_t n_units, size_t inner, float p, int train,
-                        rng *r);
+                        uint64_t seed, uint64_t stream, uint64_t offset);
 /* din[n_units * inner] += dout mask (train) or dout (eval), from dout[n_units * inner] and mask[n_units] */
 void nn_dropout_backward(float *din, const float *dout, const float *mask, size_t n_units, size_t inner, int train);
 
