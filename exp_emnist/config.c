@@ -40,6 +40,17 @@ static void usage(void)
         "  --test N           target test set size (paper 5000)\n"
         "  --aux-epochs E, --b1-epochs E, --b2-epochs E   maximum epochs (paper 600, 2000, 200)\n"
         "  --aux-lr LR, --b1-lr LR, --b2-lr LR   Adam learning rates (paper code 1e-4, 2e-4, 5e-5)\n"
+        "  --aux-images N     cap each auxiliary's training at N images' worth of epochs (0: no cap)\n"
+        "  --aux-batch B      auxiliary minibatch (paper 200)\n"
+        "  --aux-sched S      const | cosine: the auxiliaries' learning-rate schedule over their capped epochs\n"
+        "  --aux-warmup N     linear learning-rate warm-up over the first N training images (0: none)\n"
+        "  --aux-lr-end F     cosine: final learning rate as a fraction of --aux-lr (default 0)\n"
+        "  --clf-epochs E     digit classifier epochs (default 15)\n"
+        "  --probe I          measurement: train only auxiliary I (1-4) and, every --probe-every images and at the\n"
+        "                     end, classify its samples (EMA and raw weights) into OUT/probe_auxI.csv\n"
+        "  --probe-pool       measurement: the same for one network trained on the four auxiliary sets together\n"
+        "  --probe-every N    images between probe measurements (default 50000)\n"
+        "  --probe-steps LIST sampler steps of the final probe measurement (the first also for the others)\n"
         "  --b1-lr-rule R     notebook (one --b1-lr) | text (1e-3 n<=128, 2e-4 n<=1024, 1e-4 above)\n"
         "  --calib-epochs E   calibration epochs (paper code 128)\n"
         "  --calib-text-t T   the text calibration's T~: t ~ U[1e-5, T] (default 1e-3)\n"
@@ -83,9 +94,9 @@ static void profile_apply(ee_config *c)
     c->test_size = 5000;
     static const long n_paper[] = {64, 128, 256, 512, 1024, 2048, 4096};
     set_n_list(c, n_paper, 7);
-    c->aux = (ee_train_params){600, 200, 1e-4, 50, 0.5, 0};
-    c->b1 = (ee_train_params){2000, 128, 2e-4, 50, 0.5, 0};
-    c->b2 = (ee_train_params){200, 128, 5e-5, 50, 0.5, 0};
+    c->aux = (ee_train_params){600, 200, 1e-4, 50, 0.5, 0, EE_SCHED_CONST, 0, 0};
+    c->b1 = (ee_train_params){2000, 128, 2e-4, 50, 0.5, 0, EE_SCHED_CONST, 0, 0};
+    c->b2 = (ee_train_params){200, 128, 5e-5, 50, 0.5, 0, EE_SCHED_CONST, 0, 0};
     c->b1_lr_rule = EE_B1LR_NOTEBOOK;
     c->train_t_lo = 1e-5;
     c->calib_epochs = 128;
@@ -129,6 +140,7 @@ static void profile_apply(ee_config *c)
         c->b1.lr = 1e-3;
         c->b2.max_images = 30000;
         c->calib_epochs = 16;
+        c->clf_epochs = 6;
         c->n_gen = 128;
         c->sampler_steps = 250;
         c->nll_passes = 1;
@@ -164,7 +176,9 @@ void ee_config_parse(ee_config *c, int argc, char **argv)
     enum { O_PROFILE = 256, O_OUT, O_STAGE, O_DATA, O_EMNIST, O_N, O_SEED, O_AUX_TRAIN, O_AUX_VAL, O_TEST,
            O_AUX_EPOCHS, O_B1_EPOCHS, O_B2_EPOCHS, O_AUX_LR, O_B1_LR, O_B2_LR, O_B1_RULE, O_CALIB_EPOCHS,
            O_CALIB_TEXT_T, O_SAMPLES, O_STEPS, O_NLL_PASSES, O_NLL_BATCHES, O_NLL_BATCH, O_NLL_TOL, O_EVAL_TEXT,
-           O_BUDGET, O_CKPT_EVERY, O_THREADS, O_DEVICE, O_QUIET, O_HELP, O_PRINT_N };
+           O_BUDGET, O_CKPT_EVERY, O_THREADS, O_DEVICE, O_QUIET, O_HELP, O_PRINT_N, O_AUX_IMAGES, O_AUX_BATCH,
+           O_AUX_SCHED, O_AUX_WARMUP, O_AUX_LR_END, O_CLF_EPOCHS, O_PROBE, O_PROBE_POOL, O_PROBE_EVERY,
+           O_PROBE_STEPS };
     static const struct option opts[] = {
         {"profile", 1, 0, O_PROFILE}, {"out", 1, 0, O_OUT}, {"stage", 1, 0, O_STAGE}, {"data", 1, 0, O_DATA},
         {"emnist", 1, 0, O_EMNIST}, {"n", 1, 0, O_N}, {"seed", 1, 0, O_SEED}, {"aux-train", 1, 0, O_AUX_TRAIN},
@@ -176,10 +190,14 @@ void ee_config_parse(ee_config *c, int argc, char **argv)
         {"nll-batches", 1, 0, O_NLL_BATCHES}, {"nll-batch", 1, 0, O_NLL_BATCH}, {"nll-tol", 1, 0, O_NLL_TOL},
         {"eval-text", 0, 0, O_EVAL_TEXT}, {"budget", 1, 0, O_BUDGET}, {"ckpt-every", 1, 0, O_CKPT_EVERY}, {"threads", 1, 0, O_THREADS},
         {"device", 1, 0, O_DEVICE}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP},
-        {"print-n-list", 0, 0, O_PRINT_N}, {0, 0, 0, 0}};
+        {"print-n-list", 0, 0, O_PRINT_N}, {"aux-images", 1, 0, O_AUX_IMAGES}, {"aux-batch", 1, 0, O_AUX_BATCH},
+        {"aux-sched", 1, 0, O_AUX_SCHED}, {"aux-warmup", 1, 0, O_AUX_WARMUP}, {"aux-lr-end", 1, 0, O_AUX_LR_END},
+        {"clf-epochs", 1, 0, O_CLF_EPOCHS}, {"probe", 1, 0, O_PROBE}, {"probe-pool", 0, 0, O_PROBE_POOL},
+        {"probe-every", 1, 0, O_PROBE_EVERY}, {"probe-steps", 1, 0, O_PROBE_STEPS}, {0, 0, 0, 0}};
     static const char *const profiles[] = {"paper", "mnist", "cpu", "smoke", NULL};
     static const char *const stages[] = {"all", "data", "classifier", "aux", "n", "eval", "report", NULL};
     static const char *const rules[] = {"notebook", "text", NULL};
+    static const char *const scheds[] = {"const", "cosine", NULL};
 
     memset(c, 0, sizeof *c);
     c->profile = "mnist";
@@ -191,6 +209,8 @@ void ee_config_parse(ee_config *c, int argc, char **argv)
     c->target_p7 = 0.6;
     const char *device = "auto";
     int print_n = 0;
+    c->probe_aux = -1;
+    c->probe_every = 50000;
 
     /* first pass: the profile, so that later flags override its values whatever their order */
     c->profile = cli_prescan(argc, argv, "--profile", c->profile);
@@ -237,6 +257,18 @@ void ee_config_parse(ee_config *c, int argc, char **argv)
         case O_QUIET: c->quiet = 1; break;
         case O_HELP: usage(); exit(0);
         case O_PRINT_N: print_n = 1; break;
+        case O_AUX_IMAGES: c->aux.max_images = cli_double_range("--aux-images", optarg, 0, 1e12); break;
+        case O_AUX_BATCH: c->aux.batch = (size_t)cli_long("--aux-batch", optarg, 1, 100000); break;
+        case O_AUX_SCHED: c->aux.sched = cli_choice("--aux-sched", optarg, scheds); break;
+        case O_AUX_WARMUP: c->aux.warmup = cli_double_range("--aux-warmup", optarg, 0, 1e12); break;
+        case O_AUX_LR_END: c->aux.lr_end = cli_double_range("--aux-lr-end", optarg, 0, 1); break;
+        case O_CLF_EPOCHS: c->clf_epochs = (int)cli_long("--clf-epochs", optarg, 1, 100000); break;
+        case O_PROBE: c->probe_aux = (int)cli_long("--probe", optarg, 1, EE_K) - 1; break;
+        case O_PROBE_POOL: c->probe_pool = 1; break;
+        case O_PROBE_EVERY: c->probe_every = cli_double_range("--probe-every", optarg, 1, 1e12); break;
+        case O_PROBE_STEPS:
+            c->probe_steps_count = cli_long_list("--probe-steps", optarg, c->probe_steps, EE_MAX_N, 2, 1000000);
+            break;
         default: cli_bad_option(argv[optind - 1]);
         }
     }
@@ -249,6 +281,12 @@ void ee_config_parse(ee_config *c, int argc, char **argv)
         printf("\n");
         exit(0);
     }
+    if (c->probe_steps_count == 0) {
+        c->probe_steps[0] = c->sampler_steps;
+        c->probe_steps_count = 1;
+    }
+    if (c->probe_pool && c->probe_aux < 0) c->probe_aux = 0;   /* its init and training streams */
+    if (c->aux.batch > c->max_batch) c->max_batch = c->aux.batch;
     if ((c->aux_train == 0) != (c->aux_val == 0))
         log_die("--aux-train/--aux-val: give both (or neither, for the largest the data allow)");
     if (c->aux_train % 10 || c->aux_val % 10)
@@ -284,8 +322,10 @@ void ee_meta_fill(const ee_config *c, io_meta *m)
     io_meta_set(m, "device", "%s", c->device_desc);
     io_meta_set(m, "data", "%s (%s)", c->data_dir, c->dataset);
     io_meta_set(m, "sde", "VE(sigma=25)");
-    io_meta_set(m, "aux_training", "epochs=%d batch=%zu lr=%g patience=%d max_fraction=%g max_images=%g",
-                c->aux.epochs, c->aux.batch, c->aux.lr, c->aux.patience, c->aux.max_fraction, c->aux.max_images);
+    io_meta_set(m, "aux_training", "epochs=%d batch=%zu lr=%g patience=%d max_fraction=%g max_images=%g schedule=%s "
+                "warmup_images=%g lr_end=%g", c->aux.epochs, c->aux.batch, c->aux.lr, c->aux.patience,
+                c->aux.max_fraction, c->aux.max_images, c->aux.sched == EE_SCHED_COSINE ? "cosine" : "constant",
+                c->aux.warmup, c->aux.lr_end);
     io_meta_set(m, "b1_training", "epochs=%d batch=min(n,%zu) lr=%s patience=%d max_fraction=%g max_images=%g",
                 c->b1.epochs, c->b1.batch, c->b1_lr_rule == EE_B1LR_TEXT ? "text rule" : "notebook", c->b1.patience,
                 c->b1.max_fraction, c->b1.max_images);
