@@ -383,7 +383,7 @@ void ee_probe_run(const ee_config *c, const ee_data *d, const io_meta *meta)
 {
     ee_clf_train(c, d, meta);
     digitnet *clf = ee_clf_load(c);
-    char label[64];
+    char label[160];
     size_t a = (size_t)c->probe_aux;
     /* the label names the recipe, so probes of several recipes share one output directory (and classifier) */
     snprintf(label, sizeof label, "%s%d_n%zu_b%zu_lr%g_%s_w%g_i%g", c->probe_pool ? "pool" : "aux",
