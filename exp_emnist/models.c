@@ -167,6 +167,7 @@ static void sched_restore(void *ctx)
 /* ---- the probe (--probe): what the samples of a network in training look like, measured every few images */
 typedef struct {
     const ee_config *c;
+    const ee_data *data;
     digitnet *clf;
     const char *label;
     const io_meta *meta;
@@ -180,18 +181,23 @@ typedef struct {
 static const char *PROBE_HEADER = "images,opt_steps,epoch,lr,ema_val_loss,weights,sampler_steps,samples,c7,c9,"
                                   "c_other,digit_frac,seven_share,p7,p9,train_s,sample_s";
 
-/* Sample, classify and record one row per sampler-step count (intermediate measurements: the first count only). */
+/* Sample, classify and record one row per sampler-step count (intermediate measurements: the first count and
+ * the EMA weights only; the final one also the raw weights). */
 static void probe_measure(probe_ctx *k, scorenet_dev *dev, int epochs_done, double ema_val, int final)
 {
     const ee_config *c = k->c;
     double t_train = log_now() - k->t0 - k->sample_s;
+    if (!k->clf) {   /* at the first measurement: training starts at once, beside a classifier being trained */
+        ee_clf_train(c, k->data, k->meta);
+        k->clf = ee_clf_load(c);
+    }
     double t1 = log_now();
     size_t ns = final ? c->probe_steps_count : 1;
     float *x = mem_new(float, c->n_gen * EE_DIM), *pr = mem_new(float, c->n_gen * 10);
     sde ve = sde_ve(25.0);
     for (size_t si = 0; si < ns; si++)
         for (int use_ema = 1; use_ema >= 0; use_ema--) {
-            if (!use_ema && si > 0) continue;   /* the raw weights: at the first count only */
+            if (!use_ema && (si > 0 || !final)) continue;   /* the raw weights: at the end, first count only */
             sampler_opts so = sampler_opts_paper();
             so.steps = (int)c->probe_steps[si];
             so.eps = c->sampler_eps;
@@ -381,8 +387,6 @@ void ee_model_train(const ee_config *c, const ee_data *d, ee_kind kind, size_t i
 
 void ee_probe_run(const ee_config *c, const ee_data *d, const io_meta *meta)
 {
-    ee_clf_train(c, d, meta);
-    digitnet *clf = ee_clf_load(c);
     char label[160];
     size_t a = (size_t)c->probe_aux;
     /* the label names the recipe, so probes of several recipes share one output directory (and classifier) */
@@ -407,7 +411,7 @@ void ee_probe_run(const ee_config *c, const ee_data *d, const io_meta *meta)
     scorenet *m = scorenet_alloc(&ve, c->max_batch > c->n_gen ? c->max_batch : c->n_gen,
                                  c->seed ^ rng_stream_id(EE_RNG_INIT, a));
     scorenet_dev *dev = scorenet_dev_attach(m, c->use_cuda ? DEVICE_CUDA : DEVICE_CPU);
-    probe_ctx pk = {.c = c, .clf = clf, .label = label, .meta = meta};
+    probe_ctx pk = {.c = c, .data = d, .label = label, .meta = meta};
     log_info("%s probe: %zu training images, batch %zu, lr %g, %s schedule, warm-up %g images, cap %g images",
              label, nt, c->aux.batch, c->aux.lr, c->aux.sched == EE_SCHED_COSINE ? "cosine" : "constant",
              c->aux.warmup, c->aux.max_images);
@@ -417,7 +421,7 @@ void ee_probe_run(const ee_config *c, const ee_data *d, const io_meta *meta)
     free(pk.rows);
     scorenet_dev_free(dev);
     scorenet_free(m);
-    digitnet_free(clf);
+    if (pk.clf) digitnet_free(pk.clf);
     free(xt), free(xv);
 }
 
