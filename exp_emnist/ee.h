@@ -133,9 +133,9 @@ const char *ee_model_label(ee_kind kind, size_t index_or_n, char *buf, size_t le
 
 /* Probe (models.c, --probe): trains auxiliary c->probe_aux (or, with --probe-pool, one network on the union of
  * the four auxiliary sets) with the aux recipe; every --probe-every images it samples c->n_gen images with the
- * EMA weights at the first of --probe-steps sampler steps, and at the end with the kept weights at each of them
- * (and the raw weights at the first), classifies them and rewrites OUT/probe_<recipe>.csv (one row each) and a
- * PNG grid: the measurement behind the cpu profile's numbers. The classifier is trained at the first
+ * EMA and with the raw weights at the first of --probe-steps sampler steps, and at the end with the kept weights
+ * at each of them, classifies them and rewrites OUT/probe_<recipe>.csv (one row each) and a PNG grid: the
+ * measurement behind the cpu profile's numbers. The classifier is trained at the first
  * measurement if OUT holds none. Nothing else is written; the network is not saved. */
 void ee_probe_run(const ee_config *c, const ee_data *d, const io_meta *meta);
 

@@ -181,8 +181,8 @@ typedef struct {
 static const char *PROBE_HEADER = "images,opt_steps,epoch,lr,ema_val_loss,weights,sampler_steps,samples,c7,c9,"
                                   "c_other,digit_frac,seven_share,p7,p9,train_s,sample_s";
 
-/* Sample, classify and record one row per sampler-step count (intermediate measurements: the first count and
- * the EMA weights only; the final one also the raw weights). */
+/* Sample, classify and record one row per sampler-step count and set of weights: during training the first
+ * count with the EMA and the raw weights, at the end (kept weights) every count. */
 static void probe_measure(probe_ctx *k, scorenet_dev *dev, int epochs_done, double ema_val, int final)
 {
     const ee_config *c = k->c;
@@ -197,11 +197,12 @@ static void probe_measure(probe_ctx *k, scorenet_dev *dev, int epochs_done, doub
     sde ve = sde_ve(25.0);
     for (size_t si = 0; si < ns; si++)
         for (int use_ema = 1; use_ema >= 0; use_ema--) {
-            if (!use_ema && (si > 0 || !final)) continue;   /* the raw weights: at the end, first count only */
+            /* the raw weights beside the EMA during training only: after train_run both hold the kept weights */
+            if (!use_ema && final) continue;
             sampler_opts so = sampler_opts_paper();
             so.steps = (int)c->probe_steps[si];
             so.eps = c->sampler_eps;
-            score_model sm = scorenet_dev_score_model(dev, use_ema);
+            score_model sm = scorenet_dev_score_model(dev, final ? 1 : use_ema);
             /* the same prior draws and noise at every measurement: differences are the network's */
             rng *r = rng_alloc(c->seed, rng_stream_id(EE_RNG_SAMPLE, 777000u + (uint64_t)so.steps));
             double ts = log_now();
