@@ -9,7 +9,7 @@
 #   --only LIST   comma-separated subset of: gaussian,emnist,theory,digits,sdxl (default all); digits = the
 #                 digits version of the SDXL comparison (exp_sdxl --family digits: cpu profile, smoke with
 #                 --profile smoke); sdxl runs only with the user's weights (below)
-#   --emnist-profile P  auto | paper | mnist | cpu | smoke for exp_emnist (auto: smoke with --profile smoke,
+#   --emnist-profile P  auto | paper | mnist | cpu | cpu-long | smoke for exp_emnist (auto: smoke with --profile smoke,
 #                 mnist when a GPU answers (nvidia-smi; under --slurm: with --device cuda), else cpu). paper
 #                 needs data/emnist (EMNIST IDX files)
 #   --slurm       submit the same work as dependent Slurm jobs instead of running it: exp_gaussian aux -> array
@@ -57,7 +57,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$profile" in auto|paper|cpu|smoke) ;; *) echo "run_all.sh: error: --profile: '$profile' is not one of auto|paper|cpu|smoke" >&2; exit 2 ;; esac
-case "$ee_profile" in auto|paper|mnist|cpu|smoke) ;; *) echo "run_all.sh: error: --emnist-profile: '$ee_profile' is not one of auto|paper|mnist|cpu|smoke" >&2; exit 2 ;; esac
+case "$ee_profile" in auto|paper|mnist|cpu|cpu-long|smoke) ;; *) echo "run_all.sh: error: --emnist-profile: '$ee_profile' is not one of auto|paper|mnist|cpu|cpu-long|smoke" >&2; exit 2 ;; esac
 case "$jobs" in ''|*[!0-9]*|0) echo "run_all.sh: error: --jobs: '$jobs' is not a positive integer" >&2; exit 2 ;; esac
 case "$device" in cpu|cuda|auto) ;; *) echo "run_all.sh: error: --device: '$device' is not one of cpu|cuda|auto" >&2; exit 2 ;; esac
 case "$sdxl_jobs" in ''|*[!0-9]*|0) echo "run_all.sh: error: --sdxl-jobs: '$sdxl_jobs' is not a positive integer" >&2; exit 2 ;; esac

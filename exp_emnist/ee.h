@@ -29,7 +29,14 @@ typedef struct {
     int patience;
     double max_fraction;
     double max_images;      /* >0: cap epochs at ceil(max_images / n_train) (cpu/smoke profiles only) */
+    /* learning-rate schedule over the optimiser steps of max_epochs (the paper: none, a constant lr). The
+     * schedule is a function of the step count alone, so a resumed run continues it exactly. */
+    int sched;              /* EE_SCHED_CONST | EE_SCHED_COSINE */
+    double warmup;          /* images of linear warm-up from 0 (0: none) */
+    double lr_end;          /* cosine: the final lr as a fraction of lr */
 } ee_train_params;
+
+enum { EE_SCHED_CONST = 0, EE_SCHED_COSINE = 1 };
 
 /* Which learning rate Baseline 1 uses: the notebook's single 2e-4, or the paper text's rule by n. */
 typedef enum { EE_B1LR_NOTEBOOK = 0, EE_B1LR_TEXT = 1 } ee_b1lr;
@@ -75,6 +82,12 @@ typedef struct {
     int use_cuda;
     char device_desc[256];
     int quiet;
+    /* --probe: train only auxiliary probe_aux and measure its samples along the way (ee_probe_run) */
+    int probe_aux;              /* -1: off */
+    double probe_every;         /* images between measurements */
+    long probe_steps[EE_MAX_N]; /* sampler steps tried at every measurement */
+    size_t probe_steps_count;
+    int probe_pool;             /* train on the four auxiliary sets together (a shared warm start) */
 } ee_config;
 
 #define EE_EXIT_BUDGET 75      /* EX_TEMPFAIL: time budget reached, run the same command again to continue */
@@ -117,6 +130,14 @@ scorenet *ee_model_load(const ee_config *c, ee_kind kind, size_t index_or_n);
 scorenet_dev *ee_net_open(const ee_config *c, ee_kind kind, size_t index_or_n);
 void ee_net_close(scorenet_dev *d);
 const char *ee_model_label(ee_kind kind, size_t index_or_n, char *buf, size_t len);
+
+/* Probe (models.c, --probe): trains auxiliary c->probe_aux (or, with --probe-pool, one network on the union of
+ * the four auxiliary sets) with the aux recipe; every --probe-every images it samples c->n_gen images with the
+ * EMA and with the raw weights at the first of --probe-steps sampler steps, and at the end with the kept weights
+ * at each of them, classifies them and rewrites OUT/probe_<recipe>.csv (one row each) and a PNG grid: the
+ * measurement behind the cpu profile's numbers. The classifier is trained at the first
+ * measurement if OUT holds none. Nothing else is written; the network is not saved. */
+void ee_probe_run(const ee_config *c, const ee_data *d, const io_meta *meta);
 
 /* classifier (models.c) */
 char *ee_clf_path(const ee_config *c);

@@ -151,6 +151,13 @@ int main(int argc, char **argv)
         io_meta_set(&meta, "sizes", "%s", buf);
         if (stage_is(&c, "data")) ee_data_write_splits(&c, &d, &meta);
     }
+    if (c.probe_aux >= 0) {   /* a measurement, not the experiment */
+        ee_probe_run(&c, &d, &meta);
+        ee_data_free(&d);
+        io_meta_free(&meta);
+        log_info("done in %.1f s", log_now() - g_start);
+        return 0;
+    }
     if (stage_is(&c, "classifier")) {
         ee_clf_train(&c, &d, &meta);
         budget_check(&c);

@@ -8,6 +8,9 @@
  * moments, counters and the training loop's state, nn/train.h train_progress) every --ckpt-every seconds, so a
  * killed run resumes inside the network it was training, with the same draws as if it had never stopped. */
 #include "ee.h"
+#include "imgrid.h"
+#include "sampler.h"
+#include "score.h"
 #include "log.h"
 #include "mem.h"
 #include "rng.h"
@@ -56,6 +59,9 @@ static void recipe_string(const ee_config *c, ee_kind kind, size_t index_or_n, c
     int w = snprintf(buf, len, "kind=%d idx=%zu %s epochs=%d batch=%zu lr=%.9g patience=%d frac=%.9g maxim=%.9g tlo=%.9g",
                      (int)kind, index_or_n, split, p->epochs, p->batch, lr, p->patience, p->max_fraction,
                      p->max_images, c->train_t_lo);
+    /* only a non-constant schedule adds to the recipe, so the constant-lr networks keep their names */
+    if ((p->sched != EE_SCHED_CONST || p->warmup > 0) && w > 0 && (size_t)w < len)
+        w += snprintf(buf + w, len - (size_t)w, " sched=%d warmup=%.9g lrend=%.9g", p->sched, p->warmup, p->lr_end);
     if (kind == EE_B2 && w > 0 && (size_t)w < len) {
         /* a fine-tuned network depends on the auxiliary it starts from */
         char aux[1024];
@@ -116,17 +122,154 @@ static void write_loss_csv(const ee_config *c, const char *label, const train_re
     free(path);
 }
 
+/* ---- learning-rate schedule: wraps the model's train_step and replaces the loop's constant lr by the schedule's
+ * value at the current optimiser step (train_run itself knows only one lr). */
+typedef struct {
+    train_model inner;
+    const ee_train_params *p;
+    double lr;
+    long step, total, warm;   /* steps done, steps of max_epochs, warm-up steps */
+} sched_ctx;
+
+static double sched_lr(const sched_ctx *s)
+{
+    if (s->warm > 0 && s->step < s->warm) return s->lr * (double)(s->step + 1) / (double)s->warm;
+    if (s->p->sched != EE_SCHED_COSINE || s->total <= s->warm) return s->lr;
+    double u = (double)(s->step - s->warm) / (double)(s->total - s->warm);
+    if (u > 1) u = 1;
+    return s->lr * (s->p->lr_end + (1 - s->p->lr_end) * 0.5 * (1 + cos(M_PI * u)));
+}
+
+static double sched_train_step(void *ctx, size_t n, const float *x0, double t_lo, double t_hi, double lr, rng *r)
+{
+    (void)lr;
+    sched_ctx *s = ctx;
+    double l = s->inner.train_step(s->inner.ctx, n, x0, t_lo, t_hi, sched_lr(s), r);
+    s->step++;
+    return l;
+}
+static double sched_eval_loss(void *ctx, int use_ema, size_t n, const float *x0, double t_lo, double t_hi, rng *r)
+{
+    sched_ctx *s = ctx;
+    return s->inner.eval_loss(s->inner.ctx, use_ema, n, x0, t_lo, t_hi, r);
+}
+static void sched_snapshot(void *ctx, int from_ema)
+{
+    sched_ctx *s = ctx;
+    s->inner.snapshot(s->inner.ctx, from_ema);
+}
+static void sched_restore(void *ctx)
+{
+    sched_ctx *s = ctx;
+    s->inner.restore(s->inner.ctx);
+}
+
+/* ---- the probe (--probe): what the samples of a network in training look like, measured every few images */
+typedef struct {
+    const ee_config *c;
+    const ee_data *data;
+    digitnet *clf;
+    const char *label;
+    const io_meta *meta;
+    const sched_ctx *sched;
+    size_t n_train;
+    double next, t0, sample_s;
+    char **rows;
+    size_t n_rows;
+} probe_ctx;
+
+static const char *PROBE_HEADER = "images,opt_steps,epoch,lr,ema_val_loss,weights,sampler_steps,samples,c7,c9,"
+                                  "c_other,digit_frac,seven_share,p7,p9,train_s,sample_s";
+
+/* Sample, classify and record one row per sampler-step count and set of weights: during training the first
+ * count with the EMA and the raw weights, at the end (kept weights) every count. */
+static void probe_measure(probe_ctx *k, scorenet_dev *dev, int epochs_done, double ema_val, int final)
+{
+    const ee_config *c = k->c;
+    double t_train = log_now() - k->t0 - k->sample_s;
+    if (!k->clf) {   /* at the first measurement: training starts at once, beside a classifier being trained */
+        ee_clf_train(c, k->data, k->meta);
+        k->clf = ee_clf_load(c);
+    }
+    double t1 = log_now();
+    size_t ns = final ? c->probe_steps_count : 1;
+    float *x = mem_new(float, c->n_gen * EE_DIM), *pr = mem_new(float, c->n_gen * 10);
+    sde ve = sde_ve(25.0);
+    for (size_t si = 0; si < ns; si++)
+        for (int use_ema = 1; use_ema >= 0; use_ema--) {
+            /* the raw weights beside the EMA during training only: after train_run both hold the kept weights */
+            if (!use_ema && final) continue;
+            sampler_opts so = sampler_opts_paper();
+            so.steps = (int)c->probe_steps[si];
+            so.eps = c->sampler_eps;
+            score_model sm = scorenet_dev_score_model(dev, final ? 1 : use_ema);
+            /* the same prior draws and noise at every measurement: differences are the network's */
+            rng *r = rng_alloc(c->seed, rng_stream_id(EE_RNG_SAMPLE, 777000u + (uint64_t)so.steps));
+            double ts = log_now();
+            sampler_em(&ve, &sm, c->n_gen, x, &so, r);
+            double secs = log_now() - ts;
+            rng_free(r);
+            long cnt[10] = {0};
+            double pm[10] = {0};
+            digitnet_probs(k->clf, c->n_gen, x, pr);
+            for (size_t i = 0; i < c->n_gen; i++) {
+                int best = 0;
+                for (int j = 0; j < 10; j++) {
+                    if (!isfinite(pr[i * 10 + j])) log_die("%s: probe: non-finite class probability", k->label);
+                    pm[j] += pr[i * 10 + j] / (double)c->n_gen;
+                    if (pr[i * 10 + j] > pr[i * 10 + best]) best = j;
+                }
+                cnt[best]++;
+            }
+            long other = (long)c->n_gen - cnt[7] - cnt[9];
+            double share = cnt[7] + cnt[9] > 0 ? (double)cnt[7] / (double)(cnt[7] + cnt[9]) : NAN;
+            char row[512];
+            snprintf(row, sizeof row, "%.0f,%ld,%d,%.6g,%.6g,%s,%d,%zu,%ld,%ld,%ld,%.4f,%.4f,%.4f,%.4f,%.1f,%.1f",
+                     (double)epochs_done * (double)k->n_train, k->sched->step, epochs_done, sched_lr(k->sched),
+                     ema_val, use_ema ? "ema" : "raw", so.steps, c->n_gen, cnt[7], cnt[9], other,
+                     (double)(cnt[7] + cnt[9]) / (double)c->n_gen, share, pm[7], pm[9], t_train, secs);
+            k->rows = mem_realloc(k->rows, (k->n_rows + 1) * sizeof *k->rows);
+            k->rows[k->n_rows++] = strdup(row);
+            log_info("%s probe: %s", k->label, row);
+            if (use_ema) {
+                char *png = ee_path(c, "probe_%s_s%d.png", k->label, so.steps), err[1024];
+                float lo = (float)(-EE_NORM_MEAN / EE_NORM_STD), hi = (float)((1 - EE_NORM_MEAN) / EE_NORM_STD);
+                size_t g = c->grid_n < c->n_gen ? c->grid_n : c->n_gen;
+                if (imgrid_write_png(png, g, (size_t)ceil(sqrt((double)g)), 28, 28, x, lo, hi, 2, err, sizeof err))
+                    log_die("%s", err);
+                free(png);
+            }
+        }
+    /* the whole table again after every measurement: a killed probe leaves what it measured */
+    char *path = ee_path(c, "probe_%s.csv", k->label);
+    io_csv *csv = io_csv_open(path, PROBE_HEADER);
+    for (size_t i = 0; i < k->n_rows; i++) io_csv_row(csv, "%s", k->rows[i]);
+    io_csv_commit(csv, k->meta);
+    free(path);
+    free(x);
+    free(pr);
+    k->sample_s += log_now() - t1;
+}
+
 /* The in-progress checkpoint of a network (model + optimiser + loop state), written every --ckpt-every seconds
- * and removed when the network is finished. */
+ * and removed when the network is finished; under --probe, a measurement instead. */
 typedef struct {
     scorenet_dev *dev;
     const char *path;
+    probe_ctx *probe;
 } partial_ctx;
 
 static void save_partial(void *ctx, const train_progress *p)
 {
     partial_ctx *k = ctx;
     char err[1024];
+    if (k->probe) {
+        if ((double)p->epochs_done * (double)k->probe->n_train + 0.5 >= k->probe->next) {
+            k->probe->next += k->probe->c->probe_every;
+            probe_measure(k->probe, k->dev, p->epochs_done, p->res.ema_val_loss[p->epochs_done - 1], 0);
+        }
+        return;
+    }
     scorenet_dev_sync_to_host(k->dev);
     if (scorenet_save_training(scorenet_dev_host(k->dev), p, k->path, err, sizeof err) != 0) log_die("%s", err);
     /* test hook (tests/test_exp_emnist.sh): die like a SIGKILL right after the first in-training checkpoint,
@@ -138,7 +281,8 @@ static void save_partial(void *ctx, const train_progress *p)
  * the open partial checkpoint m was loaded from (NULL: a fresh run). */
 static void train_network(const ee_config *c, scorenet_dev *m, const ee_train_params *p, double lr, size_t n_train,
                           const float *x_train, size_t n_val, const float *x_val, uint64_t stream,
-                          const char *label, const char *partial, const safetensors *st_resume, const io_meta *meta)
+                          const char *label, const char *partial, const safetensors *st_resume, probe_ctx *probe,
+                          const io_meta *meta)
 {
     train_config tc = train_config_default();
     tc.max_epochs = p->epochs;
@@ -156,10 +300,10 @@ static void train_network(const ee_config *c, scorenet_dev *m, const ee_train_pa
     tc.keep = TRAIN_KEEP_PAPER;   /* generic_train: every EMNIST model in the authors' code */
     tc.progress = !c->quiet;
     tc.label = label;
-    partial_ctx pc = {m, partial};
+    partial_ctx pc = {m, partial, probe};
     tc.checkpoint = save_partial;
     tc.checkpoint_ctx = &pc;
-    tc.checkpoint_every = c->ckpt_every;
+    tc.checkpoint_every = probe ? 0 : c->ckpt_every;
     train_progress resume;
     char err[1024];
     if (st_resume) {
@@ -168,7 +312,16 @@ static void train_network(const ee_config *c, scorenet_dev *m, const ee_train_pa
         tc.resume = &resume;
         log_info("%s: resuming from %s after epoch %d", label, partial, resume.epochs_done);
     }
-    train_model tm = scorenet_dev_train_model(m);
+    long per_epoch = (long)((n_train + tc.batch - 1) / tc.batch);
+    sched_ctx sc = {scorenet_dev_train_model(m), p, lr, tc.resume ? (long)resume.epochs_done * per_epoch : 0,
+                    (long)tc.max_epochs * per_epoch, (long)ceil(p->warmup / (double)tc.batch)};
+    train_model tm = {&sc, sc.inner.dim, sched_train_step, sched_eval_loss, sched_snapshot, sched_restore};
+    if (probe) {
+        probe->sched = &sc;
+        probe->n_train = n_train;
+        probe->next = c->probe_every;
+        probe->t0 = log_now();
+    }
     train_result res;
     rng *r = rng_alloc(c->seed, stream);
     double t0 = log_now();
@@ -177,6 +330,8 @@ static void train_network(const ee_config *c, scorenet_dev *m, const ee_train_pa
     log_info("%s: %d epochs (max %d) in %.1f s, best EMA val loss %.2f at epoch %d, kept epoch %d", label,
              res.epochs_run, tc.max_epochs, log_now() - t0, res.best_val, res.best_epoch, res.kept_epoch);
     write_loss_csv(c, label, &res, meta);
+    if (probe)   /* the kept weights, as the experiment would use them (params == EMA now) */
+        probe_measure(probe, m, res.epochs_run, res.kept_epoch >= 0 ? res.ema_val_loss[res.kept_epoch] : NAN, 1);
     train_result_free(&res);
     if (st_resume) train_progress_free(&resume);
     rng_free(r);
@@ -218,7 +373,7 @@ void ee_model_train(const ee_config *c, const ee_data *d, ee_kind kind, size_t i
         scorenet_reset_optimizer(m);
     }
     scorenet_dev *dev = scorenet_dev_attach(m, c->use_cuda ? DEVICE_CUDA : DEVICE_CPU);
-    train_network(c, dev, recipe_of(c, kind), lr, nt, xt, nv, xv, stream, label, partial, st, meta);
+    train_network(c, dev, recipe_of(c, kind), lr, nt, xt, nv, xv, stream, label, partial, st, NULL, meta);
     if (st) safetensors_close(st);
     scorenet_dev_sync_to_host(dev);
     scorenet_dev_free(dev);
@@ -229,6 +384,46 @@ void ee_model_train(const ee_config *c, const ee_data *d, ee_kind kind, size_t i
     scorenet_free(m);
     free(xt);
     free(xv);
+}
+
+void ee_probe_run(const ee_config *c, const ee_data *d, const io_meta *meta)
+{
+    char label[160];
+    size_t a = (size_t)c->probe_aux;
+    /* the label names the recipe, so probes of several recipes share one output directory (and classifier) */
+    snprintf(label, sizeof label, "%s%d_n%zu_b%zu_lr%g_%s_w%g_i%g", c->probe_pool ? "pool" : "aux",
+             c->probe_pool ? 0 : c->probe_aux + 1, c->aux_train, c->aux.batch, c->aux.lr,
+             c->aux.sched == EE_SCHED_COSINE ? "cos" : "const", c->aux.warmup, c->aux.max_images);
+    /* the pooled network sees the four sets together: 50% sevens, four times the images */
+    size_t nt = 0, nv = 0;
+    for (size_t i = 0; i < EE_K; i++)
+        if (c->probe_pool || i == a) nt += d->aux_train[i].n, nv += d->aux_val[i].n;
+    float *xt = mem_new(float, nt * EE_DIM), *xv = mem_new(float, nv * EE_DIM);
+    for (size_t i = 0, ot = 0, ov = 0; i < EE_K; i++) {
+        if (!(c->probe_pool || i == a)) continue;
+        float *t = ee_set_normalised(&d->aux_train[i], d->aux_train[i].n);
+        float *v = ee_set_normalised(&d->aux_val[i], d->aux_val[i].n);
+        memcpy(xt + ot * EE_DIM, t, d->aux_train[i].n * EE_DIM * sizeof *t);
+        memcpy(xv + ov * EE_DIM, v, d->aux_val[i].n * EE_DIM * sizeof *v);
+        ot += d->aux_train[i].n, ov += d->aux_val[i].n;
+        free(t), free(v);
+    }
+    sde ve = sde_ve(25.0);
+    scorenet *m = scorenet_alloc(&ve, c->max_batch > c->n_gen ? c->max_batch : c->n_gen,
+                                 c->seed ^ rng_stream_id(EE_RNG_INIT, a));
+    scorenet_dev *dev = scorenet_dev_attach(m, c->use_cuda ? DEVICE_CUDA : DEVICE_CPU);
+    probe_ctx pk = {.c = c, .data = d, .label = label, .meta = meta};
+    log_info("%s probe: %zu training images, batch %zu, lr %g, %s schedule, warm-up %g images, cap %g images",
+             label, nt, c->aux.batch, c->aux.lr, c->aux.sched == EE_SCHED_COSINE ? "cosine" : "constant",
+             c->aux.warmup, c->aux.max_images);
+    train_network(c, dev, &c->aux, c->aux.lr, nt, xt, nv, xv, rng_stream_id(EE_RNG_TRAIN, a), label, NULL, NULL,
+                  &pk, meta);
+    for (size_t i = 0; i < pk.n_rows; i++) free(pk.rows[i]);
+    free(pk.rows);
+    scorenet_dev_free(dev);
+    scorenet_free(m);
+    if (pk.clf) digitnet_free(pk.clf);
+    free(xt), free(xv);
 }
 
 /* ---- the digit classifier */

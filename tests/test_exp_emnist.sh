@@ -195,4 +195,26 @@ for t in table1_nll.csv table2_proportions.csv table4_lambda.csv loss_aux1.csv; 
   cmp -s "$tmp/a/$t" "$tmp/d/$t" && ok "after mid-network death: $t identical" || bad "after mid-network death: $t" "$(diff "$tmp/a/$t" "$tmp/d/$t" | head -4)"
 done
 
+# the auxiliaries' learning-rate schedule (warm-up + cosine, issue 12) is a function of the optimiser step: a
+# network killed mid-training resumes on the same schedule and ends bit-identical; the recipe names the file
+sched=(--profile smoke --quiet --stage aux --aux-sched cosine --aux-warmup 100 --aux-images 400)
+$bin "${sched[@]}" --out "$tmp/s1" > /dev/null 2>&1 || bad "cosine schedule run" "exit $?"
+EE_TEST_DIE_AFTER_CHECKPOINT=1 $bin "${sched[@]}" --out "$tmp/s2" > /dev/null 2>&1
+$bin "${sched[@]}" --out "$tmp/s2" > /dev/null 2>&1 || bad "cosine schedule resumed run" "exit $?"
+a1=$(ls "$tmp/s1/ckpt/"aux1_*.safetensors 2>/dev/null); a2=$(ls "$tmp/s2/ckpt/"aux1_*.safetensors 2>/dev/null)
+[ -n "$a1" ] && [ -n "$a2" ] && cmp -s "$a1" "$a2" && cmp -s "$tmp/s1/loss_aux1.csv" "$tmp/s2/loss_aux1.csv" \
+  && ok "cosine schedule: killed and resumed network bit-identical" || bad "cosine schedule resume" "$a1 / $a2"
+[ "$(basename "$a1")" != "$(basename "$(ls "$tmp/a/ckpt/"aux1_*.safetensors)")" ] \
+  && ok "the schedule is part of the checkpoint's recipe hash" || bad "schedule in recipe hash" "$(basename "$a1")"
+one_line_error "bad --aux-sched rejected" "--aux-sched" $bin --aux-sched linear --out "$tmp/x"
+
+# the probe (the measurement behind the cpu profile): EMA and raw rows at every --probe-every images and, at the
+# end, one per sampler step count
+$bin --profile smoke --quiet --out "$tmp/p" --probe 4 --probe-every 100 --probe-steps 10,20 > /dev/null 2>&1 \
+  || bad "probe run" "exit $?"
+pf=$(ls "$tmp/p/"probe_aux4_*.csv 2>/dev/null)
+if [ -n "$pf" ] && [ "$(wc -l < "$pf")" = 5 ] && grep -q '^100,.*,raw,10,16,' "$pf" && grep -q '^200,.*,ema,20,16,' "$pf" \
+   && [ -f "$pf.meta" ]; then ok "probe CSV: intermediate (EMA, raw) and final rows"
+else bad "probe CSV" "$(cat "$pf" 2>&1 | head -6)"; fi
+
 echo "RESULT passed=$pass failed=$fail"
