@@ -12,6 +12,7 @@
 #include "sampler.h"
 #include "score.h"
 #include "log.h"
+#include "lr_sched.h"
 #include "mem.h"
 #include "rng.h"
 #include "safetensors.h"
@@ -122,48 +123,6 @@ static void write_loss_csv(const ee_config *c, const char *label, const train_re
     free(path);
 }
 
-/* ---- learning-rate schedule: wraps the model's train_step and replaces the loop's constant lr by the schedule's
- * value at the current optimiser step (train_run itself knows only one lr). */
-typedef struct {
-    train_model inner;
-    const ee_train_params *p;
-    double lr;
-    long step, total, warm;   /* steps done, steps of max_epochs, warm-up steps */
-} sched_ctx;
-
-static double sched_lr(const sched_ctx *s)
-{
-    if (s->warm > 0 && s->step < s->warm) return s->lr * (double)(s->step + 1) / (double)s->warm;
-    if (s->p->sched != EE_SCHED_COSINE || s->total <= s->warm) return s->lr;
-    double u = (double)(s->step - s->warm) / (double)(s->total - s->warm);
-    if (u > 1) u = 1;
-    return s->lr * (s->p->lr_end + (1 - s->p->lr_end) * 0.5 * (1 + cos(M_PI * u)));
-}
-
-static double sched_train_step(void *ctx, size_t n, const float *x0, double t_lo, double t_hi, double lr, rng *r)
-{
-    (void)lr;
-    sched_ctx *s = ctx;
-    double l = s->inner.train_step(s->inner.ctx, n, x0, t_lo, t_hi, sched_lr(s), r);
-    s->step++;
-    return l;
-}
-static double sched_eval_loss(void *ctx, int use_ema, size_t n, const float *x0, double t_lo, double t_hi, rng *r)
-{
-    sched_ctx *s = ctx;
-    return s->inner.eval_loss(s->inner.ctx, use_ema, n, x0, t_lo, t_hi, r);
-}
-static void sched_snapshot(void *ctx, int from_ema)
-{
-    sched_ctx *s = ctx;
-    s->inner.snapshot(s->inner.ctx, from_ema);
-}
-static void sched_restore(void *ctx)
-{
-    sched_ctx *s = ctx;
-    s->inner.restore(s->inner.ctx);
-}
-
 /* ---- the probe (--probe): what the samples of a network in training look like, measured every few images */
 typedef struct {
     const ee_config *c;
@@ -171,7 +130,8 @@ typedef struct {
     digitnet *clf;
     const char *label;
     const io_meta *meta;
-    const sched_ctx *sched;
+    const nn_lr_sched_model *sched;
+    double lr;                  /* the recipe's peak rate */
     size_t n_train;
     double next, t0, sample_s;
     char **rows;
@@ -225,7 +185,8 @@ static void probe_measure(probe_ctx *k, scorenet_dev *dev, int epochs_done, doub
             double share = cnt[7] + cnt[9] > 0 ? (double)cnt[7] / (double)(cnt[7] + cnt[9]) : NAN;
             char row[512];
             snprintf(row, sizeof row, "%.0f,%ld,%d,%.6g,%.6g,%s,%d,%zu,%ld,%ld,%ld,%.4f,%.4f,%.4f,%.4f,%.1f,%.1f",
-                     (double)epochs_done * (double)k->n_train, k->sched->step, epochs_done, sched_lr(k->sched),
+                     (double)epochs_done * (double)k->n_train, k->sched->step, epochs_done,
+                     nn_lr_sched_at(&k->sched->sched, k->lr, k->sched->step),
                      ema_val, use_ema ? "ema" : "raw", so.steps, c->n_gen, cnt[7], cnt[9], other,
                      (double)(cnt[7] + cnt[9]) / (double)c->n_gen, share, pm[7], pm[9], t_train, secs);
             k->rows = mem_realloc(k->rows, (k->n_rows + 1) * sizeof *k->rows);
@@ -313,11 +274,15 @@ static void train_network(const ee_config *c, scorenet_dev *m, const ee_train_pa
         log_info("%s: resuming from %s after epoch %d", label, partial, resume.epochs_done);
     }
     long per_epoch = (long)((n_train + tc.batch - 1) / tc.batch);
-    sched_ctx sc = {scorenet_dev_train_model(m), p, lr, tc.resume ? (long)resume.epochs_done * per_epoch : 0,
-                    (long)tc.max_epochs * per_epoch, (long)ceil(p->warmup / (double)tc.batch)};
-    train_model tm = {&sc, sc.inner.dim, sched_train_step, sched_eval_loss, sched_snapshot, sched_restore};
+    /* warm-up from zero over p->warmup images, then constant or cosine down to lr_end * lr */
+    nn_lr_sched_model sc = {scorenet_dev_train_model(m),
+                            {(long)ceil(p->warmup / (double)tc.batch), 0.0, p->sched == EE_SCHED_COSINE, p->lr_end,
+                             (long)tc.max_epochs * per_epoch},
+                            tc.resume ? (long)resume.epochs_done * per_epoch : 0};
+    train_model tm = nn_lr_sched_wrap(&sc);
     if (probe) {
         probe->sched = &sc;
+        probe->lr = lr;
         probe->n_train = n_train;
         probe->next = c->probe_every;
         probe->t0 = log_now();

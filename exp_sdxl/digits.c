@@ -33,6 +33,7 @@
 #include "imgrid.h"
 #include "io.h"
 #include "log.h"
+#include "lr_sched.h"
 #include "mem.h"
 #include "rng.h"
 #include "safetensors.h"
@@ -140,8 +141,8 @@ static void profile_apply(dg_config *c)
         c->max_batch = 32;
     } else {
         /* sized for 10-15 minutes on this shared 2-core machine (README: measured stage times) */
-        c->base = (dg_recipe){5000, 12, 64, 2e-3};
-        c->ft = (dg_recipe){1500, 6, 64, 5e-3};
+        c->base = (dg_recipe){7000, 34, 128, 2e-3};
+        c->ft = (dg_recipe){2400, 10, 64, 5e-3};
         c->n_val = 256;
         c->clf_epochs = 2;
         c->clf_train = 20000;
@@ -342,45 +343,6 @@ static char *model_path(const dg_config *c, const char *what)
     return dg_path(c, "ckpt/digits_%s_%016llx.safetensors", what, io_hash64(recipe));
 }
 
-/* the learning-rate schedule around a train.h model: linear warm-up over the first 5% of the steps from lr/10,
- * then cosine from lr to lr/50 at the last step; the step count resumes from the loop's epoch counter */
-typedef struct {
-    train_model inner;
-    long step, total, warm;
-} sched_ctx;
-
-static double sched_lr(const sched_ctx *s, double lr)
-{
-    double k = (double)s->step;
-    if (k < s->warm) return lr * (0.1 + 0.9 * (k + 1) / (double)s->warm);
-    double u = (k - s->warm) / fmax(1.0, (double)(s->total - s->warm));
-    if (u > 1) u = 1;
-    return lr * (0.02 + 0.98 * 0.5 * (1 + cos(M_PI * u)));
-}
-
-static double sched_step(void *ctx, size_t n, const float *x0, double lo, double hi, double lr, rng *r)
-{
-    sched_ctx *s = ctx;
-    double l = s->inner.train_step(s->inner.ctx, n, x0, lo, hi, sched_lr(s, lr), r);
-    s->step++;
-    return l;
-}
-static double sched_eval(void *ctx, int use_ema, size_t n, const float *x0, double lo, double hi, rng *r)
-{
-    sched_ctx *s = ctx;
-    return s->inner.eval_loss(s->inner.ctx, use_ema, n, x0, lo, hi, r);
-}
-static void sched_snap(void *ctx, int from_ema)
-{
-    sched_ctx *s = ctx;
-    s->inner.snapshot(s->inner.ctx, from_ema);
-}
-static void sched_restore(void *ctx)
-{
-    sched_ctx *s = ctx;
-    s->inner.restore(s->inner.ctx);
-}
-
 typedef struct {
     scorenet *net;          /* the base in training, or NULL */
     scorenet_lora *lora;    /* a fine-tune in training, or NULL */
@@ -429,9 +391,10 @@ static void run_training(const dg_config *c, train_model tm, partial_ctx *pc, co
     tc.checkpoint_ctx = pc;
     tc.checkpoint_every = c->ckpt_every;
     long per_epoch = (long)((tr->n + tc.batch - 1) / tc.batch);
-    sched_ctx sc = {tm, 0, per_epoch * p->epochs, 0};
-    sc.warm = sc.total / 20 > 1 ? sc.total / 20 : 1;
-    train_model wrapped = {&sc, SCORENET_DIM, sched_step, sched_eval, sched_snap, sched_restore};
+    /* linear warm-up over the first 5% of the steps from lr/10, then cosine from lr to lr/50 at the last step */
+    const long total = per_epoch * p->epochs;
+    nn_lr_sched_model sc = {tm, {total / 20 > 1 ? total / 20 : 1, 0.1, 1, 0.02, total}, 0};
+    train_model wrapped = nn_lr_sched_wrap(&sc);
     train_progress resume;
     char err[1024];
     if (st_resume) {
