@@ -34,7 +34,7 @@ llvm_profdata=$(command -v llvm-profdata || ls /usr/lib/llvm-*/bin/llvm-profdata
 # left out of the denominator
 declare -A target=(
   [idx]="common/idx.c:!^(idx_resolve|idx_load_split|idx_write_.*|idx.c:(put_be32|write_atomic))$"
-  [safetensors]="common/safetensors.c:!(writer|:sb_|^safetensors_open$)"
+  [safetensors]="common/safetensors.c:!(writer|:sb_|^safetensors_open$) common/json.c:!(^json_load$|^json_utf8_encode$)"
   [emnist_parts]="exp_emnist/evaluate.c:^ee_eval_read$ exp_emnist/fusion.c:^ee_fusion_read$"
 )
 # extra objects a harness links besides the library
