@@ -115,11 +115,7 @@ void ee_net_close(scorenet_dev *d)
 static void write_loss_csv(const ee_config *c, const char *label, const train_result *res, const io_meta *meta)
 {
     char *path = ee_path(c, "loss_%s.csv", label);
-    io_csv *csv = io_csv_open(path, "epoch,train_loss,train_loss_last,val_loss,ema_val_loss");
-    for (int e = 0; e < res->epochs_run; e++)
-        io_csv_row(csv, "%d,%.6g,%.6g,%.6g,%.6g", e, res->train_loss[e], res->train_loss_last[e], res->val_loss[e],
-                   res->ema_val_loss[e]);
-    io_csv_commit(csv, meta);
+    train_result_write_csv(res, path, meta);
     free(path);
 }
 

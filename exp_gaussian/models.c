@@ -81,13 +81,7 @@ mlp1d *eg_train_net(const eg_config *c, const eg_train_params *p, train_keep kee
         log_die("%s: non-finite %s loss at epoch %d (try a smaller learning rate)", name, res.what, res.bad_epoch);
     log_info("%s: %d epochs in %.1f s, best EMA val loss %.4f at epoch %d, kept epoch %d (%s)", name,
              res.epochs_run, log_now() - t0, res.best_val, res.best_epoch, res.kept_epoch, train_keep_name(keep));
-    if (loss_csv) {
-        io_csv *csv = io_csv_open(loss_csv, "epoch,train_loss,train_loss_last,val_loss,ema_val_loss");
-        for (int e = 0; e < res.epochs_run; e++)
-            io_csv_row(csv, "%d,%.6g,%.6g,%.6g,%.6g", e, res.train_loss[e], res.train_loss_last[e], res.val_loss[e],
-                       res.ema_val_loss[e]);
-        io_csv_commit(csv, meta);
-    }
+    if (loss_csv) train_result_write_csv(&res, loss_csv, meta);
     train_result_free(&res);
     rng_free(r);
     free(tr);

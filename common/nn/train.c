@@ -1,6 +1,7 @@
 /* nn/train: epochs, minibatches, one EMA validation batch per epoch, early stopping and checkpoint choice as in
  * the paper's code (see train.h for the exact rules and where they come from). */
 #include "train.h"
+#include "io.h"
 #include "log.h"
 #include "mem.h"
 #include "safetensors.h"
@@ -490,4 +491,13 @@ void train_progress_free(train_progress *p)
     free(p->rng_state);
     train_result_free(&p->res);
     memset(p, 0, sizeof *p);
+}
+
+void train_result_write_csv(const train_result *res, const char *path, const io_meta *meta)
+{
+    io_csv *csv = io_csv_open(path, "epoch,train_loss,train_loss_last,val_loss,ema_val_loss");
+    for (int e = 0; e < res->epochs_run; e++)
+        io_csv_row(csv, "%d,%.6g,%.6g,%.6g,%.6g", e, res->train_loss[e], res->train_loss_last[e], res->val_loss[e],
+                   res->ema_val_loss[e]);
+    io_csv_commit(csv, meta);
 }

@@ -25,6 +25,7 @@
  * After train_run the model's params AND its EMA hold the kept weights. */
 #ifndef SF_NN_TRAIN_H
 #define SF_NN_TRAIN_H
+#include "io.h"
 #include "rng.h"
 #include <stddef.h>
 #include <stdint.h>
@@ -114,6 +115,9 @@ typedef struct {
 train_status train_run(const train_model *m, const train_config *c, size_t n_train, const float *x_train,
                        size_t n_val, const float *x_val, rng *r, train_result *res);
 void train_result_free(train_result *res);
+/* the per-epoch losses as a CSV (epoch,train_loss,train_loss_last,val_loss,ema_val_loss), committed with meta
+ * through io.h's atomic writer: every experiment's loss_*.csv */
+void train_result_write_csv(const train_result *res, const char *path, const io_meta *meta);
 
 /* ---- the loop's state between two epochs: with the model's weights, Adam moments, EMA, remembered weights and
  * step counters it is everything needed to continue a run exactly as if it had not stopped (same rng draws). */
