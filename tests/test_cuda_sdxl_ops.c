@@ -1,5 +1,5 @@
 /* test_cuda_sdxl_ops: every SDXL layer call of models/sdxl/sdxl_ops.h on a CUDA context (fp16 activations and
- * weights, fp32 accumulation: sdxl_ops_cuda.c over common/cuda/cuda_sdxl.cu) against the same call on a CPU
+ * weights, fp32 accumulation: sdxl_cuda_backend.c over common/cuda/cuda_sdxl.cu) against the same call on a CPU
  * context, the reference (DESIGN.md §5). Inputs are random values that fp16 represents exactly (weights also bf16),
  * so both sides start from the same numbers and the difference is the GPU's fp16 storage of results and
  * intermediates plus summation order. Covered: linear (bias, no bias, accumulate; f16, f32 and bf16 stored

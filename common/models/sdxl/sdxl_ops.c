@@ -5,7 +5,7 @@
  * through an im2col here. Norms, activations and attention go to nn/norm, nn/act, nn/attention. The f16 -> f32
  * widening uses the F16C conversion instruction where the build has it (exact, like every f16 -> f32 conversion). */
 #include "sdxl_ops.h"
-#include "sdxl_ops_cuda.h"
+#include "sdxl_cuda_backend.h"
 #include "act.h"
 #include "attention.h"
 #include "gemm.h"
@@ -26,7 +26,7 @@
 #define OPS_F16C 0
 #endif
 
-/* On a CUDA context the call goes to sdxl_ops_cuda.c; in a CPU-only build there is no such context. */
+/* On a CUDA context the call goes to sdxl_cuda_backend.c; in a CPU-only build there is no such context. */
 #ifdef SF_HAVE_CUDA
 #define ON_CUDA(o, call)                                                       \
     do {                                                                       \

@@ -6,7 +6,7 @@
  * sizes are multiples of 32) or the AVX-512 bf16 GEMM (nn/gemm_bf16), the activations rounded to bf16 as they are
  * packed.
  *
- * CUDA (sdxl_ops_set_device; models/sdxl/sdxl_ops_cuda.c over the fp16 kernels of nn/nn_cuda_sdxl.h): every
+ * CUDA (sdxl_ops_set_device; models/sdxl/sdxl_cuda_backend.c over the fp16 kernels of nn/nn_cuda_sdxl.h): every
  * activation pointer below is then DEVICE memory holding fp16 values, and the same calls run there. Each weight is
  * uploaded once, on first use, as fp16 (f16 as stored; f32 / bf16 rounded to nearest) into a cache the context owns;
  * sums accumulate in fp32. Buffers keep their fp32 sizes: a region planned as n floats holds n fp16 values in its
@@ -42,7 +42,7 @@ typedef struct {
     float *pack;         /* AMX packed activations */
     size_t pack_cap;
     device_kind dev;     /* where activations live and the ops run (DEVICE_CPU after init) */
-    struct sdxl_ops_cuda *cu;   /* the CUDA state: weight cache, workspace, staging (sdxl_ops_cuda.c); else NULL */
+    struct sdxl_ops_cuda *cu;   /* the CUDA state: weight cache, workspace, staging (sdxl_cuda_backend.c); else NULL */
 } sdxl_ops;
 
 void sdxl_ops_init(sdxl_ops *o);

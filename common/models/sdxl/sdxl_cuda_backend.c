@@ -1,9 +1,10 @@
-/* models/sdxl/sdxl_ops_cuda: sdxl_ops on a GPU (issue 9 item 7): the weight cache (each nn_tensor uploaded once,
- * on first use, as fp16: f16 bytes as stored, f32 / bf16 rounded to nearest even on the host), the device
- * workspace, host <-> device staging of fp32 data as fp16, and the layer calls forwarded to the fp16 kernels of
+/* models/sdxl/sdxl_cuda_backend: the CUDA backend of sdxl_ops (issue 9 item 7). The UNet is written once over
+ * sdxl_ops; this is its GPU side, as nn/cuda_backend.c is the engine's. It holds the weight cache (each nn_tensor
+ * uploaded once, on first use, as fp16: f16 bytes as stored, f32 / bf16 rounded to nearest even on the host),
+ * the device workspace, host <-> device staging of fp32 data as fp16, and the layer calls forwarded to the fp16 kernels of
  * nn/nn_cuda_sdxl.h. Activation pointers are device fp16 stored in fp32-sized regions (sdxl_ops.h). In a build
  * without CUDA only sdxl_ops_cuda_open exists in useful form: it fails, so nothing else is ever reached. */
-#include "sdxl_ops_cuda.h"
+#include "sdxl_cuda_backend.h"
 #include "log.h"
 #include "mem.h"
 #include <stdio.h>

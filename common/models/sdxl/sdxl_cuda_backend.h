@@ -1,9 +1,9 @@
-/* models/sdxl/sdxl_ops_cuda: the CUDA side of sdxl_ops (sdxl_ops.h), for sdxl_ops.c only. Each function has the
+/* models/sdxl/sdxl_cuda_backend: the CUDA backend of sdxl_ops (sdxl_ops.h), for sdxl_ops.c only. Each function has the
  * arguments of the sdxl_ops_* call it serves; activations are device fp16 (see sdxl_ops.h), weights are looked up
  * in (or uploaded once to) the context's fp16 cache. Defined in every build; the layer calls are reached only in
  * a CUDA build (sdxl_ops_cuda_open fails elsewhere, so a context never gets dev == DEVICE_CUDA). */
-#ifndef SF_SDXL_OPS_CUDA_H
-#define SF_SDXL_OPS_CUDA_H
+#ifndef SF_SDXL_CUDA_BACKEND_H
+#define SF_SDXL_CUDA_BACKEND_H
 #include "sdxl_ops.h"
 
 int sdxl_ops_cuda_open(sdxl_ops *o, char *err, size_t errlen);
