@@ -37,6 +37,9 @@ typedef struct {
 } ee_train_params;
 
 enum { EE_SCHED_CONST = 0, EE_SCHED_COSINE = 1 };
+/* How the auxiliaries start: from their own random initialisation (the paper), or fine-tuned from one network
+ * trained on the four auxiliary sets together (a shared warm start: the cpu profile, issue 12). */
+enum { EE_INIT_SCRATCH = 0, EE_INIT_POOL = 1 };
 
 /* Which learning rate Baseline 1 uses: the notebook's single 2e-4, or the paper text's rule by n. */
 typedef enum { EE_B1LR_NOTEBOOK = 0, EE_B1LR_TEXT = 1 } ee_b1lr;
@@ -55,6 +58,9 @@ typedef struct {
     long n_list[EE_MAX_N];
     size_t n_count;
     ee_train_params aux, b1, b2;
+    int aux_init;               /* EE_INIT_SCRATCH | EE_INIT_POOL */
+    double pool_images;         /* the pooled network's image budget (--pool-images) */
+    ee_train_params pool;       /* the pooled network's recipe: aux's, capped at pool_images (set after parsing) */
     ee_b1lr b1_lr_rule;
     double train_t_lo;          /* DSM t ~ U[train_t_lo, 1] */
     /* calibration */
@@ -119,7 +125,9 @@ float *ee_set_normalised(const ee_set *s, size_t n);
 void ee_data_write_splits(const ee_config *c, const ee_data *d, const io_meta *meta);
 
 /* ---- models.c */
-typedef enum { EE_AUX = 0, EE_B1 = 1, EE_B2 = 2 } ee_kind;
+/* EE_POOL: the shared warm start of the auxiliaries (--aux-init pool), one network on the union of the four
+ * auxiliary sets (train and val), 50% sevens */
+typedef enum { EE_AUX = 0, EE_B1 = 1, EE_B2 = 2, EE_POOL = 3 } ee_kind;
 /* Checkpoint path of a trained score network; NULL-free; the file name carries a hash of its recipe. */
 char *ee_model_path(const ee_config *c, ee_kind kind, size_t index_or_n);
 int ee_model_done(const ee_config *c, ee_kind kind, size_t index_or_n);

@@ -44,6 +44,15 @@ static scorenet_dev *const *aux_get(const ee_config *c, aux_set *a)
 
 static void train_units(const ee_config *c, const ee_data *d, aux_set *a, const io_meta *meta)
 {
+    if (stage_is(c, "aux") && c->aux_init == EE_INIT_POOL) {
+        /* the shared warm start, only while an auxiliary still needs it */
+        int need = 0;
+        for (size_t i = 0; i < EE_K; i++) need |= !ee_model_done(c, EE_AUX, i);
+        if (need && !ee_model_done(c, EE_POOL, 0)) {
+            ee_model_train(c, d, EE_POOL, 0, meta);
+            budget_check(c);
+        }
+    }
     if (stage_is(c, "aux"))
         for (size_t i = 0; i < EE_K; i++) {
             if (ee_model_done(c, EE_AUX, i)) continue;

@@ -26,6 +26,7 @@
 const char *ee_model_label(ee_kind kind, size_t index_or_n, char *buf, size_t len)
 {
     if (kind == EE_AUX) snprintf(buf, len, "aux%zu", index_or_n + 1);
+    else if (kind == EE_POOL) snprintf(buf, len, "pool");
     else snprintf(buf, len, "%s_n%zu", kind == EE_B1 ? "b1" : "b2", index_or_n);
     return buf;
 }
@@ -49,7 +50,10 @@ static double b1_lr(const ee_config *c, long n)
     return n <= 128 ? 1e-3 : n <= 1024 ? 2e-4 : 1e-4;
 }
 
-static const ee_train_params *recipe_of(const ee_config *c, ee_kind kind) { return kind == EE_AUX ? &c->aux : kind == EE_B1 ? &c->b1 : &c->b2; }
+static const ee_train_params *recipe_of(const ee_config *c, ee_kind kind)
+{
+    return kind == EE_AUX ? &c->aux : kind == EE_B1 ? &c->b1 : kind == EE_B2 ? &c->b2 : &c->pool;
+}
 
 static void recipe_string(const ee_config *c, ee_kind kind, size_t index_or_n, char *buf, size_t len)
 {
@@ -63,17 +67,19 @@ static void recipe_string(const ee_config *c, ee_kind kind, size_t index_or_n, c
     /* only a non-constant schedule adds to the recipe, so the constant-lr networks keep their names */
     if ((p->sched != EE_SCHED_CONST || p->warmup > 0) && w > 0 && (size_t)w < len)
         w += snprintf(buf + w, len - (size_t)w, " sched=%d warmup=%.9g lrend=%.9g", p->sched, p->warmup, p->lr_end);
-    if (kind == EE_B2 && w > 0 && (size_t)w < len) {
-        /* a fine-tuned network depends on the auxiliary it starts from */
-        char aux[1024];
-        recipe_string(c, EE_AUX, EE_B2_AUX, aux, sizeof aux);
-        snprintf(buf + w, len - (size_t)w, " from[%s]", aux);
+    /* a fine-tuned network depends on the network it starts from: B2 on the 70:30 auxiliary, a warm-started
+     * auxiliary on the pooled network (scratch auxiliaries keep their names) */
+    if (w > 0 && (size_t)w < len && (kind == EE_B2 || (kind == EE_AUX && c->aux_init == EE_INIT_POOL))) {
+        char from[2048];
+        if (kind == EE_B2) recipe_string(c, EE_AUX, EE_B2_AUX, from, sizeof from);
+        else recipe_string(c, EE_POOL, 0, from, sizeof from);
+        snprintf(buf + w, len - (size_t)w, " from[%s]", from);
     }
 }
 
 char *ee_model_path(const ee_config *c, ee_kind kind, size_t index_or_n)
 {
-    char recipe[4096], label[32];
+    char recipe[8192], label[32];
     recipe_string(c, kind, index_or_n, recipe, sizeof recipe);
     return ee_path(c, "ckpt/%s_%016llx.safetensors", ee_model_label(kind, index_or_n, label, sizeof label),
                    io_hash64(recipe));
@@ -87,16 +93,51 @@ int ee_model_done(const ee_config *c, ee_kind kind, size_t index_or_n)
     return ok;
 }
 
-scorenet *ee_model_load(const ee_config *c, ee_kind kind, size_t index_or_n)
+static scorenet *model_load_batch(const ee_config *c, ee_kind kind, size_t index_or_n, size_t max_batch)
 {
     char *path = ee_model_path(c, kind, index_or_n), err[1024];
     sde ve = sde_ve(25.0);
     /* the raw weights only (train_run left raw == EMA in every saved model): no trainer state until a caller
-     * trains it (B2's fine-tuning does, from these weights) */
-    scorenet *m = scorenet_load_weights(path, &ve, c->max_batch, 0, err, sizeof err);
+     * trains it (B2's and the warm-started auxiliaries' fine-tuning do, from these weights) */
+    scorenet *m = scorenet_load_weights(path, &ve, max_batch, 0, err, sizeof err);
     if (!m) log_die("%s (delete it to train it again)", err);
     free(path);
     return m;
+}
+
+scorenet *ee_model_load(const ee_config *c, ee_kind kind, size_t index_or_n)
+{
+    return model_load_batch(c, kind, index_or_n, c->max_batch);
+}
+
+/* The start of a fine-tuning: the trained weights of (kind, index_or_n), fresh Adam moments and EMA. */
+static scorenet *finetune_start(const ee_config *c, ee_kind kind, size_t index_or_n, size_t max_batch)
+{
+    if (!ee_model_done(c, kind, index_or_n)) {
+        char label[32];
+        log_die("%s is not trained yet for this configuration (run --stage aux first)",
+                ee_model_label(kind, index_or_n, label, sizeof label));
+    }
+    scorenet *m = model_load_batch(c, kind, index_or_n, max_batch);
+    scorenet_reset_optimizer(m);
+    return m;
+}
+
+/* The pooled network's data: the four auxiliary training sets (and, apart, validation sets) end to end. */
+static void pool_union(const ee_data *d, float **xt, size_t *nt, float **xv, size_t *nv)
+{
+    *nt = *nv = 0;
+    for (size_t i = 0; i < EE_K; i++) *nt += d->aux_train[i].n, *nv += d->aux_val[i].n;
+    *xt = mem_new(float, *nt * EE_DIM);
+    *xv = mem_new(float, *nv * EE_DIM);
+    for (size_t i = 0, ot = 0, ov = 0; i < EE_K; i++) {
+        float *t = ee_set_normalised(&d->aux_train[i], d->aux_train[i].n);
+        float *v = ee_set_normalised(&d->aux_val[i], d->aux_val[i].n);
+        memcpy(*xt + ot * EE_DIM, t, d->aux_train[i].n * EE_DIM * sizeof *t);
+        memcpy(*xv + ov * EE_DIM, v, d->aux_val[i].n * EE_DIM * sizeof *v);
+        ot += d->aux_train[i].n, ov += d->aux_val[i].n;
+        free(t), free(v);
+    }
 }
 
 scorenet_dev *ee_net_open(const ee_config *c, ee_kind kind, size_t index_or_n)
@@ -309,12 +350,18 @@ void ee_model_train(const ee_config *c, const ee_data *d, ee_kind kind, size_t i
     size_t plen = strlen(path) + sizeof ".partial";
     char *partial = mem_alloc(plen);
     snprintf(partial, plen, "%s.partial", path);
-    const ee_set *tr = kind == EE_AUX ? &d->aux_train[index_or_n] : &d->target_train;
-    const ee_set *va = kind == EE_AUX ? &d->aux_val[index_or_n] : &d->target_val;
-    size_t nt = kind == EE_AUX ? tr->n : index_or_n;
-    size_t nv = kind == EE_AUX ? va->n : (size_t)ee_val_size((long)index_or_n);
-    float *xt = ee_set_normalised(tr, nt), *xv = ee_set_normalised(va, nv);
-    double lr = kind == EE_AUX ? c->aux.lr : kind == EE_B1 ? b1_lr(c, (long)index_or_n) : c->b2.lr;
+    size_t nt, nv;
+    float *xt, *xv;
+    if (kind == EE_POOL) {
+        pool_union(d, &xt, &nt, &xv, &nv);
+    } else {
+        const ee_set *tr = kind == EE_AUX ? &d->aux_train[index_or_n] : &d->target_train;
+        const ee_set *va = kind == EE_AUX ? &d->aux_val[index_or_n] : &d->target_val;
+        nt = kind == EE_AUX ? tr->n : index_or_n;
+        nv = kind == EE_AUX ? va->n : (size_t)ee_val_size((long)index_or_n);
+        xt = ee_set_normalised(tr, nt), xv = ee_set_normalised(va, nv);
+    }
+    double lr = kind == EE_B1 ? b1_lr(c, (long)index_or_n) : recipe_of(c, kind)->lr;
 
     scorenet *m;
     safetensors *st = NULL;
@@ -325,13 +372,16 @@ void ee_model_train(const ee_config *c, const ee_data *d, ee_kind kind, size_t i
         st = safetensors_open(partial, err, sizeof err);
         if (!st || scorenet_read_optim(m, st, partial, err, sizeof err) != 0)
             log_die("%s (delete it to restart this network)", err);
+    } else if (kind == EE_AUX && c->aux_init == EE_INIT_POOL) {
+        m = finetune_start(c, EE_POOL, 0, c->max_batch);
     } else if (kind == EE_AUX) {
         m = scorenet_alloc(&ve, c->max_batch, c->seed ^ rng_stream_id(EE_RNG_INIT, index_or_n));
     } else if (kind == EE_B1) {
         m = scorenet_alloc(&ve, c->max_batch, c->seed ^ rng_stream_id(EE_RNG_INIT, 1000u + index_or_n));
+    } else if (kind == EE_POOL) {
+        m = scorenet_alloc(&ve, c->max_batch, c->seed ^ rng_stream_id(EE_RNG_INIT, 2000u));
     } else {
-        m = ee_model_load(c, EE_AUX, EE_B2_AUX);
-        scorenet_reset_optimizer(m);
+        m = finetune_start(c, EE_AUX, EE_B2_AUX, c->max_batch);
     }
     scorenet_dev *dev = scorenet_dev_attach(m, c->use_cuda ? DEVICE_CUDA : DEVICE_CPU);
     train_network(c, dev, recipe_of(c, kind), lr, nt, xt, nv, xv, stream, label, partial, st, NULL, meta);
@@ -352,26 +402,29 @@ void ee_probe_run(const ee_config *c, const ee_data *d, const io_meta *meta)
     char label[160];
     size_t a = (size_t)c->probe_aux;
     /* the label names the recipe, so probes of several recipes share one output directory (and classifier) */
-    snprintf(label, sizeof label, "%s%d_n%zu_b%zu_lr%g_%s_w%g_i%g", c->probe_pool ? "pool" : "aux",
-             c->probe_pool ? 0 : c->probe_aux + 1, c->aux_train, c->aux.batch, c->aux.lr,
-             c->aux.sched == EE_SCHED_COSINE ? "cos" : "const", c->aux.warmup, c->aux.max_images);
+    int w = snprintf(label, sizeof label, "%s%d_n%zu_b%zu_lr%g_%s_w%g_i%g", c->probe_pool ? "pool" : "aux",
+                     c->probe_pool ? 0 : c->probe_aux + 1, c->aux_train, c->aux.batch, c->aux.lr,
+                     c->aux.sched == EE_SCHED_COSINE ? "cos" : "const", c->aux.warmup, c->aux.max_images);
+    if (c->aux_init == EE_INIT_POOL && w > 0 && (size_t)w < sizeof label)
+        snprintf(label + w, sizeof label - (size_t)w, "_from_pool%g", c->pool_images);
     /* the pooled network sees the four sets together: 50% sevens, four times the images */
-    size_t nt = 0, nv = 0;
-    for (size_t i = 0; i < EE_K; i++)
-        if (c->probe_pool || i == a) nt += d->aux_train[i].n, nv += d->aux_val[i].n;
-    float *xt = mem_new(float, nt * EE_DIM), *xv = mem_new(float, nv * EE_DIM);
-    for (size_t i = 0, ot = 0, ov = 0; i < EE_K; i++) {
-        if (!(c->probe_pool || i == a)) continue;
-        float *t = ee_set_normalised(&d->aux_train[i], d->aux_train[i].n);
-        float *v = ee_set_normalised(&d->aux_val[i], d->aux_val[i].n);
-        memcpy(xt + ot * EE_DIM, t, d->aux_train[i].n * EE_DIM * sizeof *t);
-        memcpy(xv + ov * EE_DIM, v, d->aux_val[i].n * EE_DIM * sizeof *v);
-        ot += d->aux_train[i].n, ov += d->aux_val[i].n;
-        free(t), free(v);
+    size_t nt, nv;
+    float *xt, *xv;
+    if (c->probe_pool) {
+        pool_union(d, &xt, &nt, &xv, &nv);
+    } else {
+        nt = d->aux_train[a].n, nv = d->aux_val[a].n;
+        xt = ee_set_normalised(&d->aux_train[a], nt), xv = ee_set_normalised(&d->aux_val[a], nv);
     }
     sde ve = sde_ve(25.0);
-    scorenet *m = scorenet_alloc(&ve, c->max_batch > c->n_gen ? c->max_batch : c->n_gen,
-                                 c->seed ^ rng_stream_id(EE_RNG_INIT, a));
+    size_t mb = c->max_batch > c->n_gen ? c->max_batch : c->n_gen;
+    scorenet *m;
+    if (c->aux_init == EE_INIT_POOL) {   /* the warm start as the experiment trains it (cached under OUT/ckpt) */
+        ee_model_train(c, d, EE_POOL, 0, meta);
+        m = finetune_start(c, EE_POOL, 0, mb);
+    } else {
+        m = scorenet_alloc(&ve, mb, c->seed ^ rng_stream_id(EE_RNG_INIT, a));
+    }
     scorenet_dev *dev = scorenet_dev_attach(m, c->use_cuda ? DEVICE_CUDA : DEVICE_CPU);
     probe_ctx pk = {.c = c, .data = d, .label = label, .meta = meta};
     log_info("%s probe: %zu training images, batch %zu, lr %g, %s schedule, warm-up %g images, cap %g images",

