@@ -949,9 +949,14 @@ static void fwd_chunk(scorenet *m, const float *w, size_t n, const float *t, siz
         if (!d->transposed) conv_fwd(m, k, m->a[k], in, PW(w, m->i_cw[k]), N);
         else tconv_fwd(m, k, m->a[k], in, PW(w, m->i_cw[k]), N);
         chan_add_fwd(m, m->a[k], m->dk[k], N, SC(k), SHW(k));
-        gn_fwd(m, m->y[k], m->mean[k], m->rstd[k], m->a[k], PW(w, m->i_gw[k]), PW(w, m->i_gb[k]), N, SC(k), SHW(k),
-               d->groups);
-        be->silu_forward(m->h[k], m->y[k], n * stage_numel(k));
+        if (be->groupnorm_silu_forward) {
+            be->groupnorm_silu_forward(m->y[k], m->h[k], m->mean[k], m->rstd[k], m->a[k], PW(w, m->i_gw[k]),
+                                       PW(w, m->i_gb[k]), N, SC(k), SHW(k), d->groups, (float)GN_EPS);
+        } else {
+            gn_fwd(m, m->y[k], m->mean[k], m->rstd[k], m->a[k], PW(w, m->i_gw[k]), PW(w, m->i_gb[k]), N, SC(k),
+                   SHW(k), d->groups);
+            be->silu_forward(m->h[k], m->y[k], n * stage_numel(k));
+        }
         if (k >= 4) cat_fwd(m, m->cat[k - 4], m->h[k], SC(k), m->h[SKIP[k - 4]], SC(SKIP[k - 4]), N, SHW(k));
     }
     /* tconv1: cat[2] [n, 64, 26, 26] -> out [n, 1, 28, 28] + bias; score = out / std */
@@ -985,11 +990,16 @@ static void bwd_chunk(scorenet *m, const float *w, size_t n, const float *dscore
             dh = m->dh[k];   /* skip part (k < 3) or tconv4's input gradient (k == 3), plus conv_{k+1} din */
         }
         /* swish, GroupNorm, + Dense_k(e) */
-        be->zero(m->da, sz);
-        be->silu_backward(m->da, dh, m->y[k], sz);          /* m->da = dL/dy_k */
         float *da = dh;                                     /* dL/dh_k is consumed: reuse it for dL/da_k */
-        gn_bwd(m, da, GW(m->i_gw[k]), GW(m->i_gb[k]), m->da, m->a[k], m->mean[k], m->rstd[k], PW(w, m->i_gw[k]), N,
-               SC(k), SHW(k), d->groups);
+        if (be->groupnorm_silu_backward) {
+            be->groupnorm_silu_backward(da, GW(m->i_gw[k]), GW(m->i_gb[k]), dh, m->y[k], m->a[k], m->mean[k],
+                                        m->rstd[k], PW(w, m->i_gw[k]), N, SC(k), SHW(k), d->groups, m->da);
+        } else {
+            be->zero(m->da, sz);
+            be->silu_backward(m->da, dh, m->y[k], sz);      /* m->da = dL/dy_k */
+            gn_bwd(m, da, GW(m->i_gw[k]), GW(m->i_gb[k]), m->da, m->a[k], m->mean[k], m->rstd[k], PW(w, m->i_gw[k]),
+                   N, SC(k), SHW(k), d->groups);
+        }
         if (grads) {
             be->zero(m->ddk[k], n * (size_t)SC(k));
             chan_add_bwd(m, m->ddk[k], da, N, SC(k), SHW(k));

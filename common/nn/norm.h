@@ -26,6 +26,20 @@ void nn_groupnorm_forward(float *out, float *mean, float *rstd, const float *in,
 void nn_groupnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                            const float *mean, const float *rstd, const float *gamma, int B, int C, int HW, int G);
 
+/* GroupNorm followed by SiLU (the ScoreNet's "GN then swish" stages), one pass:
+ *     y = GroupNorm_G(in) gamma + beta (saved: the SiLU input),  h = silu(y) = y / (1 + e^-y)
+ * mean / rstd as nn_groupnorm_forward. Same values as nn_groupnorm_forward + nn_silu_forward up to the order of
+ * the statistic sums (vector reductions). */
+void nn_groupnorm_silu_forward(float *y, float *h, float *mean, float *rstd, const float *in, const float *gamma,
+                               const float *beta, int B, int C, int HW, int G, float eps);
+/* Its backward from dh = dL/dh: dy = dh silu'(y), then GroupNorm's backward with dout = dy, except that din is
+ * OVERWRITTEN (din may be dh: each group is read before it is written); dgamma / dbeta ACCUMULATE (each may
+ * be NULL; din NULL: only them). ws: (C/G) HW floats of scratch. Single-threaded (it runs inside the ScoreNet's
+ * batch slices); the sums of dgamma / dbeta over b go in b order in double. */
+void nn_groupnorm_silu_backward(float *din, float *dgamma, float *dbeta, const float *dh, const float *y,
+                                const float *in, const float *mean, const float *rstd, const float *gamma, int B,
+                                int C, int HW, int G, float *ws);
+
 /* out[N, D] = LayerNorm(in[N, D]) gamma[D] + beta[D]; saves mean[N], rstd[N] */
 void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma,
                           const float *beta, int N, int D, float eps);
