@@ -837,11 +837,23 @@ static void gn_silu_run(rng *r, const char *name, int B, int C, int HW, int G, i
     nn_silu_backward(dy, dh, y0, n);
     nn_groupnorm_backward(d0, dg0, db0, dy, x, m0, r0, g, B, C, HW, G);
     memcpy(d1, dh, n * sizeof *d1);   /* in place: din == dh */
-    nn_groupnorm_silu_backward(d1, dg1, db1, d1, y0, x, m0, r0, g, B, C, HW, G, ws);
+    nn_groupnorm_silu_backward(d1, dg1, db1, d1, (size_t)C * HW, y0, x, m0, r0, g, B, C, HW, G, ws);
+    /* dh as the first C channels of a [B, C + 3, HW] concatenation gradient, din apart */
+    const size_t bs = (size_t)(C + 3) * HW;
+    float *dcat = malloc((size_t)B * bs * sizeof *dcat), *d2 = malloc(n * sizeof *d2);
+    float dg2[32], db2[32];
+    for (int b = 0; b < B; b++)
+        for (size_t i = 0; i < bs; i++) dcat[b * bs + i] = i < (size_t)C * HW ? dh[b * (size_t)C * HW + i] : NAN;
+    for (int c = 0; c < C; c++) dg2[c] = 0.25f, db2[c] = -0.5f;
+    nn_groupnorm_silu_backward(d2, dg2, db2, dcat, bs, y0, x, m0, r0, g, B, C, HW, G, ws);
     for (size_t i = 0; i < n; i++) {
         eb = fmax(eb, fabs(d0[i] - d1[i]));
         sb = fmax(sb, fabs(d0[i]));
+        if (d2[i] != d1[i] || d2[i] != d2[i]) eb = INFINITY;   /* the strided read is the same computation */
     }
+    for (int c = 0; c < C; c++)
+        if (dg2[c] != dg1[c] || db2[c] != db1[c]) ea = INFINITY;
+    free(dcat), free(d2);
     for (int c = 0; c < C; c++) {
         ea = fmax(ea, fmax(fabs(dg0[c] - dg1[c]), fabs(db0[c] - db1[c])));
         sa = fmax(sa, fmax(fabs(dg0[c]), fabs(db0[c])));

@@ -980,20 +980,31 @@ static void bwd_chunk(scorenet *m, const float *w, size_t n, const float *dscore
     for (int k = NSTAGE - 1; k >= 0; k--) {
         const stage_desc *d = &STAGES[k];
         const size_t sz = n * stage_numel(k);
-        float *dh;
+        const int fused = be->groupnorm_silu_backward && be->concat_split;
+        float *dh, *da;   /* dL/dh_k, dL/da_k */
+        size_t dh_bstride = stage_numel(k);
         if (k >= 4) {
             /* split dcat[k-4] = [dh_k, dskip] ; dskip goes to dh[SKIP] (initialised here) */
             int sk = SKIP[k - 4];
-            cat_bwd(m, m->dy, m->dh[sk], m->dcat[k - 4], SC(k), SC(sk), N, SHW(k));
-            dh = m->dy;
+            if (fused) {
+                /* dh_k is read where it lies (the first channels of dcat), dL/da_k goes to m->dy */
+                be->concat_split(NULL, m->dh[sk], m->dcat[k - 4], N, SC(k), SC(sk), SHW(k));
+                dh = m->dcat[k - 4];
+                dh_bstride = cat_numel(k - 4);
+                da = m->dy;
+            } else {
+                cat_bwd(m, m->dy, m->dh[sk], m->dcat[k - 4], SC(k), SC(sk), N, SHW(k));
+                dh = da = m->dy;
+            }
         } else {
-            dh = m->dh[k];   /* skip part (k < 3) or tconv4's input gradient (k == 3), plus conv_{k+1} din */
+            dh = da = m->dh[k];   /* skip part (k < 3) or tconv4's input gradient (k == 3), plus conv_{k+1} din;
+                                   * consumed here, so it is reused for dL/da_k */
         }
         /* swish, GroupNorm, + Dense_k(e) */
-        float *da = dh;                                     /* dL/dh_k is consumed: reuse it for dL/da_k */
-        if (be->groupnorm_silu_backward) {
-            be->groupnorm_silu_backward(da, GW(m->i_gw[k]), GW(m->i_gb[k]), dh, m->y[k], m->a[k], m->mean[k],
-                                        m->rstd[k], PW(w, m->i_gw[k]), N, SC(k), SHW(k), d->groups, m->da);
+        if (fused) {
+            be->groupnorm_silu_backward(da, GW(m->i_gw[k]), GW(m->i_gb[k]), dh, dh_bstride, m->y[k], m->a[k],
+                                        m->mean[k], m->rstd[k], PW(w, m->i_gw[k]), N, SC(k), SHW(k), d->groups,
+                                        m->da);
         } else {
             be->zero(m->da, sz);
             be->silu_backward(m->da, dh, m->y[k], sz);      /* m->da = dL/dy_k */

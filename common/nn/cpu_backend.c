@@ -71,6 +71,7 @@ static const nn_backend CPU = {
     .chan_add_backward = nn_chan_add_backward,
     .concat_forward = nn_concat_forward,
     .concat_backward = nn_concat_backward,
+    .concat_split = nn_concat_split,
     .rowdiv = nn_rowdiv,
     .scale = nn_scale,
     .gaussian_fill = philox_gaussian_fill,

@@ -171,8 +171,8 @@ void nn_groupnorm_silu_forward(float *y, float *h, float *mean, float *rstd, con
     }
 }
 
-void nn_groupnorm_silu_backward(float *din, float *dgamma, float *dbeta, const float *dh, const float *y,
-                                const float *in, const float *mean, const float *rstd, const float *gamma, int B,
+void nn_groupnorm_silu_backward(float *din, float *dgamma, float *dbeta, const float *dh, size_t dh_bstride,
+                                const float *y, const float *in, const float *mean, const float *rstd, const float *gamma, int B,
                                 int C, int HW, int G, float *ws)
 {
     check(B, C, HW, G);
@@ -191,7 +191,8 @@ void nn_groupnorm_silu_backward(float *din, float *dgamma, float *dbeta, const f
                 const int c = g * CG + cc;
                 const float gm = gamma ? gamma[c] : 1.0f;
                 const size_t o = base + (size_t)cc * HW;
-                const float *x = in + o, *yy = y + o, *d = dh + o;
+                const float *x = in + o, *yy = y + o;
+                const float *d = dh + (size_t)b * dh_bstride + ((size_t)g * CG + cc) * HW;
                 float *dy = ws + (size_t)cc * HW;
                 float a1 = 0.0f, a2 = 0.0f, ag = 0.0f, ab = 0.0f;
 #pragma omp simd reduction(+ : a1, a2, ag, ab)
