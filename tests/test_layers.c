@@ -807,6 +807,73 @@ static void test_scorenet_chain(rng *r)
         free(ref3);
 }
 
+/* nn_groupnorm_silu_{forward,backward} against nn_groupnorm_* then nn_silu_* (the unfused reference): the same
+ * values up to the order of the statistic sums; din may be dh (in place); dgamma / dbeta accumulate. */
+static void gn_silu_run(rng *r, const char *name, int B, int C, int HW, int G, int affine)
+{
+    const size_t n = (size_t)B * C * HW;
+    float *x = malloc(n * sizeof *x), *y0 = malloc(n * sizeof *x), *h0 = malloc(n * sizeof *x),
+          *y1 = malloc(n * sizeof *x), *h1 = malloc(n * sizeof *x), *dh = malloc(n * sizeof *x),
+          *dy = calloc(n, sizeof *x), *d0 = calloc(n, sizeof *x), *d1 = malloc(n * sizeof *x),
+          *ws = malloc((size_t)(C / G) * HW * sizeof *x);
+    float m0[128], r0[128], m1[128], r1[128], gam[32], bet[32], dg0[32], db0[32], dg1[32], db1[32];
+    for (size_t i = 0; i < n; i++) {
+        x[i] = (float)(2.0 * rng_gaussian(r) + 0.5);
+        dh[i] = (float)rng_gaussian(r);
+    }
+    for (int c = 0; c < C; c++) {
+        gam[c] = (float)(1.0 + 0.3 * rng_gaussian(r));
+        bet[c] = (float)(0.3 * rng_gaussian(r));
+        dg0[c] = dg1[c] = 0.25f;   /* accumulate onto a non-zero value */
+        db0[c] = db1[c] = -0.5f;
+    }
+    const float *g = affine ? gam : NULL, *be = affine ? bet : NULL;
+    nn_groupnorm_forward(y0, m0, r0, x, g, be, B, C, HW, G, 1e-5f);
+    nn_silu_forward(h0, y0, n);
+    nn_groupnorm_silu_forward(y1, h1, m1, r1, x, g, be, B, C, HW, G, 1e-5f);
+    double ef = 0.0, eb = 0.0, ea = 0.0, sb = 0.0, sa = 0.0;
+    for (size_t i = 0; i < n; i++) ef = fmax(ef, fmax(fabs(y0[i] - y1[i]), fabs(h0[i] - h1[i])));
+    for (int i = 0; i < B * G; i++) ef = fmax(ef, fmax(fabs(m0[i] - m1[i]), fabs(r0[i] - r1[i]) / r0[i]));
+    nn_silu_backward(dy, dh, y0, n);
+    nn_groupnorm_backward(d0, dg0, db0, dy, x, m0, r0, g, B, C, HW, G);
+    memcpy(d1, dh, n * sizeof *d1);   /* in place: din == dh */
+    nn_groupnorm_silu_backward(d1, dg1, db1, d1, (size_t)C * HW, y0, x, m0, r0, g, B, C, HW, G, ws);
+    /* dh as the first C channels of a [B, C + 3, HW] concatenation gradient, din apart */
+    const size_t bs = (size_t)(C + 3) * HW;
+    float *dcat = malloc((size_t)B * bs * sizeof *dcat), *d2 = malloc(n * sizeof *d2);
+    float dg2[32], db2[32];
+    for (int b = 0; b < B; b++)
+        for (size_t i = 0; i < bs; i++) dcat[b * bs + i] = i < (size_t)C * HW ? dh[b * (size_t)C * HW + i] : NAN;
+    for (int c = 0; c < C; c++) dg2[c] = 0.25f, db2[c] = -0.5f;
+    nn_groupnorm_silu_backward(d2, dg2, db2, dcat, bs, y0, x, m0, r0, g, B, C, HW, G, ws);
+    for (size_t i = 0; i < n; i++) {
+        eb = fmax(eb, fabs(d0[i] - d1[i]));
+        sb = fmax(sb, fabs(d0[i]));
+        if (d2[i] != d1[i] || d2[i] != d2[i]) eb = INFINITY;   /* the strided read is the same computation */
+    }
+    for (int c = 0; c < C; c++)
+        if (dg2[c] != dg1[c] || db2[c] != db1[c]) ea = INFINITY;
+    free(dcat), free(d2);
+    for (int c = 0; c < C; c++) {
+        ea = fmax(ea, fmax(fabs(dg0[c] - dg1[c]), fabs(db0[c] - db1[c])));
+        sa = fmax(sa, fmax(fabs(dg0[c]), fabs(db0[c])));
+    }
+    char d[160];
+    snprintf(d, sizeof d, "fwd err %.2e, din err %.2e (max %.2e), dgamma/dbeta err %.2e (max %.2e)", ef, eb, sb, ea,
+             sa);
+    char nm[128];
+    snprintf(nm, sizeof nm, "groupnorm+silu fused == unfused (%s)", name);
+    test_report(ef <= 1e-5 && eb <= 1e-5 * (sb > 1 ? sb : 1) && ea <= 1e-5 * (sa > 1 ? sa : 1) && sb > 0, nm, d);
+    free(x), free(y0), free(h0), free(y1), free(h1), free(dh), free(dy), free(d0), free(d1), free(ws);
+}
+
+static void test_gn_silu(rng *r)
+{
+    gn_silu_run(r, "G4 C32 HW676, conv1", 2, 32, 676, 4, 1);
+    gn_silu_run(r, "G32 C32 HW169", 3, 32, 169, 32, 1);
+    gn_silu_run(r, "G2 C8 HW9 no-affine", 2, 8, 9, 2, 0);
+}
+
 int main(void)
 {
     rng *r = rng_alloc(20261123, 7);
@@ -814,6 +881,7 @@ int main(void)
     test_conv_adjoint(r);
     test_conv_threads(r);
     test_norm(r);
+    test_gn_silu(r);
     test_pool(r);
     test_chan_add(r);
     test_concat(r);

@@ -354,6 +354,55 @@ static void test_stride_chunk(scorenet *m, rng *r)
     free(x); free(a); free(b); free(z);
 }
 
+/* The cpu batch slices (scorenet.c SN_SLICES): a batch of 64 runs as 4 slices with per-slice gradient sums.
+ * Scores, input gradients and parameter gradients are bitwise the same with 1 and 2 threads; against a model
+ * with max_batch 8 (chunks too small to slice) scores and dL/dx0 are bitwise equal (per sample), the loss and
+ * the parameter gradient agree up to the order of the sums. */
+static void test_slices(rng *r)
+{
+    const size_t n = 64;
+    sde s = sde_ve(25.0);
+    scorenet *m = scorenet_alloc(&s, n, 5), *m8 = scorenet_alloc(&s, 8, 6);
+    nn_params *p = scorenet_params(m), *p8 = scorenet_params(m8);
+    memcpy(p8->data, p->data, p->total * sizeof(float));
+    float *x = mem_new(float, n * D), *z = mem_new(float, n * D), *a = mem_new(float, n * D),
+          *b = mem_new(float, n * D), *g1 = mem_new(float, n * D), *g2 = mem_new(float, n * D);
+    float *grad1 = mem_new(float, p->total);
+    float tv[64];
+    fill_gauss(r, x, n * D, 2.0);
+    fill_gauss(r, z, n * D, 1.0);
+    for (size_t i = 0; i < n; i++) tv[i] = (float)(0.01 + 0.99 * rng_uniform(r));
+    int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
+    nn_params_zero_grad(p);
+    double l1 = scorenet_loss_at(m, 0, n, x, tv, z, g1, 1);
+    memcpy(grad1, p->grad, p->total * sizeof(float));
+    scorenet_forward(m, 0, n, tv, 1, x, a);
+    omp_set_num_threads(2);
+    nn_params_zero_grad(p);
+    double l2 = scorenet_loss_at(m, 0, n, x, tv, z, g2, 1);
+    scorenet_forward(m, 0, n, tv, 1, x, b);
+    omp_set_num_threads(nt);
+    test_report(l1 == l2 && memcmp(grad1, p->grad, p->total * sizeof(float)) == 0 &&
+                    memcmp(g1, g2, n * D * sizeof(float)) == 0 && memcmp(a, b, n * D * sizeof(float)) == 0,
+                "batch 64 (4 slices): loss, gradients, dL/dx0 and scores bitwise equal with 1 and 2 threads",
+                "differs");
+    nn_params_zero_grad(p8);
+    double l8 = scorenet_loss_at(m8, 0, n, x, tv, z, g1, 1);
+    scorenet_forward(m8, 0, n, tv, 1, x, a);
+    double gd = 0, gm = max_abs(p->grad, p->total);
+    for (size_t i = 0; i < p->total; i++) gd = fmax(gd, fabs((double)p->grad[i] - p8->grad[i]));
+    char d[160];
+    snprintf(d, sizeof d, "loss %.9g vs %.9g, grad max diff %.3g (max %.3g)", l2, l8, gd, gm);
+    test_report(memcmp(a, b, n * D * sizeof(float)) == 0 && memcmp(g1, g2, n * D * sizeof(float)) == 0,
+                "batch 64: scores and dL/dx0 sliced == chunks of 8 (bitwise)", "differs");
+    test_report(fabs(l2 - l8) <= 1e-6 * fabs(l8) && gd <= 1e-5 * gm, "batch 64: loss and gradient sliced == chunks of 8",
+                d);
+    scorenet_free(m);
+    scorenet_free(m8);
+    free(x); free(z); free(a); free(b); free(g1); free(g2); free(grad1);
+}
+
 /* ---------------------------------------------------------------- checkpoints */
 
 static void test_checkpoints(scorenet *m, rng *r)
@@ -532,6 +581,7 @@ int main(int argc, char **argv)
     test_param_grads(m, r);
     test_input_grad(m, r);
     test_stride_chunk(m, r);
+    test_slices(r);
     test_checkpoints(m, r);
     test_training();
     rng_free(r);

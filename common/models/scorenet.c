@@ -37,6 +37,14 @@
 #define NFREQ 128        /* Fourier frequencies */
 #define NSTAGE 7         /* GroupNorm stages */
 #define GN_EPS 1e-5
+/* On the cpu a chunk of n samples is cut into slice_count(n) contiguous slices that OpenMP threads run whole
+ * (every layer single-threaded inside a slice): one parallel region per forward / backward instead of one (or
+ * more) per layer, whose barriers and load imbalance cost more than the layers on 2 cores. The cut depends on n
+ * only, never on the thread count, so results stay bitwise independent of it; scores and input gradients are
+ * per sample and do not depend on the cut at all, parameter gradients are summed per slice, then over slices
+ * in slice order. */
+#define SN_SLICES 4       /* most slices per chunk */
+#define SN_SLICE_MIN 16   /* fewest samples per slice */
 
 /* stage k: conv (k < 4) or transposed conv (k >= 4) from (cin, hin) to (c, h); GroupNorm with g groups */
 typedef struct {
@@ -89,6 +97,10 @@ struct scorenet {
     float *colbuf;                    /* im2col scratch shared by every convolution layer [colbuf_n] (table) */
     size_t colbuf_n;
     float *hbuf;                      /* host scratch behind ht, hstd, hz, hxt on a device (NULL on the cpu) */
+    /* cpu batch slices (see slice_count): slice s > 0 has its own im2col scratch and, when gradients are
+     * accumulated, its own zeroed gradient buffer, summed into w_grad in slice order after the backward pass */
+    float *scol[SN_SLICES];           /* [colbuf_n] each; scol[0] = colbuf */
+    float *sgrad[SN_SLICES];          /* [p->total] each, s >= 1 (allocated on the first gradient pass) */
 };
 
 static size_t stage_numel(int k) { return (size_t)STAGES[k].c * STAGES[k].h * STAGES[k].h; }
@@ -176,6 +188,8 @@ static void alloc_workspace(scorenet *m)
     carve(m, m->ws, m->cap, device);
     m->colbuf_n = setup_geoms(m->geom, &m->geom_t1, m->cap, device);
     m->colbuf = be->alloc(m->colbuf_n);
+    m->scol[0] = m->colbuf;
+    for (int i = 1; i < SN_SLICES; i++) m->scol[i] = be->host ? be->alloc(m->colbuf_n) : NULL;
     if (device) {
         m->hbuf = nn_ws_falloc(2 * nn_ws_pad16(m->cap) + 2 * m->cap * SCORENET_DIM);
         m->ht = m->hbuf;
@@ -194,6 +208,11 @@ static void free_workspace(scorenet *m)
 {
     m->be->release(m->ws);
     m->be->release(m->colbuf);
+    for (int i = 1; i < SN_SLICES; i++) {
+        m->be->release(m->scol[i]);
+        m->be->release(m->sgrad[i]);
+        m->scol[i] = m->sgrad[i] = NULL;
+    }
     free(m->hbuf);
     m->ws = m->colbuf = m->hbuf = NULL;
 }
@@ -415,7 +434,7 @@ size_t scorenet_activation_bytes(size_t max_batch)
 {
     scorenet tmp;
     memset(&tmp, 0, sizeof tmp);
-    size_t f = carve(&tmp, NULL, max_batch, 0) + setup_geoms(tmp.geom, &tmp.geom_t1, max_batch, 0);
+    size_t f = carve(&tmp, NULL, max_batch, 0) + SN_SLICES * setup_geoms(tmp.geom, &tmp.geom_t1, max_batch, 0);
     return f * sizeof(float);
 }
 
@@ -430,6 +449,113 @@ static void fwd_chunk(scorenet *m, const float *w, size_t n, const float *t, siz
                       int x_host);
 static void bwd_chunk(scorenet *m, const float *w, size_t n, const float *dscore, int grads, float *dx);
 
+/* ---------------------------------------------------------------- cpu batch slices (SN_SLICES above) */
+
+static int slice_count(const scorenet *m, size_t n)
+{
+    if (!m->be->host) return 1;
+    size_t s = n / SN_SLICE_MIN;
+    return s < 1 ? 1 : s > SN_SLICES ? SN_SLICES : (int)s;
+}
+
+/* first sample of slice s of S over n samples (balanced, a function of n and S only) */
+static size_t slice_start(size_t n, int S, int s) { return n * (size_t)s / (size_t)S; }
+
+/* m with every per-sample array advanced to sample i0 and slice s's scratch: fwd_chunk / bwd_chunk run on it as
+ * on a chunk of their own (cpu only: a device runs one slice, m itself) */
+static scorenet slice_view(const scorenet *m, size_t i0, int s)
+{
+    scorenet v = *m;
+    size_t maxst = 0;
+    const size_t d = i0 * SCORENET_DIM, e = i0 * EMB;
+    v.t += i0;
+    v.std += i0;
+    v.tdraw += i0;
+    v.ht += i0;
+    v.hstd += i0;
+    v.hz += d;
+    v.hxt += d;
+    v.x += d;
+    v.out += d;
+    v.dout += d;
+    v.z += d;
+    v.xt += d;
+    v.sc += d;
+    v.dsc += d;
+    v.four += e;
+    v.epre += e;
+    v.temb += e;
+    v.dtemb += e;
+    v.depre += e;
+    for (int k = 0; k < NSTAGE; k++) {
+        const size_t c = (size_t)STAGES[k].c, sz = stage_numel(k), g = (size_t)STAGES[k].groups;
+        v.dk[k] += i0 * c;
+        v.ddk[k] += i0 * c;
+        v.a[k] += i0 * sz;
+        v.y[k] += i0 * sz;
+        v.h[k] += i0 * sz;
+        v.mean[k] += i0 * g;
+        v.rstd[k] += i0 * g;
+        if (v.dh[k]) v.dh[k] += i0 * sz;
+        if (sz > maxst) maxst = sz;
+    }
+    for (int j = 0; j < 3; j++) {
+        v.cat[j] += i0 * cat_numel(j);
+        v.dcat[j] += i0 * cat_numel(j);
+    }
+    v.dy += i0 * maxst;
+    v.da += i0 * maxst;
+    v.colbuf = m->scol[s];
+    if (s > 0) v.w_grad = m->sgrad[s];
+    return v;
+}
+
+/* fwd_chunk over the slices of n samples (arguments as fwd_chunk's) */
+static void fwd_sliced(scorenet *m, const float *w, size_t n, const float *t, size_t ts, const float *x, int x_host)
+{
+    const int S = slice_count(m, n);
+    if (S == 1) {
+        fwd_chunk(m, w, n, t, ts, x, x_host);
+        return;
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int s = 0; s < S; s++) {
+        const size_t i0 = slice_start(n, S, s), i1 = slice_start(n, S, s + 1);
+        scorenet v = slice_view(m, i0, s);
+        fwd_chunk(&v, w, i1 - i0, t + i0 * ts, ts, x + i0 * SCORENET_DIM, x_host);
+    }
+}
+
+/* bwd_chunk over the slices of n samples (arguments as bwd_chunk's; dscore, dx table memory) */
+static void bwd_sliced(scorenet *m, const float *w, size_t n, const float *dscore, int grads, float *dx)
+{
+    const int S = slice_count(m, n);
+    if (S == 1) {
+        bwd_chunk(m, w, n, dscore, grads, dx);
+        return;
+    }
+    const size_t T = m->p->total;
+    if (grads)
+        for (int s = 1; s < S; s++)
+            if (!m->sgrad[s]) m->sgrad[s] = m->be->alloc(T);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int s = 0; s < S; s++) {
+        const size_t i0 = slice_start(n, S, s), i1 = slice_start(n, S, s + 1);
+        scorenet v = slice_view(m, i0, s);
+        if (grads && s > 0) memset(v.w_grad, 0, T * sizeof(float));
+        bwd_chunk(&v, w, i1 - i0, dscore + i0 * SCORENET_DIM, grads, dx ? dx + i0 * SCORENET_DIM : NULL);
+    }
+    if (grads) {
+        float *g = m->w_grad;
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < T; i++) {
+            float a = g[i];
+            for (int s = 1; s < S; s++) a += m->sgrad[s][i];
+            g[i] = a;
+        }
+    }
+}
+
 /* the table's weights: the EMA if asked and trainer state exists, else the weights (the EMA then, params.h) */
 static const float *weights(const scorenet *m, int use_ema) { return use_ema && m->w_ema ? m->w_ema : m->w_data; }
 
@@ -439,7 +565,7 @@ void scorenet_forward(scorenet *m, int use_ema, size_t n, const float *t, size_t
     const float *w = weights(m, use_ema);
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
         size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
-        fwd_chunk(m, w, nc, t + i0 * t_stride, t_stride, x + i0 * SCORENET_DIM, 1);
+        fwd_sliced(m, w, nc, t + i0 * t_stride, t_stride, x + i0 * SCORENET_DIM, 1);
         m->be->download(out + i0 * SCORENET_DIM, m->sc, nc * SCORENET_DIM);
     }
 }
@@ -453,7 +579,7 @@ void scorenet_backward(scorenet *m, int use_ema, size_t n, const float *t, size_
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
         size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
         const size_t nd = nc * SCORENET_DIM;
-        fwd_chunk(m, w, nc, t + i0 * t_stride, t_stride, x + i0 * SCORENET_DIM, 1);
+        fwd_sliced(m, w, nc, t + i0 * t_stride, t_stride, x + i0 * SCORENET_DIM, 1);
         if (score) be->download(score + i0 * SCORENET_DIM, m->sc, nd);
         /* host arrays on the cpu are used in place; a device gets copies */
         const float *ds = dscore + i0 * SCORENET_DIM;
@@ -462,7 +588,7 @@ void scorenet_backward(scorenet *m, int use_ema, size_t n, const float *t, size_
             ds = m->dsc;
         }
         float *dxc = dx ? (be->host ? dx + i0 * SCORENET_DIM : m->dxbuf) : NULL;
-        bwd_chunk(m, w, nc, ds, accumulate_grad, dxc);
+        bwd_sliced(m, w, nc, ds, accumulate_grad, dxc);
         if (dx && !be->host) be->download(dx + i0 * SCORENET_DIM, m->dxbuf, nd);
     }
 }
@@ -481,12 +607,12 @@ static double dsm_chunk(scorenet *m, const float *w, size_t nc, size_t ntot, con
                         float *dxt)
 {
     const nn_backend *be = m->be;
-    fwd_chunk(m, w, nc, tch, 1, m->xt, 0);
+    fwd_sliced(m, w, nc, tch, 1, m->xt, 0);
     const int need = grads || dxt;
     double l = be->dsm_loss(nc, SCORENET_DIM, m->sc, m->std, m->z, need ? m->dsc : NULL);
     if (need && isfinite(l)) {
         if (nc != ntot) be->scale(m->dsc, (float)((double)nc / (double)ntot), nc * SCORENET_DIM);
-        bwd_chunk(m, w, nc, m->dsc, grads, dxt);
+        bwd_sliced(m, w, nc, m->dsc, grads, dxt);
     }
     return l * (double)nc / (double)ntot;
 }
@@ -823,9 +949,14 @@ static void fwd_chunk(scorenet *m, const float *w, size_t n, const float *t, siz
         if (!d->transposed) conv_fwd(m, k, m->a[k], in, PW(w, m->i_cw[k]), N);
         else tconv_fwd(m, k, m->a[k], in, PW(w, m->i_cw[k]), N);
         chan_add_fwd(m, m->a[k], m->dk[k], N, SC(k), SHW(k));
-        gn_fwd(m, m->y[k], m->mean[k], m->rstd[k], m->a[k], PW(w, m->i_gw[k]), PW(w, m->i_gb[k]), N, SC(k), SHW(k),
-               d->groups);
-        be->silu_forward(m->h[k], m->y[k], n * stage_numel(k));
+        if (be->groupnorm_silu_forward) {
+            be->groupnorm_silu_forward(m->y[k], m->h[k], m->mean[k], m->rstd[k], m->a[k], PW(w, m->i_gw[k]),
+                                       PW(w, m->i_gb[k]), N, SC(k), SHW(k), d->groups, (float)GN_EPS);
+        } else {
+            gn_fwd(m, m->y[k], m->mean[k], m->rstd[k], m->a[k], PW(w, m->i_gw[k]), PW(w, m->i_gb[k]), N, SC(k),
+                   SHW(k), d->groups);
+            be->silu_forward(m->h[k], m->y[k], n * stage_numel(k));
+        }
         if (k >= 4) cat_fwd(m, m->cat[k - 4], m->h[k], SC(k), m->h[SKIP[k - 4]], SC(SKIP[k - 4]), N, SHW(k));
     }
     /* tconv1: cat[2] [n, 64, 26, 26] -> out [n, 1, 28, 28] + bias; score = out / std */
@@ -849,21 +980,37 @@ static void bwd_chunk(scorenet *m, const float *w, size_t n, const float *dscore
     for (int k = NSTAGE - 1; k >= 0; k--) {
         const stage_desc *d = &STAGES[k];
         const size_t sz = n * stage_numel(k);
-        float *dh;
+        const int fused = be->groupnorm_silu_backward && be->concat_split;
+        float *dh, *da;   /* dL/dh_k, dL/da_k */
+        size_t dh_bstride = stage_numel(k);
         if (k >= 4) {
             /* split dcat[k-4] = [dh_k, dskip] ; dskip goes to dh[SKIP] (initialised here) */
             int sk = SKIP[k - 4];
-            cat_bwd(m, m->dy, m->dh[sk], m->dcat[k - 4], SC(k), SC(sk), N, SHW(k));
-            dh = m->dy;
+            if (fused) {
+                /* dh_k is read where it lies (the first channels of dcat), dL/da_k goes to m->dy */
+                be->concat_split(NULL, m->dh[sk], m->dcat[k - 4], N, SC(k), SC(sk), SHW(k));
+                dh = m->dcat[k - 4];
+                dh_bstride = cat_numel(k - 4);
+                da = m->dy;
+            } else {
+                cat_bwd(m, m->dy, m->dh[sk], m->dcat[k - 4], SC(k), SC(sk), N, SHW(k));
+                dh = da = m->dy;
+            }
         } else {
-            dh = m->dh[k];   /* skip part (k < 3) or tconv4's input gradient (k == 3), plus conv_{k+1} din */
+            dh = da = m->dh[k];   /* skip part (k < 3) or tconv4's input gradient (k == 3), plus conv_{k+1} din;
+                                   * consumed here, so it is reused for dL/da_k */
         }
         /* swish, GroupNorm, + Dense_k(e) */
-        be->zero(m->da, sz);
-        be->silu_backward(m->da, dh, m->y[k], sz);          /* m->da = dL/dy_k */
-        float *da = dh;                                     /* dL/dh_k is consumed: reuse it for dL/da_k */
-        gn_bwd(m, da, GW(m->i_gw[k]), GW(m->i_gb[k]), m->da, m->a[k], m->mean[k], m->rstd[k], PW(w, m->i_gw[k]), N,
-               SC(k), SHW(k), d->groups);
+        if (fused) {
+            be->groupnorm_silu_backward(da, GW(m->i_gw[k]), GW(m->i_gb[k]), dh, dh_bstride, m->y[k], m->a[k],
+                                        m->mean[k], m->rstd[k], PW(w, m->i_gw[k]), N, SC(k), SHW(k), d->groups,
+                                        m->da);
+        } else {
+            be->zero(m->da, sz);
+            be->silu_backward(m->da, dh, m->y[k], sz);      /* m->da = dL/dy_k */
+            gn_bwd(m, da, GW(m->i_gw[k]), GW(m->i_gb[k]), m->da, m->a[k], m->mean[k], m->rstd[k], PW(w, m->i_gw[k]),
+                   N, SC(k), SHW(k), d->groups);
+        }
         if (grads) {
             be->zero(m->ddk[k], n * (size_t)SC(k));
             chan_add_bwd(m, m->ddk[k], da, N, SC(k), SHW(k));

@@ -81,10 +81,18 @@ typedef struct nn_backend {
                               const float *beta, int B, int C, int HW, int G, float eps);
     void (*groupnorm_backward)(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                                const float *mean, const float *rstd, const float *gamma, int B, int C, int HW, int G);
+    /* norm.h GroupNorm + SiLU fused; OPTIONAL (NULL: the network runs groupnorm_* and silu_* instead) */
+    void (*groupnorm_silu_forward)(float *y, float *h, float *mean, float *rstd, const float *in, const float *gamma,
+                                   const float *beta, int B, int C, int HW, int G, float eps);
+    void (*groupnorm_silu_backward)(float *din, float *dgamma, float *dbeta, const float *dh, size_t dh_bstride,
+                                    const float *y, const float *in, const float *mean, const float *rstd, const float *gamma, int B,
+                                    int C, int HW, int G, float *ws);
     void (*chan_add_forward)(float *x, const float *v, int B, int C, int HW, int v_bstride);
     void (*chan_add_backward)(float *dv, const float *dout, int B, int C, int HW, int v_bstride);
     void (*concat_forward)(float *out, const float *a, const float *b, int B, int C1, int C2, int HW);
     void (*concat_backward)(float *da, float *db, const float *dout, int B, int C1, int C2, int HW);
+    /* tensor_ops.h nn_concat_split (overwrites); OPTIONAL (NULL: zero + concat_backward) */
+    void (*concat_split)(float *da, float *db, const float *dout, int B, int C1, int C2, int HW);
     /* dst[n, d] = src[n, d] / v[n] (per-sample factors such as std(t); dst may be src) */
     void (*rowdiv)(float *dst, const float *v, const float *src, int n, int d);
     void (*scale)(float *x, float a, size_t n);   /* x[n] *= a */

@@ -141,6 +141,8 @@ void nn_im2col(float *restrict col, const float *restrict img, int n, const nn_c
                 if (hi > lo) {
                     const float *s = src + (size_t)ih * w->IW + (lo * w->SW - w->PW + j);
                     if (w->SW == 1) memcpy(d + lo, s, (size_t)(hi - lo) * sizeof *d);
+                    else if (w->SW == 2)   /* the ScoreNet's strided layers: a constant stride vectorises */
+                        for (int ow = lo; ow < hi; ow++) d[ow] = s[(size_t)(ow - lo) * 2];
                     else
                         for (int ow = lo; ow < hi; ow++) d[ow] = s[(size_t)(ow - lo) * w->SW];
                 }
@@ -175,6 +177,8 @@ static void col2im_add(float *restrict img, const float *restrict col, int n, co
                     if (w->SW == 1) {
 #pragma omp simd
                         for (int ow = lo; ow < hi; ow++) d[ow - lo] += s[ow];
+                    } else if (w->SW == 2) {
+                        for (int ow = lo; ow < hi; ow++) d[(size_t)(ow - lo) * 2] += s[ow];
                     } else {
                         for (int ow = lo; ow < hi; ow++) d[(size_t)(ow - lo) * w->SW] += s[ow];
                     }

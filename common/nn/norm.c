@@ -5,9 +5,11 @@
  * Backward: per (b, g) the two group sums of dxhat and dxhat xhat in double, then din; a second pass over
  * channels (threads own channels) sums dgamma / dbeta over the batch in a fixed order. */
 #include "norm.h"
+#include "act_exp.h"
 #include "log.h"
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #define NORM_PAR_MIN (1L << 14)   /* elements below which a call stays single-threaded */
 
@@ -123,4 +125,112 @@ void nn_layernorm_backward(float *din, float *dgamma, float *dbeta, const float 
                            const float *mean, const float *rstd, const float *gamma, int N, int D)
 {
     nn_groupnorm_backward(din, dgamma, dbeta, dout, in, mean, rstd, gamma, N, D, 1, 1);
+}
+
+/* ---------------------------------------------------------------- GroupNorm + SiLU, fused (norm.h)
+ * One pass per (sample, group) instead of GroupNorm, then SiLU over the whole tensor; the sums are vector
+ * reductions (double lanes), so they match nn_groupnorm_* up to the order of the additions. */
+
+void nn_groupnorm_silu_forward(float *y, float *h, float *mean, float *rstd, const float *in, const float *gamma,
+                               const float *beta, int B, int C, int HW, int G, float eps)
+{
+    check(B, C, HW, G);
+    const int CG = C / G;
+    const size_t n = (size_t)CG * HW;
+#pragma omp parallel for schedule(static) if ((long)B * C * HW >= NORM_PAR_MIN)
+    for (int bg = 0; bg < B * G; bg++) {
+        const int b = bg / G, g = bg % G;
+        const size_t base = ((size_t)b * C + (size_t)g * CG) * HW;
+        const float *x = in + base;
+        double s = 0.0;
+#pragma omp simd reduction(+ : s)
+        for (size_t i = 0; i < n; i++) s += x[i];
+        const double mu = s / (double)n;
+        double v = 0.0;
+#pragma omp simd reduction(+ : v)
+        for (size_t i = 0; i < n; i++) {
+            const double d = x[i] - mu;
+            v += d * d;
+        }
+        const double rs = 1.0 / sqrt(v / (double)n + (double)eps);
+        mean[bg] = (float)mu;
+        rstd[bg] = (float)rs;
+        for (int cc = 0; cc < CG; cc++) {
+            const int c = g * CG + cc;
+            const float a = (float)rs * (gamma ? gamma[c] : 1.0f);
+            const float sh = (beta ? beta[c] : 0.0f) - (float)mu * a;
+            const float *xr = x + (size_t)cc * HW;
+            float *yo = y + base + (size_t)cc * HW, *ho = h + base + (size_t)cc * HW;
+#pragma omp simd
+            for (int p = 0; p < HW; p++) {
+                const float yv = fmaf(xr[p], a, sh);
+                yo[p] = yv;
+                ho[p] = act_silu(yv);
+            }
+        }
+    }
+}
+
+void nn_groupnorm_silu_backward(float *din, float *dgamma, float *dbeta, const float *dh, size_t dh_bstride,
+                                const float *y, const float *in, const float *mean, const float *rstd, const float *gamma, int B,
+                                int C, int HW, int G, float *ws)
+{
+    check(B, C, HW, G);
+    const int CG = C / G;
+    const size_t n = (size_t)CG * HW;
+    const int aff = dgamma || dbeta;
+    double *acc = aff ? calloc(2 * (size_t)C, sizeof *acc) : NULL;   /* dgamma, dbeta sums over b, per c */
+    LOG_CHECK(!aff || acc, "groupnorm_silu_backward: out of memory (%d channels)", C);
+    /* one thread: the sums over b of dgamma / dbeta go in b order (ws is one group's dy) */
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < G; g++) {
+            const size_t bg = (size_t)b * G + g, base = ((size_t)b * C + (size_t)g * CG) * HW;
+            const float mu = mean[bg], rs = rstd[bg];
+            double s1 = 0.0, s2 = 0.0;   /* sum dxhat, sum dxhat xhat */
+            for (int cc = 0; cc < CG; cc++) {
+                const int c = g * CG + cc;
+                const float gm = gamma ? gamma[c] : 1.0f;
+                const size_t o = base + (size_t)cc * HW;
+                const float *x = in + o, *yy = y + o;
+                const float *d = dh + (size_t)b * dh_bstride + ((size_t)g * CG + cc) * HW;
+                float *dy = ws + (size_t)cc * HW;
+                float a1 = 0.0f, a2 = 0.0f, ag = 0.0f, ab = 0.0f;
+#pragma omp simd reduction(+ : a1, a2, ag, ab)
+                for (int p = 0; p < HW; p++) {
+                    const float dv = d[p] * act_silu_grad(yy[p]);
+                    const float xh = (x[p] - mu) * rs;
+                    dy[p] = dv;
+                    a1 += dv * gm;
+                    a2 += (dv * gm) * xh;
+                    ag += dv * xh;
+                    ab += dv;
+                }
+                s1 += a1;
+                s2 += a2;
+                if (aff) {
+                    acc[c] += ag;
+                    acc[C + c] += ab;
+                }
+            }
+            if (!din) continue;
+            const float m1 = (float)(s1 / (double)n), m2 = (float)(s2 / (double)n);
+            for (int cc = 0; cc < CG; cc++) {
+                const float gm = gamma ? gamma[g * CG + cc] : 1.0f;
+                const size_t o = base + (size_t)cc * HW;
+                const float *x = in + o, *dy = ws + (size_t)cc * HW;
+                float *dx = din + o;
+#pragma omp simd
+                for (int p = 0; p < HW; p++) {
+                    const float xh = (x[p] - mu) * rs;
+                    dx[p] = rs * (dy[p] * gm - m1 - xh * m2);
+                }
+            }
+        }
+    if (aff) {
+        for (int c = 0; c < C; c++) {
+            if (dgamma) dgamma[c] += (float)acc[c];
+            if (dbeta) dbeta[c] += (float)acc[C + c];
+        }
+        free(acc);
+    }
 }

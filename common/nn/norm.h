@@ -16,6 +16,7 @@
  * on the thread count. */
 #ifndef SF_NN_NORM_H
 #define SF_NN_NORM_H
+#include <stddef.h>
 
 /* out[B, C, HW] = GroupNorm_G(in[B, C, HW]) gamma[C] + beta[C]; saves mean[B, G], rstd[B, G]. C % G == 0.
  * out may equal in (in place). */
@@ -25,6 +26,21 @@ void nn_groupnorm_forward(float *out, float *mean, float *rstd, const float *in,
  * in[B, C, HW], mean[B, G], rstd[B, G], gamma[C] (NULL = 1). */
 void nn_groupnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                            const float *mean, const float *rstd, const float *gamma, int B, int C, int HW, int G);
+
+/* GroupNorm followed by SiLU (the ScoreNet's "GN then swish" stages), one pass:
+ *     y = GroupNorm_G(in) gamma + beta (saved: the SiLU input),  h = silu(y) = y / (1 + e^-y)
+ * mean / rstd as nn_groupnorm_forward. Same values as nn_groupnorm_forward + nn_silu_forward up to the order of
+ * the statistic sums (vector reductions). */
+void nn_groupnorm_silu_forward(float *y, float *h, float *mean, float *rstd, const float *in, const float *gamma,
+                               const float *beta, int B, int C, int HW, int G, float eps);
+/* Its backward from dh = dL/dh: dy = dh silu'(y), then GroupNorm's backward with dout = dy, except that din is
+ * OVERWRITTEN (din may be dh: each group is read before it is written). Sample b of dh starts at dh + b
+ * dh_bstride (C HW when dense; larger: dh is the first channels of a concatenation's gradient); dgamma / dbeta ACCUMULATE (each may
+ * be NULL; din NULL: only them). ws: (C/G) HW floats of scratch. Single-threaded (it runs inside the ScoreNet's
+ * batch slices); the sums of dgamma / dbeta over b go in b order in double. */
+void nn_groupnorm_silu_backward(float *din, float *dgamma, float *dbeta, const float *dh, size_t dh_bstride,
+                                const float *y, const float *in, const float *mean, const float *rstd, const float *gamma, int B,
+                                int C, int HW, int G, float *ws);
 
 /* out[N, D] = LayerNorm(in[N, D]) gamma[D] + beta[D]; saves mean[N], rstd[N] */
 void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma,

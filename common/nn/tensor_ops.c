@@ -59,6 +59,17 @@ void nn_concat_forward(float *out, const float *a, const float *b, int B, int C1
     }
 }
 
+void nn_concat_split(float *da, float *db, const float *dout, int B, int C1, int C2, int HW)
+{
+    const size_t na = (size_t)C1 * HW, nbb = (size_t)C2 * HW;
+#pragma omp parallel for schedule(static) if ((long)B * (C1 + C2) * HW >= OPS_PAR_MIN)
+    for (int i = 0; i < B; i++) {
+        const float *g = dout + (size_t)i * (na + nbb);
+        if (da) memcpy(da + (size_t)i * na, g, na * sizeof *da);
+        if (db) memcpy(db + (size_t)i * nbb, g + na, nbb * sizeof *db);
+    }
+}
+
 void nn_concat_backward(float *da, float *db, const float *dout, int B, int C1, int C2, int HW)
 {
     const size_t na = (size_t)C1 * HW, nbb = (size_t)C2 * HW;

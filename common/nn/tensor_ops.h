@@ -32,6 +32,8 @@ void nn_chan_add_backward(float *dv, const float *dout, int B, int C, int HW, in
 void nn_concat_forward(float *out, const float *a, const float *b, int B, int C1, int C2, int HW);
 /* da[B, C1, HW] += dout[:, :C1];  db[B, C2, HW] += dout[:, C1:]  (dout [B, C1 + C2, HW]; da / db may be NULL) */
 void nn_concat_backward(float *da, float *db, const float *dout, int B, int C1, int C2, int HW);
+/* the same split, OVERWRITING da [B, C1, HW] and db [B, C2, HW] (each may be NULL) */
+void nn_concat_split(float *da, float *db, const float *dout, int B, int C1, int C2, int HW);
 
 /* out[B, K] = log_softmax(in[B, K]) over the last dim (max-shifted, sums in double) */
 void nn_log_softmax_forward(float *out, const float *in, int B, int K);
