@@ -5,14 +5,14 @@
  * operand wants (pairs of consecutive k in one 32-bit slot), zero-padded to whole tiles: dh to dhp (a multiple of
  * 32) and Tk to Tkp (a multiple of 32), so any head size and key count work (padding adds exact zeros to the dot
  * products; padded keys are masked out of the softmax). Then each task, one (batch, head, block of AT_QB = 32 query
- * rows), walks the keys in blocks of AT_KB = 64:
- *     S[32, 64]  = Q K^T              four 16x16 fp32 tiles per 32 keys (2x2 blocking: one tile load per TDPBF16PS)
+ * rows), walks the keys in blocks of AT_KB = 128:
+ *     S[32, KB]  = Q K^T              four 16x16 fp32 tiles per 32 keys (2x2 blocking: one tile load per TDPBF16PS)
  *     m, l, P    online softmax in fp32 AVX-512 (exp2 with the scale * log2(e) folded in); P rounded to bf16,
  *                and l sums the ROUNDED P, so the weights applied to V are exactly the ones normalised
  *     O[32, dhp] = O * e^{m_old - m} + P V     O lives in memory (the rescale is a vector pass); its tiles are
  *                loaded, accumulated over the block's keys and stored back
  * and writes out = O / l for its real rows and head columns. The [Tq x Tk] score matrix never exists beyond one
- * 32 x 64 block per thread. Products of bf16 values are exact in fp32 and sums are fp32; the error against the
+ * 32 x AT_KB block per thread. Products of bf16 values are exact in fp32 and sums are fp32; the error against the
  * fp32 kernel is the bf16 rounding of q, k, v and P (~2^-9 relative each).
  *
  * Compiled with AVX512_FLAGS and -mamx-* (Makefile), reached only after nn_amx_available() (attention.c). The
@@ -25,7 +25,10 @@
 #include <string.h>
 
 #define AT_QB 32
-#define AT_KB 64
+#ifndef AT_KB
+#define AT_KB 128
+#endif
+#define AT_LAZY 8.0f   /* log2 units the running max may lag behind (see the softmax in attn_task) */
 
 static inline int pad32(int n) { return (n + 31) / 32 * 32; }
 static inline size_t up16(size_t n) { return (n + 15) / 16 * 16; }
@@ -72,7 +75,7 @@ static inline __m256i bf16x16(const float *x, int n)
     return (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask16(n), x));
 }
 
-/* 2^x for x <= 0 (x = -inf gives ~2^-126, the caller masks those lanes): 2^n 2^f, f in [-1/2, 1/2], degree-5
+/* 2^x for x <= AT_LAZY (x = -inf gives ~2^-126, the caller masks those lanes): 2^n 2^f, f in [-1/2, 1/2], degree-5
  * Taylor polynomial (relative error < 3e-6, far below the bf16 rounding of P that follows) */
 static inline __m512 exp2_neg(__m512 x)
 {
@@ -166,34 +169,45 @@ static void attn_task(float *out, int ldo, const float *q, int ldq, const uint32
             _tile_stored(3, S + (size_t)16 * AT_KB + cc + 16, AT_KB * 4);
         }
         __asm__ volatile("" ::: "memory");
-        /* online softmax per row, in base 2: t = c2 s, m' = max(m, max t), P = 2^{t - m'} rounded to bf16 */
+        /* online softmax per row, in base 2: t = c2 s, P = 2^{t - m} rounded to bf16. The running max m is moved
+         * only when the block's max exceeds it by more than AT_LAZY (then O and l are rescaled by 2^{m_old - m}):
+         * P <= 2^AT_LAZY meanwhile, harmless in fp32 and bf16 (8-bit exponent), and O / l is the same quotient,
+         * while most blocks after the first skip the rescale */
         const __m512 vc2 = _mm512_set1_ps(c2);
+        const int full = valid >= nk;
         for (int i = 0; i < AT_QB; i++) {
             const float *s = S + (size_t)i * AT_KB;
-            __m512 vmx = _mm512_set1_ps(-INFINITY);
-            for (int j = 0; j < nk; j += 16)
-                vmx = _mm512_mask_max_ps(vmx, mask16(valid - j), vmx, _mm512_loadu_ps(s + j));
-            const float smax = _mm512_reduce_max_ps(vmx) * c2;
-            const float mx = smax > m[i] ? smax : m[i];
-            const __m512 vm = _mm512_set1_ps(mx);
+            __m512 vmx = _mm512_loadu_ps(s);
+            if (full)
+                for (int j = 16; j < nk; j += 16) vmx = _mm512_max_ps(vmx, _mm512_loadu_ps(s + j));
+            else
+                for (int j = 16; j < nk; j += 16)
+                    vmx = _mm512_mask_max_ps(vmx, mask16(valid - j), vmx, _mm512_loadu_ps(s + j));
+            if (valid < 16) vmx = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), mask16(valid), vmx);
+            const float mx = _mm512_reduce_max_ps(vmx) * c2;
+            if (mx > m[i] + AT_LAZY) {
+                if (m[i] != -INFINITY) {
+                    const float corr = exp2f(m[i] - mx);
+                    l[i] *= corr;
+                    float *o = O + (size_t)i * dhp;
+                    const __m512 vc = _mm512_set1_ps(corr);
+                    for (int e = 0; e < dhp; e += 16)
+                        _mm512_storeu_ps(o + e, _mm512_mul_ps(_mm512_loadu_ps(o + e), vc));
+                }
+                m[i] = mx;
+            }
+            const __m512 vm = _mm512_set1_ps(m[i]);
             __m512 vsum = _mm512_setzero_ps();
             uint16_t *p = P + (size_t)i * AT_KB;
             for (int j = 0; j < nk; j += 16) {
-                const __m512 t = _mm512_fmsub_ps(_mm512_loadu_ps(s + j), vc2, vm);
-                const __m256i pb = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_mov_ps(mask16(valid - j), exp2_neg(t)));
+                __m512 e = exp2_neg(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), vc2, vm));
+                if (!full) e = _mm512_maskz_mov_ps(mask16(valid - j), e);
+                const __m256i pb = (__m256i)_mm512_cvtneps_pbh(e);
                 _mm256_storeu_si256((__m256i *)(p + j), pb);
                 vsum = _mm512_add_ps(vsum, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(pb), 16)));
             }
-            const float corr = m[i] == -INFINITY ? 0.0f : exp2f(m[i] - mx);
-            l[i] = l[i] * corr + _mm512_reduce_add_ps(vsum);
-            m[i] = mx;
-            if (corr != 1.0f) {
-                float *o = O + (size_t)i * dhp;
-                const __m512 vc = _mm512_set1_ps(corr);
-                for (int e = 0; e < dhp; e += 16) _mm512_storeu_ps(o + e, _mm512_mul_ps(_mm512_loadu_ps(o + e), vc));
-            }
+            l[i] += _mm512_reduce_add_ps(vsum);
         }
-        __asm__ volatile("" ::: "memory");
         /* O += P V over this block's keys, 32 head columns at a time */
         const uint32_t *vb = Vp + (size_t)(j0 / 2) * dhp;
         for (int ec = 0; ec < dhp; ec += 32) {
