@@ -4,6 +4,7 @@
  * taken four at a time so each loaded key / value vector feeds four FMAs. */
 #include "attention.h"
 #include "act.h"
+#include "gemm_amx.h"
 #include "log.h"
 #include <float.h>
 #include <math.h>
@@ -214,6 +215,30 @@ void nn_attention_forward(float *out, int ldo, const float *q, int ldq, const fl
                    q + ((size_t)b * Tq + i0) * ldq + (size_t)h * dh, ldq, k + (size_t)b * Tk * ldk + (size_t)h * dh,
                    ldk, v + (size_t)b * Tk * ldv + (size_t)h * dh, ldv, nq, Tk, dh, scale, tw, avx512);
     }
+}
+
+int nn_attention_bf16_uses_amx(int dh) { return dh > 0 && dh <= 512 && nn_amx_available(); }
+
+size_t nn_attention_bf16_ws_floats(int B, int heads, int Tk, int dh, int threads)
+{
+    const size_t f32 = nn_attention_ws_floats(dh, threads);
+    if (!nn_attention_bf16_uses_amx(dh)) return f32;
+    const size_t amx = nn_attention_amx_ws_floats_(B, heads, Tk, dh, threads);
+    return amx > f32 ? amx : f32;
+}
+
+void nn_attention_bf16_forward(float *out, int ldo, const float *q, int ldq, const float *k, int ldk, const float *v,
+                               int ldv, int B, int heads, int Tq, int Tk, int dh, float scale, float *ws, size_t ws_n)
+{
+    if (!nn_attention_bf16_uses_amx(dh)) {
+        nn_attention_forward(out, ldo, q, ldq, k, ldk, v, ldv, B, heads, Tq, Tk, dh, scale, ws, ws_n);
+        return;
+    }
+    if (B <= 0 || heads <= 0 || Tq <= 0) return;
+    if (Tk <= 0) LOG_FATAL("nn_attention_bf16_forward: Tk %d", Tk);
+    const size_t need = nn_attention_amx_ws_floats_(B, heads, Tk, dh, omp_get_max_threads());
+    if (ws_n < need) LOG_FATAL("nn_attention_bf16_forward: workspace %zu floats < %zu", ws_n, need);
+    nn_attention_amx_(out, ldo, q, ldq, k, ldk, v, ldv, B, heads, Tq, Tk, dh, scale, ws);
 }
 
 void nn_attention_ref(float *out, int ldo, const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,

@@ -23,6 +23,25 @@ size_t nn_attention_ws_floats(int dh, int threads);
 void nn_attention_forward(float *out, int ldo, const float *q, int ldq, const float *k, int ldk, const float *v,
                           int ldv, int B, int heads, int Tq, int Tk, int dh, float scale, float *ws, size_t ws_n);
 
+/* bf16 attention (issue 9 speed goal): the same contract as nn_attention_forward, with q, k, v rounded to bf16
+ * (round to nearest even) and the softmax weights P rounded to bf16 before P V; scores, the online softmax and all
+ * sums are fp32. Runs the AMX tile kernel (nn/attention_amx.c) when the bf16 GEMM runs on AMX (nn_amx_available:
+ * the CPU has AMX-BF16 and Linux grants the tile state; SF_GEMM_KERNEL=generic|avx512 turns it off) and dh <= 512;
+ * otherwise it IS nn_attention_forward (fp32; then ws must be sized for it too: the ws function below takes the
+ * larger). Any Tq, Tk, dh (padded to whole tiles inside). Error against the fp32 kernel: the input rounding,
+ * ~2^-8 relative per operand (tests/test_attention.c states the bound it checks). Result independent of the
+ * thread count. Workspace: ws[ws_n] floats, ws_n >= nn_attention_bf16_ws_floats(B, heads, Tk, dh, threads)
+ * (the packed bf16 K and V of every head, B heads Tk dh floats, plus ~12 KiB per thread for dh 64). */
+int nn_attention_bf16_uses_amx(int dh);
+size_t nn_attention_bf16_ws_floats(int B, int heads, int Tk, int dh, int threads);
+void nn_attention_bf16_forward(float *out, int ldo, const float *q, int ldq, const float *k, int ldk, const float *v,
+                               int ldv, int B, int heads, int Tq, int Tk, int dh, float scale, float *ws, size_t ws_n);
+
+/* internal (attention_amx.c, AVX-512 + AMX object): reached only through nn_attention_bf16_forward */
+size_t nn_attention_amx_ws_floats_(int B, int heads, int Tk, int dh, int threads);
+void nn_attention_amx_(float *out, int ldo, const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
+                       int B, int heads, int Tq, int Tk, int dh, float scale, float *ws);
+
 /* The naive reference (full scores per row, double accumulation): tests only. */
 void nn_attention_ref(float *out, int ldo, const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                       int B, int heads, int Tq, int Tk, int dh, float scale);

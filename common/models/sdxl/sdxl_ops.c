@@ -379,11 +379,18 @@ void sdxl_ops_attention(sdxl_ops *o, float *out, const float *q, const float *k,
                         int Tq, int Tk, int dh)
 {
     ON_CUDA(o, sdxl_ops_cuda_attention(out, q, k, v, B, heads, Tq, Tk, dh));
+    const int C = heads * dh;
+    const float scale = 1.0f / sqrtf((float)dh);
+    if (o->attn_bf16) {
+        const size_t need = nn_attention_bf16_ws_floats(B, heads, Tk, dh, omp_get_max_threads());
+        float *ws = grow(&o->attn_ws, &o->attn_cap, need);
+        TIMED(o, SDXL_OPS_ATTN,
+              nn_attention_bf16_forward(out, C, q, C, k, C, v, C, B, heads, Tq, Tk, dh, scale, ws, need));
+        return;
+    }
     const size_t need = nn_attention_ws_floats(dh, omp_get_max_threads());
     float *ws = grow(&o->attn_ws, &o->attn_cap, need);
-    const int C = heads * dh;
-    TIMED(o, SDXL_OPS_ATTN,
-          nn_attention_forward(out, C, q, C, k, C, v, C, B, heads, Tq, Tk, dh, 1.0f / sqrtf((float)dh), ws, need));
+    TIMED(o, SDXL_OPS_ATTN, nn_attention_forward(out, C, q, C, k, C, v, C, B, heads, Tq, Tk, dh, scale, ws, need));
 }
 
 /* blocked transposes: 32 x 32 tiles keep both sides in cache */

@@ -41,6 +41,8 @@ typedef struct {
     size_t lora_cap;
     float *pack;         /* AMX packed activations */
     size_t pack_cap;
+    int attn_bf16;       /* CPU attention on bf16 inputs (nn_attention_bf16_forward: AMX tiles where the CPU has
+                          * them); set by a network whose weights are bf16. 0: the fp32 kernel */
     device_kind dev;     /* where activations live and the ops run (DEVICE_CPU after init) */
     struct sdxl_ops_cuda *cu;   /* the CUDA state: weight cache, workspace, staging (sdxl_cuda_backend.c); else NULL */
 } sdxl_ops;
@@ -95,7 +97,7 @@ void sdxl_ops_silu(sdxl_ops *o, float *out, const float *in, size_t n);
 /* out[T, I] = in[T, :I] * gelu(in[T, I:2I]) (diffusers GEGLU, exact GELU) */
 void sdxl_ops_geglu(sdxl_ops *o, float *out, const float *in, int T, int I);
 /* multi-head attention over token matrices q[B*Tq, heads*dh], k, v[B*Tk, heads*dh] -> out[B*Tq, heads*dh],
- * scale 1/sqrt(dh) */
+ * scale 1/sqrt(dh); with attn_bf16 set, q, k, v and the softmax weights are rounded to bf16 (nn/attention.h) */
 void sdxl_ops_attention(sdxl_ops *o, float *out, const float *q, const float *k, const float *v, int B, int heads,
                         int Tq, int Tk, int dh);
 /* out[B, HW, C] = in[B, C, HW]^T per sample */

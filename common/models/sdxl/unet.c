@@ -438,6 +438,8 @@ static utrans bind_transformer(binder *bd, int C, int heads, int ctx_dim, int nl
     } while (0)
         TB("norm1", b->ln1 = bind_norm, bd, C, s);
         TB("attn1.to_q", b->q1 = bind_linear, bd, C, C, 0, s);
+        /* bf16 weights: the bf16 path throughout, attention included (sdxl_ops.attn_bf16) */
+        if (b->q1.w && b->q1.w->dtype == NN_BF16) bd->u->ops.attn_bf16 = 1;
         TB("attn1.to_k", b->k1 = bind_linear, bd, C, C, 0, s);
         TB("attn1.to_v", b->v1 = bind_linear, bd, C, C, 0, s);
         TB("attn1.to_out.0", b->o1 = bind_linear, bd, C, C, 1, s);
