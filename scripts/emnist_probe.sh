@@ -15,13 +15,20 @@ probe() { nice -n 5 $bin --profile cpu --out "$out" --threads 1 --quiet --probe-
             --probe-steps 250,100,500,1000 "$@"; }
 if [ "${1:-}" != collect ]; then
   $bin --profile cpu --out "$out" --stage classifier --quiet        # the cpu profile's classifier, once
-  # round 1 (measured 2026-11-27): today's recipe, batch 200, constant 1e-3, on the 90:10 auxiliary
-  probe --probe 4 --aux-images 300000 &
-  # not measured yet (the shared machine left no time): smaller batches, warm-up + cosine decay, the 10:90
-  # auxiliary, the cpu profile's 1,450 images. For example:
-  #   probe --probe 4 --aux-images 250000 --aux-batch 100 &
-  #   probe --probe 4 --aux-images 250000 --aux-sched cosine --aux-warmup 10000 &
-  #   probe --probe 1 --aux-train 1450 --aux-val 290 --aux-images 250000 &
+  # round 1 (measured 2026-11-27): batch 200, constant 1e-3, on the 90:10 auxiliary
+  probe --probe 4 --aux-batch 200 --aux-images 300000 &
+  # round 2 (2026-11-27): the 10:90 auxiliary at batch 200, constant and warm-up + cosine (lr 2e-3)
+  probe --probe 1 --aux-batch 200 --aux-images 300000 &
+  wait
+  probe --probe 1 --aux-batch 200 --aux-lr 2e-3 --aux-sched cosine --aux-warmup 10000 --aux-images 300000 &
+  # round 3 (2026-11-27/28): smaller batches (more optimiser steps for the same images), both ends of the
+  # mixture, and the shared warm start (400,000 images on the four sets, then each auxiliary fine-tuned)
+  probe --probe 1 --aux-batch 64 --aux-images 300000 &
+  wait
+  probe --probe 1 --aux-batch 32 --aux-images 300000 &
+  probe --probe 4 --aux-batch 64 --aux-images 300000 &
+  wait
+  probe --probe 1 --aux-batch 200 --aux-init pool --pool-images 400000 --aux-images 200000 --probe-every 50000 &
   wait
 fi
 tmp=$(mktemp)
