@@ -3,6 +3,10 @@
  *   train    one DSM training step (host draws of t and z in dsm_perturb's order + upload, forward, DSM loss,
  *            backward, Adam, EMA) at batch 200 (the paper's) and 1024, images/s; the share of the host draws
  *            (rng_gaussian_fill of batch x 784 normals) is timed separately and printed;
+ *   train-resident  the same step as train_run takes it on a device (train.h resident-data path: data uploaded
+ *            once, minibatches gathered there by index, the loss read one step late), batch 200 and 1024, images/s,
+ *            with the share of wall time the host spent blocked reading losses (near 100% means the GPU is the
+ *            bottleneck, as it should be; low means the host's launches are);
  *   sampler  Euler-Maruyama-like score evaluations at batch 1024: forward calls at a shared time t_k decreasing
  *            from 1 to 1e-3 over 1000 steps on a fixed device batch (the EM state update, one axpy, and the noise
  *            draw are not included); all 1000 calls unless they would take over --max-seconds, in which case the
@@ -25,6 +29,7 @@
 #include "rng.h"
 #include "scorenet.h"
 #include "sde.h"
+#include "train.h"
 
 static float *drand(rng *r, size_t n, double lo, double hi)   /* host buffer of U[lo, hi) */
 {
@@ -105,6 +110,48 @@ static void bench_train(const sde *sd, size_t B, double secs, rng *r)
     scorenet_free(g);
 }
 
+/* The step train_run takes on a device (train.h resident-data path): the training set uploaded once (8 batches of
+ * rows here, cycled), minibatches gathered on the device by index, the loss read one step late (step k + 1 is
+ * queued before step k's loss is read), so the host never drains the stream inside the loop. The clock stops after
+ * the last loss is read. */
+static void bench_train_resident(const sde *sd, size_t B, double secs, rng *r)
+{
+    scorenet *g = gpu_model(sd, B);
+    const size_t nb = 8, ntr = nb * B;
+    float *x = drand(r, ntr * SCORENET_DIM, 0.0, 1.0), *xv = drand(r, B * SCORENET_DIM, 0.0, 1.0);
+    train_model tm = scorenet_train_model(g);
+    LOG_CHECK(tm.train_rows, "bench_cuda_scorenet: the cuda ScoreNet has no resident-data path");
+    tm.data_load(tm.ctx, ntr, x, B, xv);
+    size_t *idx = mem_new(size_t, ntr);
+    for (size_t i = 0; i < ntr; i++) idx[i] = i;
+    rng_shuffle(r, idx, ntr);
+    tm.data_order(tm.ctx, 0, idx, ntr);
+    tm.train_rows(tm.ctx, 0, B, 1e-5, 1.0, 1e-4, r);   /* warm-up */
+    double last = tm.train_fetch(tm.ctx), wait = 0.0;
+    long n = 0;
+    const double t0 = log_now();
+    do {
+        tm.train_rows(tm.ctx, (size_t)(n % (long)nb) * B, B, 1e-5, 1.0, 1e-4, r);
+        if (n > 0) {
+            const double w0 = log_now();
+            last = tm.train_fetch(tm.ctx);
+            wait += log_now() - w0;
+        }
+        n++;
+    } while (log_now() - t0 < secs || n < 3);
+    last = tm.train_fetch(tm.ctx);
+    const double dt = log_now() - t0, rate = (double)n / dt;
+    printf("train-resident batch %5zu  %10.1f images/s  %8.3f ms/step  (%ld steps, last loss %.4g; data on the "
+           "device, loss read one step late; host blocked in the loss read %.0f%% of the time)\n",
+           B, rate * (double)B, 1e3 / rate, n, last, 100.0 * wait / dt);
+    fflush(stdout);
+    tm.data_unload(tm.ctx);
+    free(idx);
+    free(x);
+    free(xv);
+    scorenet_free(g);
+}
+
 int main(int argc, char **argv)
 {
     char why[256] = "";
@@ -133,6 +180,8 @@ int main(int argc, char **argv)
 
     bench_train(&s, 200, secs, r);
     bench_train(&s, 1024, secs, r);
+    bench_train_resident(&s, 200, secs, r);
+    bench_train_resident(&s, 1024, secs, r);
 
     /* sampler: 1000 forward calls at batch 1024, shared decreasing t */
     {

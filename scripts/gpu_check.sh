@@ -4,6 +4,7 @@
 # SF_REQUIRE_CUDA=1 (a test that finds no usable GPU FAILs instead of printing SKIP), then every
 # bench/bin/bench_cuda_* (a SKIP there is a failure too). Everything goes into ONE report file (default
 # gpu_check_report.txt, written to a temp file then renamed); the console gets the summary.
+# After the benches, PyTorch's ScoreNet (shared/anchors/scorenet_torch_bench.py) for the ratio to bench_cuda_scorenet.
 # Then the SDXL UNet on the GPU (issue 9 item 7): bench/bin/bench_sdxl_unet --device cuda at 1024^2, batch 2,
 # fp16 (ms per call, device memory), with each attention kernel (default, then SF_SDXL_ATTN=mma), and beside it, in the same call, diffusers on the same shapes
 # (tests/reference/sdxl_unet_gpu_bench.py) when torch with CUDA and a diffusers tree are there: SDXL_REFENV=DIR
@@ -90,6 +91,29 @@ for b in "${benches[@]}"; do
   s="$(basename "$b"): $st exit=$rc ${secs}s"; summary+=("$s")
   { echo; echo "== $s"; printf '%s\n' "$res"; } >> "$tmp"
 done
+# PyTorch eager fp32 (TF32 off) on the same ScoreNet, in the same run as bench_cuda_scorenet (issue 8: the ratio
+# is only fair on the same GPU the same day): SCORENET_TORCH_BENCH=FILE, else the shared anchors folder beside or
+# above the tree. A missing script or torch without CUDA is NOT RUN (the reference, not our code).
+if [ $bench = 1 ] && [ -x bench/bin/bench_cuda_scorenet ]; then
+  anchor=${SCORENET_TORCH_BENCH:-}
+  if [ -z "$anchor" ]; then
+    for a in shared/anchors/scorenet_torch_bench.py ../shared/anchors/scorenet_torch_bench.py \
+             ../../shared/anchors/scorenet_torch_bench.py; do [ -f "$a" ] && { anchor=$a; break; }; done
+  fi
+  py=${PYTHON:-python3}
+  if [ -z "$anchor" ] || [ ! -f "$anchor" ]; then
+    summary+=("scorenet_torch_bench.py (PyTorch anchor): NOT RUN: script not found (set SCORENET_TORCH_BENCH)")
+  elif ! "$py" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' >/dev/null 2>&1; then
+    summary+=("scorenet_torch_bench.py (PyTorch anchor): NOT RUN: $py has no torch with CUDA")
+  else
+    start=$(date +%s)
+    res=$(timeout "$tmo" "$py" "$anchor" 2>&1); rc=$?
+    secs=$(( $(date +%s) - start ))
+    st=ok; [ "$rc" = 0 ] || { st=FAIL; bad_programs=$((bad_programs + 1)); }
+    s="scorenet_torch_bench.py (PyTorch anchor, $anchor): $st exit=$rc ${secs}s"; summary+=("$s")
+    { echo; echo "== $s"; printf '%s\n' "$res"; } >> "$tmp"
+  fi
+fi
 {
   echo; echo "== summary"
   printf '%s\n' "${summary[@]}"

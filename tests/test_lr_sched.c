@@ -27,6 +27,12 @@ static double spy_eval(void *ctx, int use_ema, size_t n, const float *x0, double
 }
 static void spy_snap(void *ctx, int from_ema) { (void)from_ema, ((spy *)ctx)->snaps++; }
 static void spy_restore(void *ctx) { ((spy *)ctx)->restores++; }
+static train_model spy_model(spy *s)
+{
+    train_model m = {.ctx = s, .dim = 3, .train_step = spy_step, .eval_loss = spy_eval, .snapshot = spy_snap,
+                     .restore = spy_restore};
+    return m;
+}
 
 int main(void)
 {
@@ -49,13 +55,13 @@ int main(void)
 
     /* the wrapper: 12 steps in one go equal 5 + a resumed 7 */
     spy a = {0}, b = {0};
-    nn_lr_sched_model wa = {{&a, 3, spy_step, spy_eval, spy_snap, spy_restore}, s, 0};
+    nn_lr_sched_model wa = {spy_model(&a), s, 0};
     train_model ma = nn_lr_sched_wrap(&wa);
     for (int k = 0; k < 12; k++) ma.train_step(ma.ctx, 1, NULL, 0, 1, lr, NULL);
-    nn_lr_sched_model wb = {{&b, 3, spy_step, spy_eval, spy_snap, spy_restore}, s, 0};
+    nn_lr_sched_model wb = {spy_model(&b), s, 0};
     train_model mb = nn_lr_sched_wrap(&wb);
     for (int k = 0; k < 5; k++) mb.train_step(mb.ctx, 1, NULL, 0, 1, lr, NULL);
-    nn_lr_sched_model wc = {{&b, 3, spy_step, spy_eval, spy_snap, spy_restore}, s, 5};   /* resumed at step 5 */
+    nn_lr_sched_model wc = {spy_model(&b), s, 5};   /* resumed at step 5 */
     train_model mc = nn_lr_sched_wrap(&wc);
     for (int k = 0; k < 7; k++) mc.train_step(mc.ctx, 1, NULL, 0, 1, lr, NULL);
     int same = a.steps == 12 && b.steps == 12 && wa.step == 12 && wc.step == 12;

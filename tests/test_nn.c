@@ -579,7 +579,8 @@ static void test_train_loop(void)
     int want_kept[3] = {6, 5, 6}, want_from_ema[3] = {1, 1, 0};
     for (int k = 0; k < 3; k++) {
         fake_model f = {vals, 0, 0, -1, -1, 0, -1, {0}};
-        train_model tm = {&f, 1, fake_step, fake_eval, fake_snap, fake_restore};
+        train_model tm = {.ctx = &f, .dim = 1, .train_step = fake_step, .eval_loss = fake_eval, .snapshot = fake_snap,
+                      .restore = fake_restore};
         train_config c = train_config_default();
         c.max_epochs = 12;
         c.batch = 4;
@@ -610,7 +611,8 @@ static void test_train_loop(void)
         rng_free(r);
     }
     fake_model f = {vals, 0, 0, -1, -1, 0, 2, {0}};
-    train_model tm = {&f, 1, fake_step, fake_eval, fake_snap, fake_restore};
+    train_model tm = {.ctx = &f, .dim = 1, .train_step = fake_step, .eval_loss = fake_eval, .snapshot = fake_snap,
+                      .restore = fake_restore};
     train_config c = train_config_default();
     c.max_epochs = 12;
     c.batch = 4;

@@ -21,6 +21,9 @@ static struct {
     size_t stage_cap[8];
     cudaEvent_t stage_ev[8];
     unsigned stage_next;
+    /* nn_cuda_fetch_*: pinned doubles, each with the event of its last copy */
+    double *fetch;
+    cudaEvent_t fetch_ev[4];
 } ctx;
 
 #define STAGE_SLOTS 8
@@ -68,6 +71,9 @@ extern "C" void nn_cuda_shutdown(void)
         if (ctx.stage[k]) CUDA_CHECK(cudaFreeHost(ctx.stage[k]));
         if (ctx.stage_ev[k]) CUDA_CHECK(cudaEventDestroy(ctx.stage_ev[k]));
     }
+    if (ctx.fetch) CUDA_CHECK(cudaFreeHost(ctx.fetch));
+    for (int k = 0; k < 4; k++)
+        if (ctx.fetch_ev[k]) CUDA_CHECK(cudaEventDestroy(ctx.fetch_ev[k]));
     CUBLAS_CHECK(cublasDestroy(ctx.blas));
     CUDA_CHECK(cudaStreamDestroy(ctx.stream));
     memset(&ctx, 0, sizeof ctx);
@@ -195,6 +201,27 @@ extern "C" void nn_cuda_memset(void *p, int byte, size_t bytes)
 {
     if (bytes == 0) return;
     CUDA_CHECK(cudaMemsetAsync(p, byte, bytes, nn_cuda_stream_()));
+}
+
+/* A loss read one step late: the copy is queued behind the step's kernels into pinned memory (so it is a real
+ * asynchronous DMA), and the host later waits for that copy's event alone, while the next step is already queued:
+ * the stream never drains for it. */
+extern "C" void nn_cuda_fetch_begin(int slot, const double *src)
+{
+    LOG_CHECK(slot >= 0 && slot < 4, "nn_cuda_fetch_begin: slot %d outside 0..3", slot);
+    cudaStream_t s = nn_cuda_stream_();
+    if (!ctx.fetch) CUDA_CHECK(cudaMallocHost((void **)&ctx.fetch, 4 * sizeof(double)));
+    if (!ctx.fetch_ev[slot]) CUDA_CHECK(cudaEventCreateWithFlags(&ctx.fetch_ev[slot], cudaEventDisableTiming));
+    CUDA_CHECK(cudaMemcpyAsync(ctx.fetch + slot, src, sizeof(double), cudaMemcpyDeviceToHost, s));
+    CUDA_CHECK(cudaEventRecord(ctx.fetch_ev[slot], s));
+}
+
+extern "C" double nn_cuda_fetch_end(int slot)
+{
+    LOG_CHECK(slot >= 0 && slot < 4 && ctx.fetch && ctx.fetch_ev[slot], "nn_cuda_fetch_end: slot %d was never begun",
+              slot);
+    CUDA_CHECK(cudaEventSynchronize(ctx.fetch_ev[slot]));
+    return ctx.fetch[slot];
 }
 
 /* ---------------------------------------------------------------- timer */

@@ -203,3 +203,22 @@ extern "C" void nn_scale_cuda(float *x, float a, size_t n)
     scale_kernel<<<nn_cuda_blocks(n), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(x, a, n);
     CUDA_CHECK_LAUNCH();
 }
+
+/* ---------------------------------------------------------------- the resident-data step: row gather */
+
+static __global__ void gather_rows_kernel(float *dst, const float *src, const int32_t *idx, size_t n, size_t dim)
+{
+    const size_t total = n * dim;
+    NN_GRID_STRIDE(j, total)
+    {
+        const size_t i = j / dim;
+        dst[j] = src[(size_t)idx[i] * dim + (j - i * dim)];
+    }
+}
+
+extern "C" void nn_gather_rows_cuda(float *dst, const float *src, const int32_t *idx, size_t n, size_t dim)
+{
+    if (n == 0 || dim == 0) return;
+    gather_rows_kernel<<<nn_cuda_blocks(n * dim), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(dst, src, idx, n, dim);
+    CUDA_CHECK_LAUNCH();
+}

@@ -11,9 +11,12 @@
 #include "cuda_internal.cuh"
 #include <math.h>
 
+/* guard (NULL: none): the resident step's guard (backend.h); a set g[1] skips the update */
 static __global__ void adam_kernel(float *p, const float *g, float *m, float *v, size_t n, float step_size,
-                                   float inv_sqrt_bc2, float b1, float b2, float eps, float c1, float c2)
+                                   float inv_sqrt_bc2, float b1, float b2, float eps, float c1, float c2,
+                                   const double *guard)
 {
+    if (guard && guard[1] != 0.0) return;
     NN_GRID_STRIDE(i, n)
     {
         const float gi = g[i];
@@ -26,7 +29,8 @@ static __global__ void adam_kernel(float *p, const float *g, float *m, float *v,
     }
 }
 
-extern "C" void nn_adam_step_cuda(nn_adam *a, double lr, float *p, const float *g, float *m, float *v, size_t n)
+static void adam_launch(nn_adam *a, double lr, float *p, const float *g, float *m, float *v, size_t n,
+                        const double *guard)
 {
     /* host scalars: identical to nn_adam_step */
     a->step++;
@@ -38,12 +42,24 @@ extern "C" void nn_adam_step_cuda(nn_adam *a, double lr, float *p, const float *
     const float c1 = (float)(1.0 - a->beta1), c2 = (float)(1.0 - a->beta2);
     if (n == 0) return;
     adam_kernel<<<nn_cuda_blocks(n), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(p, g, m, v, n, step_size, inv_sqrt_bc2,
-                                                                               b1, b2, eps, c1, c2);
+                                                                               b1, b2, eps, c1, c2, guard);
     CUDA_CHECK_LAUNCH();
 }
 
-static __global__ void ema_kernel(float *shadow, const float *p, size_t n, float omd)
+extern "C" void nn_adam_step_cuda(nn_adam *a, double lr, float *p, const float *g, float *m, float *v, size_t n)
 {
+    adam_launch(a, lr, p, g, m, v, n, NULL);
+}
+
+extern "C" void nn_adam_step_guarded_cuda(nn_adam *a, double lr, float *p, const float *g, float *m, float *v,
+                                          size_t n, const double *guard)
+{
+    adam_launch(a, lr, p, g, m, v, n, guard);
+}
+
+static __global__ void ema_kernel(float *shadow, const float *p, size_t n, float omd, const double *guard)
+{
+    if (guard && guard[1] != 0.0) return;
     NN_GRID_STRIDE(i, n)
     {
         const float s = shadow[i];
@@ -51,16 +67,26 @@ static __global__ void ema_kernel(float *shadow, const float *p, size_t n, float
     }
 }
 
-extern "C" double nn_ema_update_cuda(nn_ema *e, float *shadow, const float *p, size_t n)
+static double ema_launch(nn_ema *e, float *shadow, const float *p, size_t n, const double *guard)
 {
     e->num_updates++;
     const double d = nn_ema_decay_at(e->decay, e->num_updates);
     const float omd = (float)(1.0 - d);
     if (n > 0) {
-        ema_kernel<<<nn_cuda_blocks(n), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(shadow, p, n, omd);
+        ema_kernel<<<nn_cuda_blocks(n), NN_CUDA_THREADS, 0, nn_cuda_stream_()>>>(shadow, p, n, omd, guard);
         CUDA_CHECK_LAUNCH();
     }
     return d;
+}
+
+extern "C" double nn_ema_update_cuda(nn_ema *e, float *shadow, const float *p, size_t n)
+{
+    return ema_launch(e, shadow, p, n, NULL);
+}
+
+extern "C" void nn_ema_update_guarded_cuda(nn_ema *e, float *shadow, const float *p, size_t n, const double *guard)
+{
+    (void)ema_launch(e, shadow, p, n, guard);
 }
 
 #define DSM_MAX_BLOCKS 1024   /* partial sums; the final pass is one block */
@@ -105,4 +131,44 @@ extern "C" double nn_dsm_loss_cuda(size_t n, size_t dim, const float *score, con
     double sum = 0.0;
     nn_cuda_memcpy_d2h(&sum, scratch, sizeof sum);
     return sum / (double)n;
+}
+
+/* the resident step's loss: the same partial sums and final block sum as nn_dsm_loss_cuda, then the host's chunk
+ * arithmetic ((sum / nc) * nc / ntot added to acc) in double with explicit rounding, so nothing is fused */
+static __global__ void dsm_final_acc_kernel(double *acc, const double *partial, int nparts, double nc, double ntot)
+{
+    double s = 0.0;
+    for (int i = threadIdx.x; i < nparts; i += blockDim.x) s += partial[i];
+    s = nn_cuda_block_sum(s);
+    if (threadIdx.x == 0) {
+        const double l = __ddiv_rn(s, nc);
+        acc[0] = __dadd_rn(acc[0], __ddiv_rn(__dmul_rn(l, nc), ntot));
+    }
+}
+
+extern "C" void nn_dsm_loss_acc_cuda(double *acc, size_t nc, size_t ntot, size_t dim, const float *score,
+                                     const float *std, const float *z, float *dscore)
+{
+    LOG_CHECK(nc > 0 && dim > 0 && ntot >= nc, "nn_dsm_loss_acc_cuda: bad sizes (nc %zu ntot %zu dim %zu)", nc, ntot,
+              dim);
+    unsigned blocks = nn_cuda_blocks(nc * dim);
+    if (blocks > DSM_MAX_BLOCKS) blocks = DSM_MAX_BLOCKS;
+    double *scratch = nn_cuda_scratch_((size_t)blocks + 1);
+    const float inv_n = 1.0f / (float)nc;
+    cudaStream_t s = nn_cuda_stream_();
+    dsm_partial_kernel<<<blocks, NN_CUDA_THREADS, 0, s>>>(scratch + 1, dscore, score, std, z, nc, dim, inv_n);
+    CUDA_CHECK_LAUNCH();
+    dsm_final_acc_kernel<<<1, NN_CUDA_THREADS, 0, s>>>(acc, scratch + 1, (int)blocks, (double)nc, (double)ntot);
+    CUDA_CHECK_LAUNCH();
+}
+
+static __global__ void guard_kernel(double *g)
+{
+    if (g[1] != 0.0 || !isfinite(g[0])) g[1] = 1.0;
+}
+
+extern "C" void nn_guard_check_cuda(double *g)
+{
+    guard_kernel<<<1, 1, 0, nn_cuda_stream_()>>>(g);
+    CUDA_CHECK_LAUNCH();
 }

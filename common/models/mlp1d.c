@@ -450,7 +450,8 @@ static void tm_restore(void *ctx) { mlp1d_restore_snapshot(ctx); }
 
 train_model mlp1d_train_model(mlp1d *m)
 {
-    train_model t = {m, 1, tm_step, tm_eval, tm_snap, tm_restore};
+    train_model t = {.ctx = m, .dim = 1, .train_step = tm_step, .eval_loss = tm_eval, .snapshot = tm_snap,
+                     .restore = tm_restore};
     return t;
 }
 

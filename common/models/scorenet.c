@@ -101,7 +101,18 @@ struct scorenet {
      * accumulated, its own zeroed gradient buffer, summed into w_grad in slice order after the backward pass */
     float *scol[SN_SLICES];           /* [colbuf_n] each; scol[0] = colbuf */
     float *sgrad[SN_SLICES];          /* [p->total] each, s >= 1 (allocated on the first gradient pass) */
+    /* resident-data training (train.h train_rows ..., scorenet_train_model): table memory */
+    const float *rx[2];               /* train / val rows [rn, 784]: the caller's arrays on the cpu */
+    float *rx_own;                    /* the device copy behind rx (NULL on the cpu) */
+    int32_t *rorder[2];               /* shuffle orders [rn[s]] (table memory, int32 in float words) */
+    size_t rn[2];
+    int32_t *rhorder;                 /* host scratch for the int32 orders */
+    double *guard;                    /* [0] the step's loss, [1] the sticky non-finite flag (backend.h) */
+    int rq_head, rq_n;                /* queued steps, a ring over the table's 4 fetch slots */
+    long rq_adam[4], rq_ema[4];       /* the counters before each queued step (rolled back on a bad loss) */
 };
+
+static void res_unload(void *ctx);
 
 static size_t stage_numel(int k) { return (size_t)STAGES[k].c * STAGES[k].h * STAGES[k].h; }
 static size_t cat_channels(int j) { return (size_t)(j == 0 ? 256 : j == 1 ? 128 : 64); }
@@ -334,6 +345,7 @@ void scorenet_free(scorenet *m)
         float *bufs[6] = {m->w_data, m->w_grad, m->w_m, m->w_v, m->w_ema, m->w_keep};
         for (int i = 0; i < 6; i++) be->release(bufs[i]);
     }
+    res_unload(m);
     free_workspace(m);
     nn_params_free(m->p);
     free(m);
@@ -344,6 +356,7 @@ void scorenet_set_device(scorenet *m, device_kind dev)
     const nn_backend *be = nn_backend_for(dev);
     if (be == m->be) return;
     LOG_CHECK(m->be->host && !be->host, "scorenet_set_device: only a cpu model moves to a device");
+    res_unload(m);
     free_workspace(m);
     m->be = be;
     alloc_workspace(m);
@@ -655,9 +668,13 @@ double scorenet_loss_at(scorenet *m, int use_ema, size_t n, const float *x0, con
  * batch's streams, so chunking does not change them. The times (nc floats) are drawn on the host, where std(t)
  * and alpha(t) are computed in double as on every backend; the noise [nc, 784] is drawn by the table where it
  * lives (a device never waits for a host draw, and no noise is copied), x_t = alpha x0 + std z formed there.
- * On the cpu the times go straight into t (ht is t) and alpha into tdraw. */
-static double perturbed_loss(scorenet *m, int use_ema, int grads, size_t n, const float *x0, double t_lo,
-                             double t_hi, rng *r)
+ * On the cpu the times go straight into t (ht is t) and alpha into tdraw.
+ * The clean images come from the host (x0 != NULL: uploaded per chunk) or, for the resident path, from rows
+ * rows[i] of src in table memory (gathered there: no image crosses the bus). acc NULL: the loss is returned
+ * (a device waits for it per chunk); acc (table memory): the loss is added to acc[0] and nothing waits, the
+ * backward then running whatever the loss (a non-finite one is caught by the step's guard, backend.h). */
+static double perturbed_loss(scorenet *m, int use_ema, int grads, size_t n, const float *x0, const float *src,
+                             const int32_t *rows, double *acc, double t_lo, double t_hi, rng *r)
 {
     const nn_backend *be = m->be;
     const float *w = weights(m, use_ema);
@@ -674,10 +691,20 @@ static double perturbed_loss(scorenet *m, int use_ema, int grads, size_t n, cons
         be->upload(m->std, m->hstd, nc);
         be->upload(m->tdraw, halpha, nc);
         be->gaussian_fill(m->z, nc * SCORENET_DIM, seed, philox_stream(PHILOX_DSM_NOISE, 0), i0 * SCORENET_DIM);
-        be->upload(m->xt, x0 + i0 * SCORENET_DIM, nc * SCORENET_DIM);
+        if (x0) be->upload(m->xt, x0 + i0 * SCORENET_DIM, nc * SCORENET_DIM);
+        else be->gather_rows(m->xt, src, rows + i0, nc, SCORENET_DIM);
         be->rowscale(m->xt, m->tdraw, m->xt, (int)nc, SCORENET_DIM, 0.0f);
         be->rowscale(m->xt, m->std, m->z, (int)nc, SCORENET_DIM, 1.0f);
-        loss += dsm_chunk(m, w, nc, n, m->ht, grads, NULL);
+        if (!acc) {
+            loss += dsm_chunk(m, w, nc, n, m->ht, grads, NULL);
+            continue;
+        }
+        fwd_chunk(m, w, nc, m->ht, 1, m->xt, 0);
+        be->dsm_loss_acc(acc, nc, n, SCORENET_DIM, m->sc, m->std, m->z, grads ? m->dsc : NULL);
+        if (grads) {
+            if (nc != n) be->scale(m->dsc, (float)((double)nc / (double)n), nc * SCORENET_DIM);
+            bwd_chunk(m, w, nc, m->dsc, 1, NULL);
+        }
     }
     return loss;
 }
@@ -688,7 +715,7 @@ double scorenet_train_step(scorenet *m, size_t n, const float *x0, double t_lo, 
     const nn_backend *be = m->be;
     const size_t T = m->p->total;
     be->zero(m->w_grad, T);
-    double loss = perturbed_loss(m, 0, 1, n, x0, t_lo, t_hi, r);
+    double loss = perturbed_loss(m, 0, 1, n, x0, NULL, NULL, NULL, t_lo, t_hi, r);
     if (!isfinite(loss)) return loss;
     be->adam_step(&m->adam, lr, m->w_data, m->w_grad, m->w_m, m->w_v, T);
     be->ema_update(&m->ema, m->w_ema, m->w_data, T);
@@ -697,7 +724,7 @@ double scorenet_train_step(scorenet *m, size_t n, const float *x0, double t_lo, 
 
 double scorenet_eval_loss(scorenet *m, int use_ema, size_t n, const float *x0, double t_lo, double t_hi, rng *r)
 {
-    return perturbed_loss(m, use_ema, 0, n, x0, t_lo, t_hi, r);
+    return perturbed_loss(m, use_ema, 0, n, x0, NULL, NULL, NULL, t_lo, t_hi, r);
 }
 
 /* ---------------------------------------------------------------- score_model */
@@ -754,9 +781,126 @@ static double tm_eval(void *ctx, int use_ema, size_t n, const float *x0, double 
 static void tm_snap(void *ctx, int from_ema) { scorenet_snapshot(ctx, from_ema); }
 static void tm_restore(void *ctx) { scorenet_restore_snapshot(ctx); }
 
+/* ---- the resident-data path (train.h): the data set in table memory, steps queued without a host wait */
+
+static void res_unload(void *ctx)
+{
+    scorenet *m = ctx;
+    const nn_backend *be = m->be;
+    while (m->rq_n > 0) {   /* steps queued after a non-finite one: their updates were skipped on the device */
+        (void)be->fetch_end(m->rq_head);
+        m->rq_head = (m->rq_head + 1) & 3;
+        m->rq_n--;
+    }
+    be->release(m->rx_own);
+    be->release(m->rorder[0]);
+    be->release(m->rorder[1]);
+    be->release(m->guard);
+    free(m->rhorder);
+    m->rx[0] = m->rx[1] = m->rx_own = NULL;
+    m->rorder[0] = m->rorder[1] = NULL;
+    m->rn[0] = m->rn[1] = 0;
+    m->rhorder = NULL;
+    m->guard = NULL;
+    m->rq_head = 0;
+}
+
+static void res_load(void *ctx, size_t n_train, const float *x_train, size_t n_val, const float *x_val)
+{
+    scorenet *m = ctx;
+    const nn_backend *be = m->be;
+    LOG_CHECK(n_train < INT32_MAX && n_val < INT32_MAX, "scorenet: resident data: %zu / %zu rows, over 2^31",
+              n_train, n_val);
+    res_unload(m);
+    train_state(m);
+    if (be->host) {
+        m->rx[0] = x_train;
+        m->rx[1] = x_val;
+    } else {   /* once per run: the only images that cross the bus */
+        m->rx_own = be->alloc((n_train + n_val) * SCORENET_DIM);
+        be->upload(m->rx_own, x_train, n_train * SCORENET_DIM);
+        be->upload(m->rx_own + n_train * SCORENET_DIM, x_val, n_val * SCORENET_DIM);
+        m->rx[0] = m->rx_own;
+        m->rx[1] = m->rx_own + n_train * SCORENET_DIM;
+    }
+    m->rn[0] = n_train;
+    m->rn[1] = n_val;
+    m->rorder[0] = (int32_t *)be->alloc(n_train);
+    m->rorder[1] = (int32_t *)be->alloc(n_val);
+    m->rhorder = mem_new(int32_t, n_train > n_val ? n_train : n_val);
+    m->guard = (double *)be->alloc(4);   /* two doubles, zeroed: no bad loss yet */
+}
+
+static void res_order(void *ctx, int set, const size_t *idx, size_t n)
+{
+    scorenet *m = ctx;
+    LOG_CHECK((set == 0 || set == 1) && m->rorder[set] && n == m->rn[set],
+              "scorenet: resident order for set %d: %zu rows, %zu loaded", set, n, m->rn[set & 1]);
+    for (size_t i = 0; i < n; i++) m->rhorder[i] = (int32_t)idx[i];
+    /* int32 words carried as floats by size (backend.h); a device copy is staged and queued, not waited for */
+    m->be->upload((float *)m->rorder[set], (const float *)m->rhorder, n);
+}
+
+static void res_step(void *ctx, size_t b0, size_t n, double t_lo, double t_hi, double lr, rng *r)
+{
+    scorenet *m = ctx;
+    const nn_backend *be = m->be;
+    LOG_CHECK(m->guard && b0 + n <= m->rn[0] && n > 0, "scorenet: resident step on rows [%zu, %zu) of %zu", b0,
+              b0 + n, m->rn[0]);
+    LOG_CHECK(m->rq_n < 4, "scorenet: more than 4 resident steps queued without reading a loss");
+    const int slot = (m->rq_head + m->rq_n) & 3;
+    m->rq_adam[slot] = m->adam.step;
+    m->rq_ema[slot] = m->ema.num_updates;
+    const size_t T = m->p->total;
+    be->zero(m->w_grad, T);
+    be->zero((float *)m->guard, 2);   /* the loss accumulator only; the flag stays */
+    perturbed_loss(m, 0, 1, n, NULL, m->rx[0], m->rorder[0] + b0, m->guard, t_lo, t_hi, r);
+    be->guard_check(m->guard);
+    be->adam_step_guarded(&m->adam, lr, m->w_data, m->w_grad, m->w_m, m->w_v, T, m->guard);
+    be->ema_update_guarded(&m->ema, m->w_ema, m->w_data, T, m->guard);
+    be->fetch_begin(slot, m->guard);
+    m->rq_n++;
+}
+
+static double res_fetch(void *ctx)
+{
+    scorenet *m = ctx;
+    LOG_CHECK(m->rq_n > 0, "scorenet: resident loss read with no step queued");
+    const int slot = m->rq_head;
+    const double l = m->be->fetch_end(slot);
+    m->rq_head = (m->rq_head + 1) & 3;
+    m->rq_n--;
+    if (!isfinite(l)) {   /* this step and every later one skipped their updates: so do the counters */
+        m->adam.step = m->rq_adam[slot];
+        m->ema.num_updates = m->rq_ema[slot];
+    }
+    return l;
+}
+
+static double res_eval(void *ctx, int use_ema, size_t v0, size_t n, double t_lo, double t_hi, rng *r)
+{
+    scorenet *m = ctx;
+    const nn_backend *be = m->be;
+    LOG_CHECK(m->guard && v0 + n <= m->rn[1] && n > 0 && m->rq_n < 4, "scorenet: resident eval on rows [%zu, %zu) of %zu",
+              v0, v0 + n, m->rn[1]);
+    be->zero((float *)m->guard, 2);
+    perturbed_loss(m, use_ema, 0, n, NULL, m->rx[1], m->rorder[1] + v0, m->guard, t_lo, t_hi, r);
+    const int slot = (m->rq_head + m->rq_n) & 3;
+    be->fetch_begin(slot, m->guard);
+    return be->fetch_end(slot);
+}
+
+train_model scorenet_train_model_resident(scorenet *m)
+{
+    train_model t = {m, SCORENET_DIM, tm_step, tm_eval, tm_snap, tm_restore,
+                     res_load, res_order, res_step, res_fetch, res_eval, res_unload};
+    return t;
+}
+
 train_model scorenet_train_model(scorenet *m)
 {
-    train_model t = {m, SCORENET_DIM, tm_step, tm_eval, tm_snap, tm_restore};
+    if (!m->be->host) return scorenet_train_model_resident(m);
+    train_model t = {m, SCORENET_DIM, tm_step, tm_eval, tm_snap, tm_restore, NULL, NULL, NULL, NULL, NULL, NULL};
     return t;
 }
 

@@ -115,7 +115,14 @@ void scorenet_copy_ema_to_params(scorenet *m);
 void scorenet_reset_optimizer(scorenet *m);
 void scorenet_snapshot(scorenet *m, int from_ema);    /* remember the EMA (1) or raw (0) weights */
 int scorenet_restore_snapshot(scorenet *m);           /* into params AND EMA; -1 if nothing remembered */
-train_model scorenet_train_model(scorenet *m);        /* the train.h vtable (dim 784) */
+/* The train.h vtable (dim 784). On a device it carries the resident-data entries (train.h): train_run uploads
+ * the data once, gathers minibatches there by index and reads each loss one step late, so a step never waits
+ * for the host; the cpu gets the gathered path (the host arrays are already where the network runs).
+ * scorenet_train_model_resident gives the resident entries on any table (on the cpu they run the same
+ * arithmetic in place, bitwise equal to the gathered path: the test of the loop logic without a GPU). One
+ * resident run at a time per process (the table's loss fetch slots are shared). */
+train_model scorenet_train_model(scorenet *m);
+train_model scorenet_train_model_resident(scorenet *m);
 
 /* safetensors checkpoint: every tensor under its state_dict name (params) and "ema.<name>" (EMA); format,
  * SDE, Adam / EMA step counters and git commit in __metadata__; written atomically. 0, or -1 + one line in err. */

@@ -5,8 +5,10 @@
  * There is one network (scorenet.c, written over the backend table); attach moves it to the device's table
  * (scorenet_set_device). Its host nn_params record is what checkpoints are saved from: scorenet_dev_sync_to_host
  * brings it up to date (weights, EMA, Adam moments; the counters live in the model) before a checkpoint is
- * written. The DSM noise is drawn on the host from the same rng in the same order on every backend
- * (dsm_perturb's order), so both backends see the same t and z. */
+ * written. The DSM draws come from Philox streams seeded from the same rng in the same order on every backend
+ * (the noise drawn where the network runs), so both backends see the same t and z. On a device the train.h
+ * vtable carries the resident-data path (scorenet_train_model): the data set uploaded once, minibatches gathered
+ * on the device, the loss read one step late. */
 #ifndef SF_NN_SCORENET_DEV_H
 #define SF_NN_SCORENET_DEV_H
 #include "device.h"

@@ -129,7 +129,8 @@ static void lora_restore(void *ctx) { nn_params_restore(((scorenet_lora *)ctx)->
 
 train_model scorenet_lora_train_model(scorenet_lora *l)
 {
-    train_model t = {l, SCORENET_DIM, lora_step, lora_eval, lora_snap, lora_restore};
+    train_model t = {.ctx = l, .dim = SCORENET_DIM, .train_step = lora_step, .eval_loss = lora_eval, .snapshot = lora_snap,
+                     .restore = lora_restore};
     return t;
 }
 

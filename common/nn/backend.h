@@ -105,6 +105,28 @@ typedef struct nn_backend {
     double (*dsm_loss)(size_t n, size_t dim, const float *score, const float *std, const float *z, float *dscore);
     void (*adam_step)(nn_adam *a, double lr, float *p, const float *g, float *m, float *v, size_t n);
     double (*ema_update)(nn_ema *e, float *shadow, const float *p, size_t n);
+
+    /* ---- a training step that never waits for the host (scorenet's resident-data path, train.h): the data and
+     * the shuffle orders live in table memory, the loss goes to a table-memory double and is read back later.
+     * A step "guard" is two doubles in table memory: g[0] the step's loss accumulator, g[1] a sticky flag set
+     * once any guarded loss was not finite (the updates of that step and of every later one are skipped, as
+     * scorenet_train_step skips a non-finite step and train_run stops there). */
+    /* dst[i, :] = src[idx[i], :] for i < n (idx int32 in table memory) */
+    void (*gather_rows)(float *dst, const float *src, const int32_t *idx, size_t n, size_t dim);
+    /* acc[0] += (dsm_loss(nc, ...) * nc) / ntot, in double exactly as scorenet's host arithmetic; dscore as
+     * dsm_loss. Never waits. */
+    void (*dsm_loss_acc)(double *acc, size_t nc, size_t ntot, size_t dim, const float *score, const float *std,
+                         const float *z, float *dscore);
+    void (*guard_check)(double *g);   /* g[1] = g[1] || !isfinite(g[0]) */
+    /* adam_step / ema_update, applied only while g[1] == 0; the host counters advance either way (the caller
+     * rolls them back when it learns of the non-finite loss) */
+    void (*adam_step_guarded)(nn_adam *a, double lr, float *p, const float *g, float *m, float *v, size_t n,
+                              const double *guard);
+    void (*ema_update_guarded)(nn_ema *e, float *shadow, const float *p, size_t n, const double *guard);
+    /* read a table-memory double without stalling: fetch_begin queues its copy into host slot (0..3) behind the
+     * work already queued; fetch_end waits for that copy only and returns the value */
+    void (*fetch_begin)(int slot, const double *src);
+    double (*fetch_end)(int slot);
 } nn_backend;
 
 const nn_backend *nn_backend_cpu(void);

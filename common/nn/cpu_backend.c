@@ -11,6 +11,7 @@
 #include "pool.h"
 #include "tensor_ops.h"
 #include "ws.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,36 @@ static void cpu_zero(float *p, size_t n)
     if (n) memset(p, 0, n * sizeof *p);
 }
 static void cpu_sync(void) {}
+
+/* the resident-data step entries (backend.h): host memory, so each is the obvious loop */
+static void cpu_gather_rows(float *dst, const float *src, const int32_t *idx, size_t n, size_t dim)
+{
+    for (size_t i = 0; i < n; i++) memcpy(dst + i * dim, src + (size_t)idx[i] * dim, dim * sizeof *dst);
+}
+static void cpu_dsm_loss_acc(double *acc, size_t nc, size_t ntot, size_t dim, const float *score, const float *std,
+                             const float *z, float *dscore)
+{
+    /* the expression of scorenet's host-side chunk sum, so a resident cpu run equals the classic one bitwise */
+    acc[0] += dsm_loss(nc, dim, score, std, z, dscore) * (double)nc / (double)ntot;
+}
+static void cpu_guard_check(double *g)
+{
+    if (g[1] != 0.0 || !isfinite(g[0])) g[1] = 1.0;
+}
+static void cpu_adam_guarded(nn_adam *a, double lr, float *p, const float *g, float *m, float *v, size_t n,
+                             const double *guard)
+{
+    if (guard[1] == 0.0) nn_adam_step(a, lr, p, g, m, v, n);
+    else a->step++;
+}
+static void cpu_ema_guarded(nn_ema *e, float *shadow, const float *p, size_t n, const double *guard)
+{
+    if (guard[1] == 0.0) nn_ema_update(e, shadow, p, n);
+    else e->num_updates++;
+}
+static double cpu_fetch_slot[4];
+static void cpu_fetch_begin(int slot, const double *src) { cpu_fetch_slot[slot & 3] = *src; }
+static double cpu_fetch_end(int slot) { return cpu_fetch_slot[slot & 3]; }
 
 static const nn_backend CPU = {
     .name = "cpu",
@@ -79,6 +110,13 @@ static const nn_backend CPU = {
     .dsm_loss = dsm_loss,
     .adam_step = nn_adam_step,
     .ema_update = nn_ema_update,
+    .gather_rows = cpu_gather_rows,
+    .dsm_loss_acc = cpu_dsm_loss_acc,
+    .guard_check = cpu_guard_check,
+    .adam_step_guarded = cpu_adam_guarded,
+    .ema_update_guarded = cpu_ema_guarded,
+    .fetch_begin = cpu_fetch_begin,
+    .fetch_end = cpu_fetch_end,
 };
 
 const nn_backend *nn_backend_cpu(void) { return &CPU; }

@@ -117,6 +117,13 @@ static const nn_backend CUDA = {
     .dsm_loss = nn_dsm_loss_cuda,
     .adam_step = nn_adam_step_cuda,
     .ema_update = nn_ema_update_cuda,
+    .gather_rows = nn_gather_rows_cuda,
+    .dsm_loss_acc = nn_dsm_loss_acc_cuda,
+    .guard_check = nn_guard_check_cuda,
+    .adam_step_guarded = nn_adam_step_guarded_cuda,
+    .ema_update_guarded = nn_ema_update_guarded_cuda,
+    .fetch_begin = nn_cuda_fetch_begin,
+    .fetch_end = nn_cuda_fetch_end,
 };
 
 const nn_backend *nn_backend_cuda(void)

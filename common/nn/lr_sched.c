@@ -38,8 +38,59 @@ static void sched_restore(void *ctx)
     w->inner.restore(w->inner.ctx);
 }
 
+/* the resident-data entries (train.h), forwarded with the scheduled rate when the inner model has them */
+static void sched_load(void *ctx, size_t n_train, const float *x_train, size_t n_val, const float *x_val)
+{
+    nn_lr_sched_model *w = ctx;
+    w->inner.data_load(w->inner.ctx, n_train, x_train, n_val, x_val);
+}
+
+static void sched_order(void *ctx, int set, const size_t *idx, size_t n)
+{
+    nn_lr_sched_model *w = ctx;
+    w->inner.data_order(w->inner.ctx, set, idx, n);
+}
+
+static void sched_rows(void *ctx, size_t b0, size_t n, double t_lo, double t_hi, double lr, rng *r)
+{
+    nn_lr_sched_model *w = ctx;
+    w->inner.train_rows(w->inner.ctx, b0, n, t_lo, t_hi, nn_lr_sched_at(&w->sched, lr, w->step), r);
+    w->step++;
+}
+
+static double sched_fetch(void *ctx)
+{
+    nn_lr_sched_model *w = ctx;
+    return w->inner.train_fetch(w->inner.ctx);
+}
+
+static double sched_eval_rows(void *ctx, int use_ema, size_t v0, size_t n, double t_lo, double t_hi, rng *r)
+{
+    nn_lr_sched_model *w = ctx;
+    return w->inner.eval_rows(w->inner.ctx, use_ema, v0, n, t_lo, t_hi, r);
+}
+
+static void sched_unload(void *ctx)
+{
+    nn_lr_sched_model *w = ctx;
+    w->inner.data_unload(w->inner.ctx);
+}
+
 train_model nn_lr_sched_wrap(nn_lr_sched_model *w)
 {
-    train_model m = {w, w->inner.dim, sched_train_step, sched_eval_loss, sched_snapshot, sched_restore};
+    train_model m = {.ctx = w,
+                     .dim = w->inner.dim,
+                     .train_step = sched_train_step,
+                     .eval_loss = sched_eval_loss,
+                     .snapshot = sched_snapshot,
+                     .restore = sched_restore};
+    if (w->inner.train_rows) {
+        m.data_load = sched_load;
+        m.data_order = sched_order;
+        m.train_rows = sched_rows;
+        m.train_fetch = sched_fetch;
+        m.eval_rows = sched_eval_rows;
+        m.data_unload = sched_unload;
+    }
     return m;
 }

@@ -176,6 +176,24 @@ double nn_ema_update_cuda(nn_ema *e, float *shadow, const float *p, size_t n);
  * host; if dscore != NULL writes dscore[n*dim] = dL/dscore = 2 r std / n. score, std[n], z, dscore: device. */
 double nn_dsm_loss_cuda(size_t n, size_t dim, const float *score, const float *std, const float *z, float *dscore);
 
+/* ---------------------------------------------------------------- the resident-data step (backend.h) */
+
+/* dst[i, :] = src[idx[i], :], idx int32 device */
+void nn_gather_rows_cuda(float *dst, const float *src, const int32_t *idx, size_t n, size_t dim);
+/* acc[0] += (nn_dsm_loss(nc, ..) * nc) / ntot on the device (the same partial sums as nn_dsm_loss_cuda, the host's
+ * double arithmetic with explicit rounding): never waits. acc device. */
+void nn_dsm_loss_acc_cuda(double *acc, size_t nc, size_t ntot, size_t dim, const float *score, const float *std,
+                          const float *z, float *dscore);
+void nn_guard_check_cuda(double *g);   /* g[1] = g[1] || !isfinite(g[0]), device */
+/* nn_adam_step_cuda / nn_ema_update_cuda applied only while guard[1] == 0 (device); host counters advance */
+void nn_adam_step_guarded_cuda(nn_adam *a, double lr, float *p, const float *g, float *m, float *v, size_t n,
+                               const double *guard);
+void nn_ema_update_guarded_cuda(nn_ema *e, float *shadow, const float *p, size_t n, const double *guard);
+/* device double -> pinned host slot (0..3) queued on the stream with an event; fetch_end waits for that event
+ * only (not the stream) and returns the value */
+void nn_cuda_fetch_begin(int slot, const double *src);
+double nn_cuda_fetch_end(int slot);
+
 #ifdef __cplusplus
 }
 #endif

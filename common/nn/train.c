@@ -85,6 +85,21 @@ static void gather(float *dst, const float *src, const size_t *idx, size_t n, si
     for (size_t i = 0; i < n; i++) memcpy(dst + i * dim, src + idx[i] * dim, dim * sizeof *dst);
 }
 
+/* The resident path's read of the oldest queued step's loss: what the gathered loop does with train_step's
+ * return value, one step later. */
+static void take_loss(const train_model *m, train_result *res, int e, double *sum, double *last, size_t *nb)
+{
+    *last = m->train_fetch(m->ctx);
+    if (!isfinite(*last)) {
+        res->status = TRAIN_NONFINITE;
+        res->bad_epoch = e;
+        snprintf(res->what, sizeof res->what, "train loss");
+        return;
+    }
+    *sum += *last;
+    (*nb)++;
+}
+
 /* The loop's state for the checkpoint callback: buffers allocated once per run, filled after an epoch. */
 static void progress_alloc(train_progress *p, size_t n_train, size_t n_val, int E, const rng *r)
 {
@@ -174,6 +189,13 @@ train_status train_run(const train_model *m, const train_config *c, size_t n_tra
         rng_shuffle(r, vidx, n_val);
         train_stopper_init(&st, c->patience, c->max_fraction, c->countdown, c->decay_points, c->n_decay_points);
     }
+    const int resident = m->train_rows != NULL;
+    if (resident) {
+        LOG_CHECK(m->data_load && m->data_order && m->train_fetch && m->eval_rows && m->data_unload,
+                  "train_run: a model with train_rows needs every resident-data entry (train.h)");
+        m->data_load(m->ctx, n_train, x_train, n_val, x_val);
+        m->data_order(m->ctx, 1, vidx, n_val);
+    }
     train_progress pr;
     if (c->checkpoint) progress_alloc(&pr, n_train, n_val, E, r);
     double last_ck = log_now();
@@ -187,7 +209,19 @@ train_status train_run(const train_model *m, const train_config *c, size_t n_tra
         rng_shuffle(r, tidx, n_train);
         double sum = 0.0, last = 0.0;
         size_t nb = 0;
-        for (size_t b0 = 0; b0 < n_train; b0 += c->batch) {
+        if (resident) {
+            m->data_order(m->ctx, 0, tidx, n_train);
+            /* step k + 1 is queued before step k's loss is read (train.h) */
+            int queued = 0;
+            for (size_t b0 = 0; b0 < n_train && res->status == TRAIN_OK; b0 += c->batch) {
+                size_t nbat = n_train - b0 < c->batch ? n_train - b0 : c->batch;
+                m->train_rows(m->ctx, b0, nbat, c->t_lo, c->t_hi, c->lr, r);
+                if (queued) take_loss(m, res, e, &sum, &last, &nb);
+                queued = 1;
+            }
+            if (queued && res->status == TRAIN_OK) take_loss(m, res, e, &sum, &last, &nb);
+        }
+        for (size_t b0 = 0; !resident && b0 < n_train; b0 += c->batch) {
             size_t nbat = n_train - b0 < c->batch ? n_train - b0 : c->batch;
             gather(xb, x_train, tidx + b0, nbat, dim);
             last = m->train_step(m->ctx, nbat, xb, c->t_lo, c->t_hi, c->lr, r);
@@ -208,12 +242,19 @@ train_status train_run(const train_model *m, const train_config *c, size_t n_tra
         if (vpos >= n_val) {
             rng_shuffle(r, vidx, n_val);
             vpos = 0;
+            if (resident) m->data_order(m->ctx, 1, vidx, n_val);
         }
         size_t nv = n_val - vpos < c->val_batch ? n_val - vpos : c->val_batch;
-        gather(xb, x_val, vidx + vpos, nv, dim);
+        double ema_val, raw_val;
+        if (resident) {
+            ema_val = m->eval_rows(m->ctx, 1, vpos, nv, c->t_lo, c->t_hi, r);
+            raw_val = m->eval_rows(m->ctx, 0, vpos, nv, c->t_lo, c->t_hi, r);
+        } else {
+            gather(xb, x_val, vidx + vpos, nv, dim);
+            ema_val = m->eval_loss(m->ctx, 1, nv, xb, c->t_lo, c->t_hi, r);
+            raw_val = m->eval_loss(m->ctx, 0, nv, xb, c->t_lo, c->t_hi, r);
+        }
         vpos += nv;
-        double ema_val = m->eval_loss(m->ctx, 1, nv, xb, c->t_lo, c->t_hi, r);
-        double raw_val = m->eval_loss(m->ctx, 0, nv, xb, c->t_lo, c->t_hi, r);
         res->ema_val_loss[e] = ema_val;
         res->val_loss[e] = raw_val;
         if (!isfinite(ema_val) || !isfinite(raw_val)) {
@@ -252,6 +293,7 @@ train_status train_run(const train_model *m, const train_config *c, size_t n_tra
         free(pr.rng_state);
     }
     if (c->progress) log_progress_end(&prog);
+    if (resident) m->data_unload(m->ctx);
     if (have_kept) m->restore(m->ctx);
     free(xb);
     free(tidx);

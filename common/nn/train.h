@@ -39,6 +39,27 @@ typedef struct {
     double (*eval_loss)(void *ctx, int use_ema, size_t n, const float *x0, double t_lo, double t_hi, rng *r);
     void (*snapshot)(void *ctx, int from_ema);  /* remember the current EMA (1) or raw (0) weights */
     void (*restore)(void *ctx);                 /* copy the remembered weights into params and EMA */
+    /* Optional, all or none (NULL: the loop gathers each minibatch on the host and calls train_step /
+     * eval_loss): the data set resident where the model runs, and steps that do not wait for it.
+     *   data_load    copies x_train and x_val there, once per train_run;
+     *   data_order   a new shuffle order of the train (set 0) or val (set 1) rows, once after each shuffle;
+     *   train_rows   queues one optimiser step on rows order[b0, b0 + n) of the train set, with exactly the
+     *                draws from r that train_step makes, and returns without waiting for it;
+     *   train_fetch  the loss of the OLDEST queued step, waiting for that step only. A non-finite loss means
+     *                that step and every step queued after it made no update (as train_step's "no update");
+     *   eval_rows    eval_loss on rows order[v0, v0 + n) of the val set (returns the value: waits);
+     *   data_unload  drops the data and any step still queued.
+     * train_run then keeps one step in flight: it queues step k + 1 before reading step k's loss, so the host
+     * never drains the device inside an epoch; it waits at the epoch's end (the last loss, the two val losses),
+     * and for snapshots / checkpoints, which run there. The losses, their order and every draw from r are those
+     * of the gathered path, except after a non-finite loss: the loop learns of it one step late, so r has given
+     * one more seed (the run ends there either way). */
+    void (*data_load)(void *ctx, size_t n_train, const float *x_train, size_t n_val, const float *x_val);
+    void (*data_order)(void *ctx, int set, const size_t *idx, size_t n);
+    void (*train_rows)(void *ctx, size_t b0, size_t n, double t_lo, double t_hi, double lr, rng *r);
+    double (*train_fetch)(void *ctx);
+    double (*eval_rows)(void *ctx, int use_ema, size_t v0, size_t n, double t_lo, double t_hi, rng *r);
+    void (*data_unload)(void *ctx);
 } train_model;
 
 typedef enum { TRAIN_KEEP_PAPER = 0, TRAIN_KEEP_BEST_EMA = 1, TRAIN_KEEP_PAPER_EXP = 2 } train_keep;
