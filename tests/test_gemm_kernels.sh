@@ -45,18 +45,18 @@ if [ $avx512 = 1 ]; then
 fi
 
 # portability: in the portable build (ARCH=x86-64-v3, the default) only the AVX-512 kernel objects (built with
-# AVX512_FLAGS: the two GEMMs and the AMX GEMM) and attention.o (function clones chosen by a run-time CPU check) may
-# hold AVX-512 code (zmm registers); everything else must run on any x86-64-v3 CPU
+# AVX512_FLAGS: the two GEMMs, the AMX GEMM and the AMX attention, reached after nn_amx_available()) and
+# attention.o (function clones chosen by a run-time CPU check) may hold AVX-512 code (zmm registers); everything else must run on any x86-64-v3 CPU
 if command -v objdump >/dev/null 2>&1; then
   for d in build/cpu build/cuda; do
     [ -f "$d/arch.x86-64-v3" ] || continue
     bad=""
-    for o in $(find "$d/common" -name '*.o' ! -name gemm_avx512.o ! -name gemm_bf16_avx512.o ! -name gemm_amx.o ! -name attention.o); do
+    for o in $(find "$d/common" -name '*.o' ! -name gemm_avx512.o ! -name gemm_bf16_avx512.o ! -name gemm_amx.o ! -name attention.o ! -name attention_amx.o); do
       objdump -d "$o" | grep -q zmm && bad="$bad $o"
     done
     n512=$(objdump -d "$d/common/nn/gemm_avx512.o" 2>/dev/null | grep -c zmm)
     [ -z "$bad" ] && [ "${n512:-0}" -gt 0 ]
-    check "$d: AVX-512 code only in the dispatched kernels (gemm_avx512, gemm_bf16_avx512, gemm_amx, attention)" $? "zmm in:$bad (gemm_avx512.o: ${n512:-0})"
+    check "$d: AVX-512 code only in the dispatched kernels (gemm_avx512, gemm_bf16_avx512, gemm_amx, attention, attention_amx)" $? "zmm in:$bad (gemm_avx512.o: ${n512:-0})"
   done
 else
   echo "SKIP AVX-512 object scan: objdump not installed"
