@@ -367,11 +367,7 @@ void ee_model_train(const ee_config *c, const ee_data *d, ee_kind kind, size_t i
     safetensors *st = NULL;
     if (access(partial, F_OK) == 0) {
         /* a network killed mid-training: weights, EMA, counters, Adam moments and loop state from its partial */
-        m = scorenet_load(partial, &ve, c->max_batch, err, sizeof err);
-        if (!m) log_die("%s (delete it to restart this network)", err);
-        st = safetensors_open(partial, err, sizeof err);
-        if (!st || scorenet_read_optim(m, st, partial, err, sizeof err) != 0)
-            log_die("%s (delete it to restart this network)", err);
+        m = scorenet_load_training(partial, &ve, c->max_batch, &st);
     } else if (kind == EE_AUX && c->aux_init == EE_INIT_POOL) {
         m = finetune_start(c, EE_POOL, 0, c->max_batch);
     } else if (kind == EE_AUX) {

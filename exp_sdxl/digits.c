@@ -433,11 +433,7 @@ static void train_base(const dg_config *c, const dg_data *d, const io_meta *meta
         scorenet *m;
         safetensors *st = NULL;
         if (access(partial, F_OK) == 0) {
-            m = scorenet_load(partial, &ve, c->max_batch, err, sizeof err);
-            if (!m) log_die("%s (delete it to restart this network)", err);
-            st = safetensors_open(partial, err, sizeof err);
-            if (!st || scorenet_read_optim(m, st, partial, err, sizeof err) != 0)
-                log_die("%s (delete it to restart this network)", err);
+            m = scorenet_load_training(partial, &ve, c->max_batch, &st);
         } else {
             m = scorenet_alloc(&ve, c->max_batch, c->seed ^ rng_stream_id(DG_RNG_INIT, 0));
         }

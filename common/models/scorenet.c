@@ -945,6 +945,17 @@ int scorenet_save_training(const scorenet *m, const train_progress *p, const cha
     return rc;
 }
 
+scorenet *scorenet_load_training(const char *path, const sde *s, size_t max_batch, safetensors **st)
+{
+    char err[1024];
+    scorenet *m = scorenet_load(path, s, max_batch, err, sizeof err);
+    if (!m) log_die("%s (delete it to restart this network)", err);
+    *st = safetensors_open(path, err, sizeof err);
+    if (!*st || scorenet_read_optim(m, *st, path, err, sizeof err) != 0)
+        log_die("%s (delete it to restart this network)", err);
+    return m;
+}
+
 int scorenet_read_optim(scorenet *m, const safetensors *st, const char *path, char *err, size_t errlen)
 {
     int rc = nn_params_read_optim(m->p, st, path, err, errlen);

@@ -133,6 +133,11 @@ int scorenet_save(const scorenet *m, const char *path, char *err, size_t errlen)
 int scorenet_save_training(const scorenet *m, const train_progress *p, const char *path, char *err, size_t errlen);
 struct safetensors;
 int scorenet_read_optim(scorenet *m, const struct safetensors *st, const char *path, char *err, size_t errlen);
+/* A network killed mid-training, from its training checkpoint: the model (scorenet_load), its Adam moments and
+ * remembered weights (scorenet_read_optim), and the checkpoint left open in *st for train_progress_read (close
+ * it with safetensors_close). Any problem is fatal: one line naming the file, "(delete it to restart this
+ * network)". */
+scorenet *scorenet_load_training(const char *path, const sde *s, size_t max_batch, struct safetensors **st);
 /* Loads one of our checkpoints, or a converted PyTorch state_dict (no "format" metadata; a leading "module."
  * -- nn.DataParallel -- is stripped from every name; without "ema.*" tensors the EMA is a copy of the params).
  * NULL + one line "<path>: <reason>" on any problem (missing/corrupt file, missing tensor, wrong dtype or shape,
