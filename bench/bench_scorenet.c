@@ -1,12 +1,13 @@
 /* bench_scorenet: CPU throughput of the paper's image ScoreNet (common/nn/scorenet.h; paper §5.1, App. G), and
  * the C side of the PyTorch cross-check (tests/reference/run_crosscheck.sh).
  *
- *   bench_scorenet [--train-batch 200] [--eval-batch 500] [--seconds 5]
+ *   bench_scorenet [--train-batch 200] [--eval-batch 500] [--seconds 5] [--only train|forward|vjp] [--bf16]
  *       train    one DSM training step (forward + backward + Adam + EMA), images/s
  *       forward  score evaluation (t_stride 1), images/s
  *       vjp      score + input gradient grad_x <s, e> (the NLL / Hutchinson cost unit), evaluations/s
  *     Each: one warm-up call, then repeats until --seconds have passed (at least 2 calls). Threads:
- *     OMP_NUM_THREADS (default all cores). Compare with tests/reference/torch_cpu_bench.py (PyTorch eager fp32).
+ *     OMP_NUM_THREADS (default all cores). --only runs one of the three (for perf). --bf16 repeats them with bf16
+ *     convolution GEMMs (scorenet_set_gemm_bf16: operands rounded to bf16, fp32 accumulation) beside fp32. Compare with tests/reference/torch_cpu_bench.py (PyTorch eager fp32).
  *   bench_scorenet --dump DIR
  *       writes DIR/ckpt.safetensors (a ScoreNet with randomised GroupNorm affines), DIR/inputs.safetensors
  *       (x0, t, z, e for 4 samples) and DIR/ours.safetensors (score at x_t, DSM loss, grad.<param>, gx).
@@ -14,6 +15,7 @@
  *       reads DIR/ours.safetensors and DIR/torch.safetensors (tests/reference/scorenet_ref.py) and prints max
  *       abs / max rel errors of forward, loss, parameter gradients and input gradient against torch fp32 and
  *       torch fp64; exits 1 if ours vs fp64 exceeds 1e-4 relative to the largest reference value. */
+#include "gemm_bf16.h"
 #include "log.h"
 #include "mem.h"
 #include "params.h"
@@ -279,12 +281,15 @@ int main(int argc, char **argv)
     log_set_prog(argv[0]);
     size_t tb = 200, eb = 500;
     double secs = 5.0;
-    const char *dump = NULL, *cmp = NULL;
+    const char *dump = NULL, *cmp = NULL, *only = NULL;
+    int bf16 = 0;
     static const struct option opts[] = {{"train-batch", required_argument, 0, 'b'},
                                          {"eval-batch", required_argument, 0, 'e'},
                                          {"seconds", required_argument, 0, 's'},
                                          {"dump", required_argument, 0, 'd'},
                                          {"compare", required_argument, 0, 'c'},
+                                         {"only", required_argument, 0, 'o'},
+                                         {"bf16", no_argument, 0, 'f'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int o;
@@ -295,14 +300,19 @@ int main(int argc, char **argv)
         case 's': secs = strtod(optarg, NULL); break;
         case 'd': dump = optarg; break;
         case 'c': cmp = optarg; break;
+        case 'o': only = optarg; break;
+        case 'f': bf16 = 1; break;
         case 'h':
-            printf("usage: %s [--train-batch 200] [--eval-batch 500] [--seconds 5] | --dump DIR | --compare DIR\n",
+            printf("usage: %s [--train-batch 200] [--eval-batch 500] [--seconds 5] [--only train|forward|vjp] [--bf16] | --dump DIR"
+                   " | --compare DIR\n",
                    argv[0]);
             return 0;
         default: log_die("unknown option (see --help)");
         }
     }
     if (tb == 0 || eb == 0 || !(secs >= 0)) log_die("batches must be >= 1 and --seconds >= 0");
+    if (only && strcmp(only, "train") && strcmp(only, "forward") && strcmp(only, "vjp"))
+        log_die("--only: expected train, forward or vjp, got '%s'", only);
     if (dump) return do_dump(dump);
     if (cmp) return do_compare(cmp);
 
@@ -320,15 +330,28 @@ int main(int argc, char **argv)
     printf("bench_scorenet: ScoreNet %zu params, %d threads, workspace %.0f MB (batch %zu)\n",
            scorenet_num_params(m), omp_get_max_threads(), scorenet_activation_bytes(cap) / 1e6, cap);
     long calls;
-    c.n = tb;
-    double tr = timed_rate(secs, tb, f_train, &c, &calls);
-    printf("train    batch %4zu: %9.1f images/s  (%.1f ms/step, %ld steps, loss %.4g)\n", tb, tr,
-           1e3 * tb / tr, calls, c.loss);
-    c.n = eb;
-    double fw = timed_rate(secs, eb, f_fwd, &c, &calls);
-    printf("forward  batch %4zu: %9.1f images/s  (%ld calls)\n", eb, fw, calls);
-    double vj = timed_rate(secs, eb, f_vjp, &c, &calls);
-    printf("vjp      batch %4zu: %9.1f evals/s   (score + grad_x <s,e>, %ld calls)\n", eb, vj, calls);
+    const int do_tr = !only || !strcmp(only, "train"), do_fw = !only || !strcmp(only, "forward"),
+              do_vj = !only || !strcmp(only, "vjp");
+    for (int pass = 0; pass <= bf16; pass++) {
+        scorenet_set_gemm_bf16(m, pass);
+        const char *tag = pass ? " bf16" : "";
+        if (pass) printf("bf16 convolution GEMMs (%s kernel):\n", nn_gemm_bf16_kernel());
+        c.n = tb;
+        if (do_tr) {
+            double tr = timed_rate(secs, tb, f_train, &c, &calls);
+            printf("train%-5s batch %4zu: %9.1f images/s  (%.1f ms/step, %ld steps, loss %.4g)\n", tag, tb, tr,
+                   1e3 * tb / tr, calls, c.loss);
+        }
+        c.n = eb;
+        if (do_fw) {
+            double fw = timed_rate(secs, eb, f_fwd, &c, &calls);
+            printf("forward%-3s batch %4zu: %9.1f images/s  (%ld calls)\n", tag, eb, fw, calls);
+        }
+        if (do_vj) {
+            double vj = timed_rate(secs, eb, f_vjp, &c, &calls);
+            printf("vjp%-7s batch %4zu: %9.1f evals/s   (score + grad_x <s,e>, %ld calls)\n", tag, eb, vj, calls);
+        }
+    }
     free(c.x); free(c.t); free(c.e); free(c.out); free(c.gx);
     rng_free(r);
     scorenet_free(m);

@@ -354,7 +354,7 @@ void scorenet_free(scorenet *m)
 void scorenet_set_device(scorenet *m, device_kind dev)
 {
     const nn_backend *be = nn_backend_for(dev);
-    if (be == m->be) return;
+    if (be == m->be || (be->host && m->be->host)) return;   /* cpu and cpu-bf16 share host memory */
     LOG_CHECK(m->be->host && !be->host, "scorenet_set_device: only a cpu model moves to a device");
     res_unload(m);
     free_workspace(m);
@@ -368,6 +368,15 @@ void scorenet_set_device(scorenet *m, device_kind dev)
 }
 
 device_kind scorenet_device(const scorenet *m) { return m->be->kind; }
+
+void scorenet_set_gemm_bf16(scorenet *m, int on)
+{
+    LOG_CHECK(m->be->host, "scorenet_set_gemm_bf16: bf16 convolution GEMMs are a cpu option (the model is on %s)",
+              m->be->name);
+    m->be = on ? nn_backend_cpu_bf16() : nn_backend_cpu();   /* the same host memory: nothing moves */
+}
+
+int scorenet_gemm_bf16(const scorenet *m) { return m->be == nn_backend_cpu_bf16(); }
 
 void scorenet_zero_grad(scorenet *m)
 {

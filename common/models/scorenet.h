@@ -64,6 +64,11 @@ void scorenet_free(scorenet *m);
 void scorenet_set_device(scorenet *m, device_kind dev);
 device_kind scorenet_device(const scorenet *m);
 void scorenet_sync_to_host(scorenet *m);
+/* bf16 convolution GEMMs on the cpu (backend.h nn_backend_cpu_bf16): on = 1 rounds both operands of every conv /
+ * conv-transpose GEMM to bf16 (fp32 accumulation; AMX where the CPU has it), on = 0 restores fp32. Weights,
+ * activations and everything outside those GEMMs stay fp32. Switchable at any time; a device model dies. */
+void scorenet_set_gemm_bf16(scorenet *m, int on);
+int scorenet_gemm_bf16(const scorenet *m);
 void scorenet_sync_to_device(scorenet *m);
 void scorenet_zero_grad(scorenet *m);   /* the gradient on the model's device (allocating trainer state) */
 size_t scorenet_num_params(const scorenet *m);        /* trainable scalars (== SCORENET_NUM_PARAMS) */

@@ -130,6 +130,10 @@ typedef struct nn_backend {
 } nn_backend;
 
 const nn_backend *nn_backend_cpu(void);
+/* The cpu table with bf16 convolution GEMMs: the conv / conv-transpose loops' GEMMs round both fp32 operands to
+ * bf16 while packing and accumulate in fp32 (gemm_bf16.h; AMX tiles where available). Everything else (linear
+ * layers, norms, optimiser) is the cpu table's. Host memory, like the cpu table. */
+const nn_backend *nn_backend_cpu_bf16(void);
 /* The CUDA table; dies with a one-line message in a build without CUDA. */
 const nn_backend *nn_backend_cuda(void);
 const nn_backend *nn_backend_for(device_kind d);

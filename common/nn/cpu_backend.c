@@ -1,9 +1,11 @@
-/* nn/cpu_backend: the cpu backend table (backend.h): host memory, the reference kernels and nn_sgemm. */
+/* nn/cpu_backend: the cpu backend tables (backend.h): host memory, the reference kernels and nn_sgemm; and its
+ * bf16 twin, the same table whose convolution GEMMs run on bf16-rounded operands (issue 8 item 7). */
 #include "backend.h"
 #include "act.h"
 #include "dsm.h"
 #include "fourier.h"
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include "linear.h"
 #include "log.h"
 #include "philox.h"
@@ -14,6 +16,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <threads.h>
 
 static float *cpu_alloc(size_t n) { return n ? nn_ws_falloc(n) : NULL; }
 static void cpu_release(void *p) { free(p); }
@@ -120,5 +123,52 @@ static const nn_backend CPU = {
 };
 
 const nn_backend *nn_backend_cpu(void) { return &CPU; }
+
+/* ---- cpu-bf16: every GEMM of the convolution loop takes fp32 operands rounded to bf16 while they are packed
+ * (nn_gemm_bf16: AMX tiles where the CPU has them) and accumulates in fp32; everything else is the cpu table. */
+static nn_backend CPU_BF16;
+static once_flag cpu_bf16_once = ONCE_FLAG_INIT;
+
+static void gemm_bf16_f32(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                          const float *B, int ldb, float beta, float *C, int ldc)
+{
+    nn_gemm_bf16(transA, transB, M, N, K, alpha, A, 0, lda, B, 0, ldb, beta, C, ldc);
+}
+static void bf16_conv2d_forward(float *out, const float *in, const float *W, const float *b, int B,
+                                const nn_conv_geom *g, float *ws, size_t ws_n)
+{
+    nn_conv2d_forward_on(&CPU_BF16, out, in, W, b, B, g, ws, ws_n);
+}
+static void bf16_conv2d_backward(float *din, float *dW, float *db, const float *dout, const float *in,
+                                 const float *W, int B, const nn_conv_geom *g, float *ws, size_t ws_n)
+{
+    nn_conv2d_backward_on(&CPU_BF16, din, dW, db, dout, in, W, B, g, ws, ws_n);
+}
+static void bf16_tconv_forward(float *out, const float *in, const float *W, const float *b, int B,
+                               const nn_conv_geom *g, float *ws, size_t ws_n)
+{
+    nn_conv_transpose2d_forward_on(&CPU_BF16, out, in, W, b, B, g, ws, ws_n);
+}
+static void bf16_tconv_backward(float *din, float *dW, float *db, const float *dout, const float *in,
+                                const float *W, int B, const nn_conv_geom *g, float *ws, size_t ws_n)
+{
+    nn_conv_transpose2d_backward_on(&CPU_BF16, din, dW, db, dout, in, W, B, g, ws, ws_n);
+}
+static void cpu_bf16_make(void)
+{
+    CPU_BF16 = CPU;
+    CPU_BF16.name = "cpu-bf16";
+    CPU_BF16.gemm = gemm_bf16_f32;
+    CPU_BF16.conv2d_forward = bf16_conv2d_forward;
+    CPU_BF16.conv2d_backward = bf16_conv2d_backward;
+    CPU_BF16.conv_transpose2d_forward = bf16_tconv_forward;
+    CPU_BF16.conv_transpose2d_backward = bf16_tconv_backward;
+}
+
+const nn_backend *nn_backend_cpu_bf16(void)
+{
+    call_once(&cpu_bf16_once, cpu_bf16_make);
+    return &CPU_BF16;
+}
 
 const nn_backend *nn_backend_for(device_kind d) { return d == DEVICE_CUDA ? nn_backend_cuda() : nn_backend_cpu(); }
