@@ -211,7 +211,7 @@ bench-torch:
 	@/usr/bin/python3 -c "import torch" 2>/dev/null || { echo "bench-torch: needs python3-torch (apt-get install python3-torch)"; exit 2; }
 	@scripts/bootstrap.sh --openblas
 	@env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 tests/reference/torch_cpu_bench.py
-	@$(MAKE) --no-print-directory bench/bin/bench_scorenet && bench/bin/bench_scorenet
+	@$(MAKE) --no-print-directory bench/bin/bench_scorenet && bench/bin/bench_scorenet --bf16
 
 # ScoreNet cross-check against PyTorch: same safetensors weights and inputs; forward, parameter grads, input grad.
 check-torch:

@@ -19,8 +19,28 @@ static void check(int B, int C, int HW, int G)
               HW, G);
 }
 
-void nn_groupnorm_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma,
-                          const float *beta, int B, int C, int HW, int G, float eps)
+/* mean and 1 / sqrt(var + eps) of one group's n values: two passes in double (the variance about the mean, no
+ * cancellation), vectorised sums; shared by the plain and the fused forward so the two give the same bits */
+static void group_stats(const float *x, size_t n, float eps, double *mu_out, double *rs_out)
+{
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (size_t i = 0; i < n; i++) s += x[i];
+    const double mu = s / (double)n;
+    double v = 0.0;
+#pragma omp simd reduction(+ : v)
+    for (size_t i = 0; i < n; i++) {
+        const double d = x[i] - mu;
+        v += d * d;
+    }
+    *mu_out = mu;
+    *rs_out = 1.0 / sqrt(v / (double)n + (double)eps);
+}
+
+/* y = GroupNorm(in) and, when h != NULL, h = SiLU(y): the one forward loop of nn_groupnorm_forward and
+ * nn_groupnorm_silu_forward */
+static void gn_forward(float *y, float *h, float *mean, float *rstd, const float *in, const float *gamma,
+                       const float *beta, int B, int C, int HW, int G, float eps)
 {
     check(B, C, HW, G);
     const int CG = C / G;
@@ -30,15 +50,8 @@ void nn_groupnorm_forward(float *out, float *mean, float *rstd, const float *in,
         const int b = bg / G, g = bg % G;
         const size_t base = ((size_t)b * C + (size_t)g * CG) * HW;
         const float *x = in + base;
-        double s = 0.0;
-        for (size_t i = 0; i < n; i++) s += x[i];
-        const double mu = s / (double)n;
-        double v = 0.0;
-        for (size_t i = 0; i < n; i++) {
-            const double d = x[i] - mu;
-            v += d * d;
-        }
-        const double rs = 1.0 / sqrt(v / (double)n + (double)eps);
+        double mu, rs;
+        group_stats(x, n, eps, &mu, &rs);
         mean[bg] = (float)mu;
         rstd[bg] = (float)rs;
         for (int cc = 0; cc < CG; cc++) {
@@ -46,11 +59,27 @@ void nn_groupnorm_forward(float *out, float *mean, float *rstd, const float *in,
             const float a = (float)rs * (gamma ? gamma[c] : 1.0f);
             const float sh = (beta ? beta[c] : 0.0f) - (float)mu * a;
             const float *xr = x + (size_t)cc * HW;
-            float *o = out + base + (size_t)cc * HW;
+            float *yo = y + base + (size_t)cc * HW;
+            if (!h) {
 #pragma omp simd
-            for (int p = 0; p < HW; p++) o[p] = fmaf(xr[p], a, sh);
+                for (int p = 0; p < HW; p++) yo[p] = fmaf(xr[p], a, sh);
+                continue;
+            }
+            float *ho = h + base + (size_t)cc * HW;
+#pragma omp simd
+            for (int p = 0; p < HW; p++) {
+                const float yv = fmaf(xr[p], a, sh);
+                yo[p] = yv;
+                ho[p] = act_silu(yv);
+            }
         }
     }
+}
+
+void nn_groupnorm_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+                          const float *beta, int B, int C, int HW, int G, float eps)
+{
+    gn_forward(out, NULL, mean, rstd, in, gamma, beta, B, C, HW, G, eps);
 }
 
 void nn_groupnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
@@ -128,47 +157,14 @@ void nn_layernorm_backward(float *din, float *dgamma, float *dbeta, const float 
 }
 
 /* ---------------------------------------------------------------- GroupNorm + SiLU, fused (norm.h)
- * One pass per (sample, group) instead of GroupNorm, then SiLU over the whole tensor; the sums are vector
- * reductions (double lanes), so they match nn_groupnorm_* up to the order of the additions. */
+ * One pass per (sample, group) instead of GroupNorm, then SiLU over the whole tensor. The forward is
+ * nn_groupnorm_forward's loop (gn_forward), so y has its bits; the backward's sums are vector reductions (double
+ * lanes), so they match nn_groupnorm_backward up to the order of the additions. */
 
 void nn_groupnorm_silu_forward(float *y, float *h, float *mean, float *rstd, const float *in, const float *gamma,
                                const float *beta, int B, int C, int HW, int G, float eps)
 {
-    check(B, C, HW, G);
-    const int CG = C / G;
-    const size_t n = (size_t)CG * HW;
-#pragma omp parallel for schedule(static) if ((long)B * C * HW >= NORM_PAR_MIN)
-    for (int bg = 0; bg < B * G; bg++) {
-        const int b = bg / G, g = bg % G;
-        const size_t base = ((size_t)b * C + (size_t)g * CG) * HW;
-        const float *x = in + base;
-        double s = 0.0;
-#pragma omp simd reduction(+ : s)
-        for (size_t i = 0; i < n; i++) s += x[i];
-        const double mu = s / (double)n;
-        double v = 0.0;
-#pragma omp simd reduction(+ : v)
-        for (size_t i = 0; i < n; i++) {
-            const double d = x[i] - mu;
-            v += d * d;
-        }
-        const double rs = 1.0 / sqrt(v / (double)n + (double)eps);
-        mean[bg] = (float)mu;
-        rstd[bg] = (float)rs;
-        for (int cc = 0; cc < CG; cc++) {
-            const int c = g * CG + cc;
-            const float a = (float)rs * (gamma ? gamma[c] : 1.0f);
-            const float sh = (beta ? beta[c] : 0.0f) - (float)mu * a;
-            const float *xr = x + (size_t)cc * HW;
-            float *yo = y + base + (size_t)cc * HW, *ho = h + base + (size_t)cc * HW;
-#pragma omp simd
-            for (int p = 0; p < HW; p++) {
-                const float yv = fmaf(xr[p], a, sh);
-                yo[p] = yv;
-                ho[p] = act_silu(yv);
-            }
-        }
-    }
+    gn_forward(y, h, mean, rstd, in, gamma, beta, B, C, HW, G, eps);
 }
 
 void nn_groupnorm_silu_backward(float *din, float *dgamma, float *dbeta, const float *dh, size_t dh_bstride,
