@@ -2,12 +2,15 @@
  * the C side of the PyTorch cross-check (tests/reference/run_crosscheck.sh).
  *
  *   bench_scorenet [--train-batch 200] [--eval-batch 500] [--seconds 5] [--only train|forward|vjp] [--bf16]
+ *                  [--gemm-time]
  *       train    one DSM training step (forward + backward + Adam + EMA), images/s
  *       forward  score evaluation (t_stride 1), images/s
  *       vjp      score + input gradient grad_x <s, e> (the NLL / Hutchinson cost unit), evaluations/s
  *     Each: one warm-up call, then repeats until --seconds have passed (at least 2 calls). Threads:
  *     OMP_NUM_THREADS (default all cores). --only runs one of the three (for perf). --bf16 repeats them with bf16
- *     convolution GEMMs (scorenet_set_gemm_bf16: operands rounded to bf16, fp32 accumulation) beside fp32. Compare with tests/reference/torch_cpu_bench.py (PyTorch eager fp32).
+ *     convolution GEMMs (scorenet_set_gemm_bf16: operands rounded to bf16, fp32 accumulation) beside fp32. --gemm-time also reports
+ *     the share of the threads' time spent inside the convolution GEMMs (an instrumented copy of the table): the
+ *     floor no data-movement work can go below. Compare with tests/reference/torch_cpu_bench.py (PyTorch eager fp32).
  *   bench_scorenet --dump DIR
  *       writes DIR/ckpt.safetensors (a ScoreNet with randomised GroupNorm affines), DIR/inputs.safetensors
  *       (x0, t, z, e for 4 samples) and DIR/ours.safetensors (score at x_t, DSM loss, grad.<param>, gx).
@@ -15,6 +18,7 @@
  *       reads DIR/ours.safetensors and DIR/torch.safetensors (tests/reference/scorenet_ref.py) and prints max
  *       abs / max rel errors of forward, loss, parameter gradients and input gradient against torch fp32 and
  *       torch fp64; exits 1 if ours vs fp64 exceeds 1e-4 relative to the largest reference value. */
+#include "backend.h"
 #include "gemm_bf16.h"
 #include "log.h"
 #include "mem.h"
@@ -239,9 +243,107 @@ static int do_compare(const char *dir)
 
 /* ---------------------------------------------------------------- throughput */
 
+/* --gemm-time: the cpu (or cpu-bf16) table with its GEMM timed. Every convolution GEMM runs inside a batch slice
+ * (one thread each), so the summed call times are thread-seconds, comparable with wall time x threads. */
+static nn_backend timed_table;
+static const nn_backend *timed_base;
+static double gemm_thread_sec;
+/* per GEMM shape: calls, thread-seconds, multiply-adds (printed by --gemm-time after each measurement) */
+typedef struct {
+    int tA, tB, M, N, K;
+    long calls;
+    double sec, fma;
+} gemm_shape;
+static gemm_shape shapes[96];
+static int nshapes;
+
+static void shape_add(int tA, int tB, int M, int N, int K, double dt)
+{
+#pragma omp critical(bench_shapes)
+    {
+        int i = 0;
+        while (i < nshapes && !(shapes[i].tA == tA && shapes[i].tB == tB && shapes[i].M == M && shapes[i].N == N &&
+                                shapes[i].K == K))
+            i++;
+        if (i < (int)(sizeof shapes / sizeof *shapes)) {
+            if (i == nshapes) shapes[nshapes++] = (gemm_shape){tA, tB, M, N, K, 0, 0, 0};
+            shapes[i].calls++;
+            shapes[i].sec += dt;
+            shapes[i].fma += (double)M * N * K;
+        }
+    }
+}
+
+static int by_time(const void *a, const void *b)
+{
+    const double x = ((const gemm_shape *)a)->sec, y = ((const gemm_shape *)b)->sec;
+    return (x < y) - (x > y);
+}
+
+/* the shapes that took 90% of the GEMM time, with the rate each reached (GFLOP/s per thread) */
+static void shapes_print(void)
+{
+    qsort(shapes, (size_t)nshapes, sizeof *shapes, by_time);
+    double tot = 0, run = 0;
+    for (int i = 0; i < nshapes; i++) tot += shapes[i].sec;
+    for (int i = 0; i < nshapes && run < 0.9 * tot; i++) {
+        const gemm_shape *g = &shapes[i];
+        run += g->sec;
+        printf("    gemm %c%c M %5d N %5d K %5d: %6ld calls, %5.1f%% of GEMM time, %6.1f GFLOP/s per thread\n",
+               g->tA ? 'T' : 'N', g->tB ? 'T' : 'N', g->M, g->N, g->K, g->calls, 100 * g->sec / tot,
+               2e-9 * g->fma / g->sec);
+    }
+    nshapes = 0;
+}
+
+static void timed_gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                       int ldb, float beta, float *C, int ldc)
+{
+    const double t0 = omp_get_wtime();
+    timed_base->gemm(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    const double dt = omp_get_wtime() - t0;
+#pragma omp atomic
+    gemm_thread_sec += dt;
+    shape_add(tA, tB, M, N, K, dt);
+}
+static void timed_conv2d_forward(float *out, const float *in, const float *W, const float *b, int B,
+                                 const nn_conv_geom *g, float *ws, size_t ws_n)
+{
+    nn_conv2d_forward_on(&timed_table, out, in, W, b, B, g, ws, ws_n);
+}
+static void timed_conv2d_backward(float *din, float *dW, float *db, const float *dout, const float *in,
+                                  const float *W, int B, const nn_conv_geom *g, float *ws, size_t ws_n)
+{
+    nn_conv2d_backward_on(&timed_table, din, dW, db, dout, in, W, B, g, ws, ws_n);
+}
+static void timed_tconv_forward(float *out, const float *in, const float *W, const float *b, int B,
+                                const nn_conv_geom *g, float *ws, size_t ws_n)
+{
+    nn_conv_transpose2d_forward_on(&timed_table, out, in, W, b, B, g, ws, ws_n);
+}
+static void timed_tconv_backward(float *din, float *dW, float *db, const float *dout, const float *in,
+                                 const float *W, int B, const nn_conv_geom *g, float *ws, size_t ws_n)
+{
+    nn_conv_transpose2d_backward_on(&timed_table, din, dW, db, dout, in, W, B, g, ws, ws_n);
+}
+static const nn_backend *timed_over(const nn_backend *base)
+{
+    timed_base = base;
+    timed_table = *base;
+    timed_table.name = "cpu-timed";
+    timed_table.gemm = timed_gemm;
+    timed_table.conv2d_forward = timed_conv2d_forward;
+    timed_table.conv2d_backward = timed_conv2d_backward;
+    timed_table.conv_transpose2d_forward = timed_tconv_forward;
+    timed_table.conv_transpose2d_backward = timed_tconv_backward;
+    return &timed_table;
+}
+
 static double timed_rate(double seconds, size_t per_call, void (*fn)(void *), void *ctx, long *calls)
 {
     fn(ctx);   /* warm-up */
+    gemm_thread_sec = 0.0;
+    nshapes = 0;
     long n = 0;
     double t0 = log_now(), dt;
     do {
@@ -250,6 +352,19 @@ static double timed_rate(double seconds, size_t per_call, void (*fn)(void *), vo
     } while ((dt = log_now() - t0) < seconds || n < 2);
     *calls = n;
     return (double)n * (double)per_call / dt;
+}
+
+/* ", GEMM x% of thread time (y ms per call)" for --gemm-time: the timed calls' GEMM thread-seconds against the
+ * wall time of those calls times the threads */
+static const char *gemm_share(int on, long calls, size_t per_call, double rate)
+{
+    static char buf[128];
+    if (!on) return "";
+    const double wall = (double)calls * (double)per_call / rate, th = omp_get_max_threads();
+    if (getenv("SF_BENCH_SHAPES")) shapes_print();
+    snprintf(buf, sizeof buf, ", GEMM %.0f%% of thread time, %.1f ms of %.1f per call", 100.0 * gemm_thread_sec / (wall * th),
+             1e3 * gemm_thread_sec / th / calls, 1e3 * wall / calls);
+    return buf;
 }
 
 typedef struct {
@@ -282,7 +397,7 @@ int main(int argc, char **argv)
     size_t tb = 200, eb = 500;
     double secs = 5.0;
     const char *dump = NULL, *cmp = NULL, *only = NULL;
-    int bf16 = 0;
+    int bf16 = 0, gtime = 0;
     static const struct option opts[] = {{"train-batch", required_argument, 0, 'b'},
                                          {"eval-batch", required_argument, 0, 'e'},
                                          {"seconds", required_argument, 0, 's'},
@@ -290,6 +405,7 @@ int main(int argc, char **argv)
                                          {"compare", required_argument, 0, 'c'},
                                          {"only", required_argument, 0, 'o'},
                                          {"bf16", no_argument, 0, 'f'},
+                                         {"gemm-time", no_argument, 0, 'g'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int o;
@@ -302,8 +418,10 @@ int main(int argc, char **argv)
         case 'c': cmp = optarg; break;
         case 'o': only = optarg; break;
         case 'f': bf16 = 1; break;
+        case 'g': gtime = 1; break;
         case 'h':
-            printf("usage: %s [--train-batch 200] [--eval-batch 500] [--seconds 5] [--only train|forward|vjp] [--bf16] | --dump DIR"
+            printf("usage: %s [--train-batch 200] [--eval-batch 500] [--seconds 5] [--only train|forward|vjp] [--bf16] [--gemm-time]"
+                   " | --dump DIR"
                    " | --compare DIR\n",
                    argv[0]);
             return 0;
@@ -334,22 +452,25 @@ int main(int argc, char **argv)
               do_vj = !only || !strcmp(only, "vjp");
     for (int pass = 0; pass <= bf16; pass++) {
         scorenet_set_gemm_bf16(m, pass);
+        if (gtime) scorenet_set_host_table(m, timed_over(pass ? nn_backend_cpu_bf16() : nn_backend_cpu()));
         const char *tag = pass ? " bf16" : "";
         if (pass) printf("bf16 convolution GEMMs (%s kernel):\n", nn_gemm_bf16_kernel());
         c.n = tb;
         if (do_tr) {
             double tr = timed_rate(secs, tb, f_train, &c, &calls);
-            printf("train%-5s batch %4zu: %9.1f images/s  (%.1f ms/step, %ld steps, loss %.4g)\n", tag, tb, tr,
-                   1e3 * tb / tr, calls, c.loss);
+            printf("train%-5s batch %4zu: %9.1f images/s  (%.1f ms/step, %ld steps, loss %.4g)%s\n", tag, tb, tr,
+                   1e3 * tb / tr, calls, c.loss, gemm_share(gtime, calls, tb, tr));
         }
         c.n = eb;
         if (do_fw) {
             double fw = timed_rate(secs, eb, f_fwd, &c, &calls);
-            printf("forward%-3s batch %4zu: %9.1f images/s  (%ld calls)\n", tag, eb, fw, calls);
+            printf("forward%-3s batch %4zu: %9.1f images/s  (%ld calls)%s\n", tag, eb, fw, calls,
+                   gemm_share(gtime, calls, eb, fw));
         }
         if (do_vj) {
             double vj = timed_rate(secs, eb, f_vjp, &c, &calls);
-            printf("vjp%-7s batch %4zu: %9.1f evals/s   (score + grad_x <s,e>, %ld calls)\n", tag, eb, vj, calls);
+            printf("vjp%-7s batch %4zu: %9.1f evals/s   (score + grad_x <s,e>, %ld calls)%s\n", tag, eb, vj, calls,
+                   gemm_share(gtime, calls, eb, vj));
         }
     }
     free(c.x); free(c.t); free(c.e); free(c.out); free(c.gx);

@@ -369,11 +369,18 @@ void scorenet_set_device(scorenet *m, device_kind dev)
 
 device_kind scorenet_device(const scorenet *m) { return m->be->kind; }
 
+void scorenet_set_host_table(scorenet *m, const nn_backend *be)
+{
+    LOG_CHECK(m->be->host && be->host, "scorenet_set_host_table: %s -> %s: only host-memory tables swap",
+              m->be->name, be->name);
+    m->be = be;   /* the same host memory: nothing moves */
+}
+
 void scorenet_set_gemm_bf16(scorenet *m, int on)
 {
     LOG_CHECK(m->be->host, "scorenet_set_gemm_bf16: bf16 convolution GEMMs are a cpu option (the model is on %s)",
               m->be->name);
-    m->be = on ? nn_backend_cpu_bf16() : nn_backend_cpu();   /* the same host memory: nothing moves */
+    scorenet_set_host_table(m, on ? nn_backend_cpu_bf16() : nn_backend_cpu());
 }
 
 int scorenet_gemm_bf16(const scorenet *m) { return m->be == nn_backend_cpu_bf16(); }

@@ -69,6 +69,10 @@ void scorenet_sync_to_host(scorenet *m);
  * activations and everything outside those GEMMs stay fp32. Switchable at any time; a device model dies. */
 void scorenet_set_gemm_bf16(scorenet *m, int on);
 int scorenet_gemm_bf16(const scorenet *m);
+/* Any other table over host memory (an instrumented copy of the cpu table, bench_scorenet --gemm-time); the model
+ * and the table must both be host tables. */
+struct nn_backend;
+void scorenet_set_host_table(scorenet *m, const struct nn_backend *be);
 void scorenet_sync_to_device(scorenet *m);
 void scorenet_zero_grad(scorenet *m);   /* the gradient on the model's device (allocating trainer state) */
 size_t scorenet_num_params(const scorenet *m);        /* trainable scalars (== SCORENET_NUM_PARAMS) */
