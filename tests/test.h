@@ -34,6 +34,19 @@ static inline void test_report(int ok, const char *name, const char *detail)
         test_report(isfinite(g_) && fabs(g_ - w_) <= (double)(atol) + (double)(rtol) * fabs(w_), (name), d_); \
     } while (0)
 
+/* max |got - want| / max |want| over n values (1 as the scale when want is all 0); INFINITY if got holds a
+ * non-finite value: the relative error every comparison against a reference output states */
+static inline double test_rel_err(const float *got, const float *want, size_t n)
+{
+    double m = 0, d = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i])) return INFINITY;
+        m = fmax(m, fabs((double)want[i]));
+        d = fmax(d, fabs((double)got[i] - want[i]));
+    }
+    return d / (m > 0 ? m : 1);
+}
+
 /* A GPU test that finds no usable GPU (or a CPU-only build): prints "SKIP prog: why", or, when the environment
  * has SF_REQUIRE_CUDA=1 (make gpu-check), records one FAIL, so a GPU run can never pass by skipping. */
 static inline void test_cuda_unavailable(const char *prog, const char *why)

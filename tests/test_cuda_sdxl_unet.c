@@ -18,6 +18,7 @@
 #include "device.h"
 #include "safetensors.h"
 #include "sdxl_pipe.h"
+#include "sdxl_unet_fixture.h"
 #include "test.h"
 #include "unet.h"
 #include <math.h>
@@ -29,42 +30,6 @@
 #define FIX "tests/fixtures/sdxl/unet"
 #define GPU_REL 2e-2
 
-typedef struct {
-    const float *sample, *t, *ctx, *text, *ids, *out32, *out16;
-    int B, C, H, W, L, P;
-} io_data;
-
-static int load_io(safetensors *st, io_data *io)
-{
-    const char *names[] = {"sample", "timestep", "encoder_hidden_states", "text_embeds", "time_ids", "out_fp32",
-                           "out_fp16w"};
-    const float **dst[] = {&io->sample, &io->t, &io->ctx, &io->text, &io->ids, &io->out32, &io->out16};
-    for (int i = 0; i < 7; i++) {
-        const safetensors_tensor *t = safetensors_find(st, names[i]);
-        if (!t || t->dtype != SAFETENSORS_F32) return -1;
-        *dst[i] = t->data;
-    }
-    const safetensors_tensor *s = safetensors_find(st, "sample"), *c = safetensors_find(st, "encoder_hidden_states"),
-                             *te = safetensors_find(st, "text_embeds");
-    io->B = (int)s->shape[0];
-    io->C = (int)s->shape[1];
-    io->H = (int)s->shape[2];
-    io->W = (int)s->shape[3];
-    io->L = (int)c->shape[1];
-    io->P = (int)te->shape[1];
-    return 0;
-}
-
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double m = 0, d = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(a[i])) return INFINITY;
-        m = fmax(m, fabs(b[i]));
-        d = fmax(d, fabs((double)a[i] - b[i]));
-    }
-    return d / (m > 0 ? m : 1);
-}
 
 /* one forward of batch B starting at sample b0 of the fixture */
 static int run(sdxl_unet *u, const io_data *io, int b0, int B, float *out)
@@ -124,7 +89,7 @@ static void test_pipeline(void)
         int rc = sdxl_pipe_generate(p, &g, noise, out, &tr, err, sizeof err);
         test_report(rc == 0, "pipeline on cuda generates", err);
         if (rc == 0) {
-            const double el = rel_err(fl, lat, nl), ei = rel_err(out, img, ni);
+            const double el = test_rel_err(fl, lat, nl), ei = test_rel_err(out, img, ni);
             printf("# pipeline on cuda vs diffusers: final latents %.3g, image %.3g (max-norm relative)\n", el, ei);
             CHECK_CLOSE(el, 0, 5e-2, 0, "pipeline on cuda: final latents = diffusers' (rel 5e-2)");
             CHECK_CLOSE(ei, 0, 5e-2, 0, "pipeline on cuda: decoded image = diffusers' (rel 5e-2)");
@@ -176,7 +141,7 @@ int main(void)
         int ok = ug && sdxl_unet_set_device(ug, DEVICE_CUDA, err, sizeof err) == 0;
         test_report(ok, "fp16 variant on cuda", err);
         if (ok && run(ug, &io, 0, io.B, gpu) == 0) {
-            const double e_ref = rel_err(gpu, io.out16, n), e_cpu = rel_err(gpu, cpu, n);
+            const double e_ref = test_rel_err(gpu, io.out16, n), e_cpu = test_rel_err(gpu, cpu, n);
             printf("# cuda fp16 vs diffusers on the same fp16 weights (fp32 activations): %.3g\n", e_ref);
             printf("# cuda fp16 vs our CPU path on the same weights: %.3g\n", e_cpu);
             CHECK_CLOSE(e_ref, 0, GPU_REL, 0, "UNet on cuda (fp16) == diffusers on the fp16 weights (rel 2e-2)");
@@ -191,7 +156,7 @@ int main(void)
                 /* the last sample alone: batch slicing of every region */
                 const size_t per = n / (size_t)io.B;
                 ok = run(ug, &io, io.B - 1, 1, gpu2) == 0;
-                const double e1 = ok ? rel_err(gpu2, gpu + (size_t)(io.B - 1) * per, per) : INFINITY;
+                const double e1 = ok ? test_rel_err(gpu2, gpu + (size_t)(io.B - 1) * per, per) : INFINITY;
                 printf("# cuda batch 1 vs the same sample in batch %d: %.3g\n", io.B, e1);
                 CHECK_CLOSE(e1, 0, GPU_REL, 0, "batch 1 on cuda == its row of the batch (rel 2e-2; cuBLAS may pick other kernels)");
             }
@@ -203,7 +168,7 @@ int main(void)
         ok = ug && sdxl_unet_set_device(ug, DEVICE_CUDA, err, sizeof err) == 0 && run(ug, &io, 0, io.B, gpu) == 0;
         test_report(ok, "fp32 file on cuda", err);
         if (ok) {
-            const double e = rel_err(gpu, io.out32, n);
+            const double e = test_rel_err(gpu, io.out32, n);
             printf("# cuda (fp32 file rounded to fp16) vs diffusers fp32: %.3g\n", e);
             CHECK_CLOSE(e, 0, GPU_REL, 0, "UNet fp32 file on cuda == diffusers fp32 (rel 2e-2)");
         }

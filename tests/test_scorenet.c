@@ -406,16 +406,6 @@ static void test_slices(rng *r)
 
 /* ---------------------------------------------------------------- bf16 convolution GEMMs (issue 8 item 7) */
 
-static double rel_max(const float *got, const float *want, size_t n)
-{
-    double d = 0, w = 0;
-    for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)got[i] - want[i]));
-        w = fmax(w, fabs((double)want[i]));
-    }
-    return d / (w > 0 ? w : 1);
-}
-
 /* scores, dL/dx0, the loss and its parameter gradient with every conv GEMM on bf16-rounded operands, against the
  * fp32 model (same weights, inputs, times and noise); then 20 Adam steps from one start on one data set. The
  * tolerances are about 3x what was measured here with each of the amx / avx512bf16 / generic kernels (scores
@@ -442,7 +432,7 @@ static void test_bf16(rng *r)
     scorenet_forward(m, 0, n, tv, 1, x, sb);
     nn_params_zero_grad(p);
     double lb = scorenet_loss_at(m, 0, n, x, tv, z, gb, 1);
-    const double es = rel_max(sb, sa, n * D), eg = rel_max(gb, ga, n * D), ep = rel_max(p->grad, grad, p->total);
+    const double es = test_rel_err(sb, sa, n * D), eg = test_rel_err(gb, ga, n * D), ep = test_rel_err(p->grad, grad, p->total);
     char d[200];
     snprintf(d, sizeof d, "scores %.3g, dL/dx0 %.3g, loss %.9g vs %.9g, param grads %.3g (kernel %s)", es, eg, lb, la,
              ep, nn_gemm_bf16_kernel());

@@ -11,6 +11,7 @@
  *   fp16 weights (diffusers variant and single file) vs diffusers run on the SAME fp16-rounded weights in fp32:
  *   1e-5 as well (measured 1.3e-6), since our widening is exact;
  *   and, for the record, fp16 weights vs fp32 weights: the rounding of the weights themselves, ~2e-3. */
+#include "sdxl_unet_fixture.h"
 #include "test.h"
 #include "json.h"
 #include "safetensors.h"
@@ -26,45 +27,6 @@
 #include <unistd.h>
 
 #define FIX "tests/fixtures/sdxl/unet"
-
-typedef struct {
-    const float *sample, *t, *ctx, *text, *ids, *out32, *out16;
-    int B, C, H, W, L, D, P;
-} io_data;
-
-static int load_io(safetensors *st, io_data *io)
-{
-    const char *names[] = {"sample", "timestep", "encoder_hidden_states", "text_embeds", "time_ids", "out_fp32",
-                           "out_fp16w"};
-    const float **dst[] = {&io->sample, &io->t, &io->ctx, &io->text, &io->ids, &io->out32, &io->out16};
-    for (int i = 0; i < 7; i++) {
-        const safetensors_tensor *t = safetensors_find(st, names[i]);
-        if (!t || t->dtype != SAFETENSORS_F32) return -1;
-        *dst[i] = t->data;
-    }
-    const safetensors_tensor *s = safetensors_find(st, "sample"), *c = safetensors_find(st, "encoder_hidden_states"),
-                             *te = safetensors_find(st, "text_embeds");
-    io->B = (int)s->shape[0];
-    io->C = (int)s->shape[1];
-    io->H = (int)s->shape[2];
-    io->W = (int)s->shape[3];
-    io->L = (int)c->shape[1];
-    io->D = (int)c->shape[2];
-    io->P = (int)te->shape[1];
-    return 0;
-}
-
-/* max |a - b| / max |b| */
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double m = 0, d = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(a[i])) return INFINITY;
-        m = fmax(m, fabs(b[i]));
-        d = fmax(d, fabs((double)a[i] - b[i]));
-    }
-    return d / (m > 0 ? m : 1);
-}
 
 static double run_unet(sdxl_unet *u, const io_data *io, float *out)
 {
@@ -161,7 +123,7 @@ static void test_fixture_model(void)
               "tiny config read (heads, depths reversed for the up path, text_time)");
         CHECK(sdxl_unet_param_count(u) == 197412, "every parameter bound (197,412, as diffusers counts)");
         double e = run_unet(u, &io, out);
-        if (e == 0) e = rel_err(out, io.out32, n);
+        if (e == 0) e = test_rel_err(out, io.out32, n);
         printf("# fp32 weights vs diffusers fp32: max|diff|/max|ref| = %.3g\n", e);
         CHECK_CLOSE(e, 0, 1e-5, 0, "UNet fp32 diffusers layout == diffusers (rel 1e-5)");
         /* deterministic: a second call gives the same bits */
@@ -177,10 +139,10 @@ static void test_fixture_model(void)
     test_report(u != NULL, "load diffusers unet/ (fp16 variant file)", err);
     if (u) {
         double e = run_unet(u, &io, out);
-        if (e == 0) e = rel_err(out, io.out16, n);
+        if (e == 0) e = test_rel_err(out, io.out16, n);
         printf("# fp16 weights vs diffusers on the same fp16 weights: %.3g\n", e);
         CHECK_CLOSE(e, 0, 1e-5, 0, "UNet fp16 variant == diffusers on the fp16 weights (rel 1e-5)");
-        double e16 = rel_err(out, io.out32, n);
+        double e16 = test_rel_err(out, io.out32, n);
         printf("# fp16 weights vs fp32 weights (the weight rounding itself): %.3g\n", e16);
         CHECK(e16 > 1e-5 && e16 < 1e-2, "fp16 weights move the output by the rounding only (1e-5 < rel < 1e-2)");
         sdxl_unet_free(u);
@@ -208,7 +170,7 @@ static void test_fixture_model(void)
         test_report(u != NULL, "bf16 weights (in memory) bind", err);
         if (u) {
             double e = run_unet(u, &io, out);
-            if (e == 0) e = rel_err(out, io.out32, n);
+            if (e == 0) e = test_rel_err(out, io.out32, n);
             printf("# bf16 weights + bf16 GEMM inputs vs diffusers fp32: %.3g\n", e);
             CHECK_CLOSE(e, 0, 3e-2, 0, "UNet bf16 path == diffusers fp32 to bf16 rounding (rel 3e-2)");
             sdxl_unet_free(u);
@@ -223,7 +185,7 @@ static void test_fixture_model(void)
     test_report(u != NULL, "load single-file checkpoint through the name map", err);
     if (u) {
         double e = run_unet(u, &io, out);
-        if (e == 0) e = rel_err(out, io.out16, n);
+        if (e == 0) e = test_rel_err(out, io.out16, n);
         printf("# single file (fp16) vs diffusers on the same weights: %.3g\n", e);
         CHECK_CLOSE(e, 0, 1e-5, 0, "UNet single file == diffusers (rel 1e-5)");
         sdxl_unet_free(u);
