@@ -306,36 +306,12 @@ static void timed_gemm(int tA, int tB, int M, int N, int K, float alpha, const f
     gemm_thread_sec += dt;
     shape_add(tA, tB, M, N, K, dt);
 }
-static void timed_conv2d_forward(float *out, const float *in, const float *W, const float *b, int B,
-                                 const nn_conv_geom *g, float *ws, size_t ws_n)
-{
-    nn_conv2d_forward_on(&timed_table, out, in, W, b, B, g, ws, ws_n);
-}
-static void timed_conv2d_backward(float *din, float *dW, float *db, const float *dout, const float *in,
-                                  const float *W, int B, const nn_conv_geom *g, float *ws, size_t ws_n)
-{
-    nn_conv2d_backward_on(&timed_table, din, dW, db, dout, in, W, B, g, ws, ws_n);
-}
-static void timed_tconv_forward(float *out, const float *in, const float *W, const float *b, int B,
-                                const nn_conv_geom *g, float *ws, size_t ws_n)
-{
-    nn_conv_transpose2d_forward_on(&timed_table, out, in, W, b, B, g, ws, ws_n);
-}
-static void timed_tconv_backward(float *din, float *dW, float *db, const float *dout, const float *in,
-                                 const float *W, int B, const nn_conv_geom *g, float *ws, size_t ws_n)
-{
-    nn_conv_transpose2d_backward_on(&timed_table, din, dW, db, dout, in, W, B, g, ws, ws_n);
-}
 static const nn_backend *timed_over(const nn_backend *base)
 {
     timed_base = base;
     timed_table = *base;
     timed_table.name = "cpu-timed";
     timed_table.gemm = timed_gemm;
-    timed_table.conv2d_forward = timed_conv2d_forward;
-    timed_table.conv2d_backward = timed_conv2d_backward;
-    timed_table.conv_transpose2d_forward = timed_tconv_forward;
-    timed_table.conv_transpose2d_backward = timed_tconv_backward;
     return &timed_table;
 }
 

@@ -294,8 +294,8 @@ static void fwd_chunk(digitnet *m, size_t n, const float *x, int train, uint64_t
         for (size_t b0 = 0; b0 < n; b0 += m->chunk) {
             const size_t nb = n - b0 < m->chunk ? n - b0 : m->chunk;
             float *h = m->h[l] + b0 * c_img;
-            be->conv2d_forward(h, in + b0 * in_img, PW(w, m->i_cw[l]), PW(w, m->i_cb[l]), (int)nb, &m->cg[l], m->col,
-                               m->col_n);
+            nn_conv2d_forward_on(be, h, in + b0 * in_img, PW(w, m->i_cw[l]), PW(w, m->i_cb[l]), (int)nb, &m->cg[l],
+                                 m->col, m->col_n);
             be->relu_forward(h, h, nb * c_img);
             if (CONV[l].pool)
                 be->maxpool2d_forward(m->pooled[l] + b0 * o_img, m->idx[l] + b0 * o_img, h, (int)nb, &m->pg[l]);
@@ -346,8 +346,8 @@ static void bwd_chunk(digitnet *m, size_t n, int train)
             }
             be->relu_mask(dhc, m->h[l] + b0 * c_img, nb * c_img);
             if (dinc) be->zero(dinc, nb * in_img);
-            be->conv2d_backward(dinc, PW(g, m->i_cw[l]), PW(g, m->i_cb[l]), dhc, in + b0 * in_img, PW(w, m->i_cw[l]),
-                                (int)nb, &m->cg[l], m->col, m->col_n);
+            nn_conv2d_backward_on(be, dinc, PW(g, m->i_cw[l]), PW(g, m->i_cb[l]), dhc, in + b0 * in_img,
+                                  PW(w, m->i_cw[l]), (int)nb, &m->cg[l], m->col, m->col_n);
         }
         other = cur;
         cur = din;

@@ -1030,21 +1030,21 @@ scorenet *scorenet_load_weights(const char *path, const sde *s, size_t max_batch
 /* the convolution layers of stage k (no bias) and tconv1 (bias), on the shared im2col workspace */
 static void conv_fwd(scorenet *m, int k, float *out, const float *in, const float *W, int N)
 {
-    m->be->conv2d_forward(out, in, W, NULL, N, &m->geom[k], m->colbuf, m->colbuf_n);
+    nn_conv2d_forward_on(m->be, out, in, W, NULL, N, &m->geom[k], m->colbuf, m->colbuf_n);
 }
 static void tconv_fwd(scorenet *m, int k, float *out, const float *in, const float *W, int N)
 {
-    m->be->conv_transpose2d_forward(out, in, W, NULL, N, &m->geom[k], m->colbuf, m->colbuf_n);
+    nn_conv_transpose2d_forward_on(m->be, out, in, W, NULL, N, &m->geom[k], m->colbuf, m->colbuf_n);
 }
 static void conv_bwd(scorenet *m, int k, float *din, float *dW, const float *dout, const float *in, const float *W,
                      int N)
 {
-    m->be->conv2d_backward(din, dW, NULL, dout, in, W, N, &m->geom[k], m->colbuf, m->colbuf_n);
+    nn_conv2d_backward_on(m->be, din, dW, NULL, dout, in, W, N, &m->geom[k], m->colbuf, m->colbuf_n);
 }
 static void tconv_bwd(scorenet *m, int k, float *din, float *dW, const float *dout, const float *in, const float *W,
                       int N)
 {
-    m->be->conv_transpose2d_backward(din, dW, NULL, dout, in, W, N, &m->geom[k], m->colbuf, m->colbuf_n);
+    nn_conv_transpose2d_backward_on(m->be, din, dW, NULL, dout, in, W, N, &m->geom[k], m->colbuf, m->colbuf_n);
 }
 /* "+ Dense_k(e)": a[N, C, HW] += d[N, C] */
 static void chan_add_fwd(scorenet *m, float *a, const float *d, int N, int C, int HW)
@@ -1080,12 +1080,12 @@ static void cat_bwd(scorenet *m, float *d1, float *d2, const float *dout, int C1
 }
 static void tconv1_fwd(scorenet *m, float *out, const float *in, const float *W, const float *b, int N)
 {
-    m->be->conv_transpose2d_forward(out, in, W, b, N, &m->geom_t1, m->colbuf, m->colbuf_n);
+    nn_conv_transpose2d_forward_on(m->be, out, in, W, b, N, &m->geom_t1, m->colbuf, m->colbuf_n);
 }
 static void tconv1_bwd(scorenet *m, float *din, float *dW, float *db, const float *dout, const float *in,
                        const float *W, int N)
 {
-    m->be->conv_transpose2d_backward(din, dW, db, dout, in, W, N, &m->geom_t1, m->colbuf, m->colbuf_n);
+    nn_conv_transpose2d_backward_on(m->be, din, dW, db, dout, in, W, N, &m->geom_t1, m->colbuf, m->colbuf_n);
 }
 
 /* sizes of stage k */

@@ -47,15 +47,9 @@ typedef struct nn_backend {
     void (*add_bias)(float *t, const float *bias, int B, int C, int P);          /* t[B, C, P] += bias[C] */
     void (*bias_grad)(float *db, const float *dout, int B, int C, int P);        /* db[C] += sum_{b,p} dout */
 
-    /* ---- layers (conv.h, linear.h, act.h, fourier.h, norm.h, tensor_ops.h) */
-    void (*conv2d_forward)(float *out, const float *in, const float *W, const float *b, int B, const nn_conv_geom *g,
-                           float *ws, size_t ws_n);
-    void (*conv2d_backward)(float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
-                            int B, const nn_conv_geom *g, float *ws, size_t ws_n);
-    void (*conv_transpose2d_forward)(float *out, const float *in, const float *W, const float *b, int B,
-                                     const nn_conv_geom *g, float *ws, size_t ws_n);
-    void (*conv_transpose2d_backward)(float *din, float *dW, float *db, const float *dout, const float *in,
-                                      const float *W, int B, const nn_conv_geom *g, float *ws, size_t ws_n);
+    /* ---- layers (linear.h, act.h, fourier.h, norm.h, tensor_ops.h). Convolutions are not entries: they are the
+     * one chunked loop nn_conv*_on(table, ...) below, over the building blocks above, so a table that changes
+     * a building block (cpu-bf16: the GEMM) changes every convolution with it. */
     void (*linear_forward)(float *out, const float *in, const float *W, const float *b, int B, int IC, int OC);
     void (*linear_forward_add)(float *out, const float *in, const float *W, const float *b, int B, int IC, int OC);
     void (*linear_backward)(float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
@@ -138,8 +132,9 @@ const nn_backend *nn_backend_cpu_bf16(void);
 const nn_backend *nn_backend_cuda(void);
 const nn_backend *nn_backend_for(device_kind d);
 
-/* The one chunked im2col / GEMM loop of conv.h over any table (the cpu and cuda conv entries are these with their
- * own table). Workspace ws[ws_n] on the table's device, as conv.h describes. */
+/* The one chunked im2col / GEMM loop of conv.h over any table: how every network runs a convolution (conv.h's
+ * nn_conv2d_forward etc. are these over the cpu table). Workspace ws[ws_n] on the table's device, as conv.h
+ * describes; a geometry not made by nn_conv*_geom (bad sizes) is a one-line error. */
 void nn_conv2d_forward_on(const nn_backend *be, float *out, const float *in, const float *W, const float *b, int B,
                           const nn_conv_geom *g, float *ws, size_t ws_n);
 void nn_conv2d_backward_on(const nn_backend *be, float *din, float *dW, float *db, const float *dout, const float *in,

@@ -253,6 +253,15 @@ void nn_conv_bias_grad(float *db, const float *dout, int B, int C, int P)
     }
 }
 
+/* every loop entry: a geometry that nn_conv*_geom_finish did not make (a hand-filled struct) is a one-line
+ * error rather than an out-of-bounds walk on whichever table runs it */
+static void check_run(const nn_conv_geom *g, int transposed, const char *who)
+{
+    LOG_CHECK(g->IC > 0 && g->OC > 0 && g->H > 0 && g->W > 0 && g->KH > 0 && g->KW > 0 && g->SH > 0 && g->SW > 0 &&
+                  g->PH >= 0 && g->PW >= 0 && g->OH > 0 && g->OW > 0 && (transposed || (g->OPH == 0 && g->OPW == 0)),
+              "%s: bad geometry (use nn_conv%s2d_geom)", who, transposed ? "_transpose" : "");
+}
+
 static int chunk_images(size_t per_image, size_t ws_n, int B, const char *who)
 {
     LOG_CHECK(per_image > 0 && ws_n >= per_image, "%s: workspace too small (%zu floats, need >= %zu)", who, ws_n,
@@ -272,6 +281,7 @@ static nn_conv_win conv_win(const nn_conv_geom *g)
 void nn_conv2d_forward_on(const nn_backend *be, float *out, const float *in, const float *W, const float *b, int B,
                           const nn_conv_geom *g, float *ws, size_t ws_n)
 {
+    check_run(g, 0, "nn_conv2d_forward");
     if (B <= 0) return;
     const int K = g->IC * g->KH * g->KW, P = g->OH * g->OW;
     const size_t in_img = (size_t)g->IC * g->H * g->W, out_img = (size_t)g->OC * P;
@@ -301,6 +311,7 @@ void nn_conv2d_forward_on(const nn_backend *be, float *out, const float *in, con
 void nn_conv2d_backward_on(const nn_backend *be, float *din, float *dW, float *db, const float *dout, const float *in,
                            const float *W, int B, const nn_conv_geom *g, float *ws, size_t ws_n)
 {
+    check_run(g, 0, "nn_conv2d_backward");
     if (B <= 0) return;
     const int K = g->IC * g->KH * g->KW, P = g->OH * g->OW;
     const size_t in_img = (size_t)g->IC * g->H * g->W, out_img = (size_t)g->OC * P;
@@ -341,6 +352,7 @@ static nn_conv_win tconv_win(const nn_conv_geom *g)
 void nn_conv_transpose2d_forward_on(const nn_backend *be, float *out, const float *in, const float *W, const float *b,
                                     int B, const nn_conv_geom *g, float *ws, size_t ws_n)
 {
+    check_run(g, 1, "nn_conv_transpose2d_forward");
     if (B <= 0) return;
     const int R = g->OC * g->KH * g->KW, P = g->H * g->W;
     const size_t in_img = (size_t)g->IC * P, out_img = (size_t)g->OC * g->OH * g->OW;
@@ -365,6 +377,7 @@ void nn_conv_transpose2d_backward_on(const nn_backend *be, float *din, float *dW
                                      const float *in, const float *W, int B, const nn_conv_geom *g, float *ws,
                                      size_t ws_n)
 {
+    check_run(g, 1, "nn_conv_transpose2d_backward");
     if (B <= 0) return;
     const int R = g->OC * g->KH * g->KW, P = g->H * g->W;
     const size_t in_img = (size_t)g->IC * P, out_img = (size_t)g->OC * g->OH * g->OW;

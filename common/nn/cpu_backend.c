@@ -78,10 +78,6 @@ static const nn_backend CPU = {
     .scatter = nn_conv_scatter,
     .add_bias = nn_conv_add_bias,
     .bias_grad = nn_conv_bias_grad,
-    .conv2d_forward = nn_conv2d_forward,
-    .conv2d_backward = nn_conv2d_backward,
-    .conv_transpose2d_forward = nn_conv_transpose2d_forward,
-    .conv_transpose2d_backward = nn_conv_transpose2d_backward,
     .linear_forward = nn_linear_forward,
     .linear_forward_add = nn_linear_forward_add,
     .linear_backward = nn_linear_backward,
@@ -124,8 +120,9 @@ static const nn_backend CPU = {
 
 const nn_backend *nn_backend_cpu(void) { return &CPU; }
 
-/* ---- cpu-bf16: every GEMM of the convolution loop takes fp32 operands rounded to bf16 while they are packed
- * (nn_gemm_bf16: AMX tiles where the CPU has them) and accumulates in fp32; everything else is the cpu table. */
+/* ---- cpu-bf16: the table's GEMM, and so every convolution (nn_conv*_on), takes fp32 operands rounded to bf16
+ * while they are packed (nn_gemm_bf16: AMX tiles where the CPU has them) and accumulates in fp32; everything else
+ * is the cpu table. */
 static nn_backend CPU_BF16;
 static once_flag cpu_bf16_once = ONCE_FLAG_INIT;
 
@@ -134,35 +131,11 @@ static void gemm_bf16_f32(int transA, int transB, int M, int N, int K, float alp
 {
     nn_gemm_bf16(transA, transB, M, N, K, alpha, A, 0, lda, B, 0, ldb, beta, C, ldc);
 }
-static void bf16_conv2d_forward(float *out, const float *in, const float *W, const float *b, int B,
-                                const nn_conv_geom *g, float *ws, size_t ws_n)
-{
-    nn_conv2d_forward_on(&CPU_BF16, out, in, W, b, B, g, ws, ws_n);
-}
-static void bf16_conv2d_backward(float *din, float *dW, float *db, const float *dout, const float *in,
-                                 const float *W, int B, const nn_conv_geom *g, float *ws, size_t ws_n)
-{
-    nn_conv2d_backward_on(&CPU_BF16, din, dW, db, dout, in, W, B, g, ws, ws_n);
-}
-static void bf16_tconv_forward(float *out, const float *in, const float *W, const float *b, int B,
-                               const nn_conv_geom *g, float *ws, size_t ws_n)
-{
-    nn_conv_transpose2d_forward_on(&CPU_BF16, out, in, W, b, B, g, ws, ws_n);
-}
-static void bf16_tconv_backward(float *din, float *dW, float *db, const float *dout, const float *in,
-                                const float *W, int B, const nn_conv_geom *g, float *ws, size_t ws_n)
-{
-    nn_conv_transpose2d_backward_on(&CPU_BF16, din, dW, db, dout, in, W, B, g, ws, ws_n);
-}
 static void cpu_bf16_make(void)
 {
     CPU_BF16 = CPU;
     CPU_BF16.name = "cpu-bf16";
     CPU_BF16.gemm = gemm_bf16_f32;
-    CPU_BF16.conv2d_forward = bf16_conv2d_forward;
-    CPU_BF16.conv2d_backward = bf16_conv2d_backward;
-    CPU_BF16.conv_transpose2d_forward = bf16_tconv_forward;
-    CPU_BF16.conv_transpose2d_backward = bf16_tconv_backward;
 }
 
 const nn_backend *nn_backend_cpu_bf16(void)

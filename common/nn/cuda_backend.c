@@ -32,38 +32,27 @@ static void cu_zero(float *p, size_t n)
     if (n) nn_cuda_memset(p, 0, n * sizeof *p);
 }
 
-static void check_geom(const nn_conv_geom *g, int transposed, const char *who)
-{
-    LOG_CHECK(g->IC > 0 && g->OC > 0 && g->H > 0 && g->W > 0 && g->KH > 0 && g->KW > 0 && g->SH > 0 && g->SW > 0 &&
-                  g->PH >= 0 && g->PW >= 0 && g->OH > 0 && g->OW > 0 && (transposed || (g->OPH == 0 && g->OPW == 0)),
-              "%s: bad geometry (use nn_conv%s2d_geom)", who, transposed ? "_transpose" : "");
-}
-
 void nn_conv2d_forward_cuda(float *out, const float *in, const float *W, const float *b, int B, const nn_conv_geom *g,
                             float *ws, size_t ws_n)
 {
-    check_geom(g, 0, "nn_conv2d_forward_cuda");
     nn_conv2d_forward_on(nn_backend_cuda(), out, in, W, b, B, g, ws, ws_n);
 }
 
 void nn_conv2d_backward_cuda(float *din, float *dW, float *db, const float *dout, const float *in, const float *W,
                              int B, const nn_conv_geom *g, float *ws, size_t ws_n)
 {
-    check_geom(g, 0, "nn_conv2d_backward_cuda");
     nn_conv2d_backward_on(nn_backend_cuda(), din, dW, db, dout, in, W, B, g, ws, ws_n);
 }
 
 void nn_conv_transpose2d_forward_cuda(float *out, const float *in, const float *W, const float *b, int B,
                                       const nn_conv_geom *g, float *ws, size_t ws_n)
 {
-    check_geom(g, 1, "nn_conv_transpose2d_forward_cuda");
     nn_conv_transpose2d_forward_on(nn_backend_cuda(), out, in, W, b, B, g, ws, ws_n);
 }
 
 void nn_conv_transpose2d_backward_cuda(float *din, float *dW, float *db, const float *dout, const float *in,
                                        const float *W, int B, const nn_conv_geom *g, float *ws, size_t ws_n)
 {
-    check_geom(g, 1, "nn_conv_transpose2d_backward_cuda");
     nn_conv_transpose2d_backward_on(nn_backend_cuda(), din, dW, db, dout, in, W, B, g, ws, ws_n);
 }
 
@@ -85,10 +74,6 @@ static const nn_backend CUDA = {
     .scatter = nn_conv_scatter_cuda,
     .add_bias = nn_conv_add_bias_cuda,
     .bias_grad = nn_conv_bias_grad_cuda,
-    .conv2d_forward = nn_conv2d_forward_cuda,
-    .conv2d_backward = nn_conv2d_backward_cuda,
-    .conv_transpose2d_forward = nn_conv_transpose2d_forward_cuda,
-    .conv_transpose2d_backward = nn_conv_transpose2d_backward_cuda,
     .linear_forward = nn_linear_forward_cuda,
     .linear_forward_add = nn_linear_forward_add_cuda,
     .linear_backward = nn_linear_backward_cuda,
