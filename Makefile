@@ -206,7 +206,9 @@ bench:
 # PyTorch side by side on this CPU (Debian's python3-torch): the same ScoreNet timed in torch eager fp32, on
 # OpenBLAS (installed when missing: a user would have it; the reference netlib BLAS of a bare install is ~2-5x
 # slower) with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset for that command only; prints the BLAS and oneDNN
-# torch used, then our bench_scorenet in the same run.
+# torch used, then our bench_scorenet in the same run, fp32 and then with bf16 convolution GEMMs (torch 1.13 has
+# no bf16 path that runs this network on the CPU: autocast stops at GroupNorm, model.bfloat16() at
+# conv_transpose2d, so bf16 is set beside torch fp32).
 bench-torch:
 	@/usr/bin/python3 -c "import torch" 2>/dev/null || { echo "bench-torch: needs python3-torch (apt-get install python3-torch)"; exit 2; }
 	@scripts/bootstrap.sh --openblas
