@@ -1,5 +1,6 @@
 /* nn/scorenet: the paper's ScoreNet U-Net (src/model_EMNIST.py; paper §5.1, App. G; REFERENCE.md) on the CPU:
- * parameters carved from one nn_params buffer under PyTorch state_dict names, forward with activation caches,
+ * parameters carved from one nn_params buffer under PyTorch state_dict names (on the model's backend table
+ * through pmirror.h: device copies, trainer state on demand, snapshots), forward with activation caches,
  * backward for the parameter gradients and for the input (VJP), DSM training step (eq. 5), score_model,
  * safetensors checkpoints. Architecture, names and initialisation are documented in scorenet.h.
  *
