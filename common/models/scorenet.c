@@ -1,5 +1,6 @@
 /* nn/scorenet: the paper's ScoreNet U-Net (src/model_EMNIST.py; paper §5.1, App. G; REFERENCE.md) on the CPU:
- * parameters carved from one nn_params buffer under PyTorch state_dict names, forward with activation caches,
+ * parameters carved from one nn_params buffer under PyTorch state_dict names (on the model's backend table
+ * through pmirror.h: device copies, trainer state on demand, snapshots), forward with activation caches,
  * backward for the parameter gradients and for the input (VJP), DSM training step (eq. 5), score_model,
  * safetensors checkpoints. Architecture, names and initialisation are documented in scorenet.h.
  *
@@ -24,6 +25,7 @@
 #include "mem.h"
 #include "norm.h"
 #include "philox.h"
+#include "pmirror.h"
 #include "safetensors.h"
 #include "tensor_ops.h"
 #include <errno.h>
@@ -69,9 +71,7 @@ struct scorenet {
     sde s;
     const nn_backend *be;             /* the table every layer call goes through (cpu or cuda) */
     nn_params *p;                     /* host record of the weights (and trainer state): checkpoints */
-    /* the table's copies: on the cpu they ARE p's buffers; on a device, device buffers (grad .. keep only once a
-     * trainer asks, as on the host) */
-    float *w_data, *w_grad, *w_m, *w_v, *w_ema, *w_keep;
+    nn_pmirror pm;                    /* the table's weights / trainer state (cpu: p's buffers) */
     nn_adam adam;
     nn_ema ema;
     size_t cap;                       /* max_batch */
@@ -98,7 +98,7 @@ struct scorenet {
     size_t colbuf_n;
     float *hbuf;                      /* host scratch behind ht, hstd, hz, hxt on a device (NULL on the cpu) */
     /* cpu batch slices (see slice_count): slice s > 0 has its own im2col scratch and, when gradients are
-     * accumulated, its own zeroed gradient buffer, summed into w_grad in slice order after the backward pass */
+     * accumulated, its own zeroed gradient buffer, summed into pm.grad in slice order after the backward pass */
     float *scol[SN_SLICES];           /* [colbuf_n] each; scol[0] = colbuf */
     float *sgrad[SN_SLICES];          /* [p->total] each, s >= 1 (allocated on the first gradient pass) */
     /* resident-data training (train.h train_rows ..., scorenet_train_model): table memory */
@@ -228,44 +228,6 @@ static void free_workspace(scorenet *m)
     m->ws = m->colbuf = m->hbuf = NULL;
 }
 
-/* cpu: the table's weight / state pointers are the host record's buffers */
-static void bind_host(scorenet *m)
-{
-    nn_params *p = m->p;
-    m->w_data = p->data;
-    m->w_grad = p->grad;
-    m->w_m = p->m;
-    m->w_v = p->v;
-    m->w_ema = p->ema;
-    m->w_keep = p->keep;
-}
-
-/* Trainer state on both sides (host record and table), allocated once on the first training call. */
-static void train_state(scorenet *m)
-{
-    const int had = nn_params_has_train(m->p);
-    nn_params *p = nn_params_train(m->p);
-    if (m->be->host) {
-        bind_host(m);
-        return;
-    }
-    if (m->w_grad) return;
-    const size_t T = p->total;
-    m->w_grad = m->be->alloc(T);
-    m->w_m = m->be->alloc(T);
-    m->w_v = m->be->alloc(T);
-    m->w_ema = m->be->alloc(T);
-    m->w_keep = m->be->alloc(T);
-    if (had) {   /* a host record with state (a loaded training checkpoint): carry it over */
-        m->be->upload(m->w_m, p->m, T);
-        m->be->upload(m->w_v, p->v, T);
-        m->be->upload(m->w_ema, p->ema, T);
-        if (p->have_keep) m->be->upload(m->w_keep, p->keep, T);
-    } else {
-        m->be->copy(m->w_ema, m->w_data, T);
-    }
-}
-
 /* Builds the layout in state_dict order; zero-initialised buffers. */
 static scorenet *scorenet_new(const sde *s, size_t max_batch)
 {
@@ -302,9 +264,9 @@ static scorenet *scorenet_new(const sde *s, size_t max_batch)
     m->adam = nn_adam_default();
     m->ema = nn_ema_init(0.999);
     m->cap = max_batch;
-    m->be = nn_backend_cpu();
+    nn_pmirror_init(&m->pm, p);
+    m->be = m->pm.be;
     alloc_workspace(m);
-    bind_host(m);
     return m;
 }
 
@@ -339,12 +301,7 @@ scorenet *scorenet_alloc(const sde *s, size_t max_batch, uint64_t seed)
 void scorenet_free(scorenet *m)
 {
     if (!m) return;
-    if (!m->be->host) {
-        m->be->sync();
-        const nn_backend *be = m->be;
-        float *bufs[6] = {m->w_data, m->w_grad, m->w_m, m->w_v, m->w_ema, m->w_keep};
-        for (int i = 0; i < 6; i++) be->release(bufs[i]);
-    }
+    nn_pmirror_free(&m->pm);
     res_unload(m);
     free_workspace(m);
     nn_params_free(m->p);
@@ -355,16 +312,11 @@ void scorenet_set_device(scorenet *m, device_kind dev)
 {
     const nn_backend *be = nn_backend_for(dev);
     if (be == m->be || (be->host && m->be->host)) return;   /* cpu and cpu-bf16 share host memory */
-    LOG_CHECK(m->be->host && !be->host, "scorenet_set_device: only a cpu model moves to a device");
+    nn_pmirror_set_device(&m->pm, dev);   /* dies unless cpu -> device, before anything is released */
     res_unload(m);
     free_workspace(m);
-    m->be = be;
+    m->be = m->pm.be;
     alloc_workspace(m);
-    nn_params *p = m->p;
-    m->w_data = be->alloc(p->total);
-    be->upload(m->w_data, p->data, p->total);
-    m->w_grad = m->w_m = m->w_v = m->w_ema = m->w_keep = NULL;
-    if (nn_params_has_train(p)) train_state(m);
 }
 
 device_kind scorenet_device(const scorenet *m) { return m->be->kind; }
@@ -385,48 +337,14 @@ void scorenet_set_gemm_bf16(scorenet *m, int on)
 
 int scorenet_gemm_bf16(const scorenet *m) { return m->be == nn_backend_cpu_bf16(); }
 
-void scorenet_zero_grad(scorenet *m)
-{
-    train_state(m);
-    m->be->zero(m->w_grad, m->p->total);
-}
-
-void scorenet_sync_to_host(scorenet *m)
-{
-    if (m->be->host) return;
-    nn_params *p = m->p;
-    const size_t T = p->total;
-    m->be->download(p->data, m->w_data, T);
-    if (m->w_grad) {
-        nn_params_train(p);
-        m->be->download(p->grad, m->w_grad, T);
-        m->be->download(p->m, m->w_m, T);
-        m->be->download(p->v, m->w_v, T);
-        m->be->download(p->ema, m->w_ema, T);
-        if (p->have_keep) m->be->download(p->keep, m->w_keep, T);
-    }
-}
-
-void scorenet_sync_to_device(scorenet *m)
-{
-    if (m->be->host) return;
-    nn_params *p = m->p;
-    const size_t T = p->total;
-    m->be->upload(m->w_data, p->data, T);
-    if (nn_params_has_train(p)) {
-        train_state(m);
-        m->be->upload(m->w_grad, p->grad, T);
-        m->be->upload(m->w_m, p->m, T);
-        m->be->upload(m->w_v, p->v, T);
-        m->be->upload(m->w_ema, p->ema, T);
-        if (p->have_keep) m->be->upload(m->w_keep, p->keep, T);
-    }
-}
+void scorenet_zero_grad(scorenet *m) { nn_pmirror_zero_grad(&m->pm); }
+void scorenet_sync_to_host(scorenet *m) { nn_pmirror_to_host(&m->pm); }
+void scorenet_sync_to_device(scorenet *m) { nn_pmirror_to_device(&m->pm); }
 
 size_t scorenet_num_params(const scorenet *m) { return nn_params_count(m->p); }
 nn_params *scorenet_params(scorenet *m)
 {
-    train_state(m);
+    nn_pmirror_train(&m->pm);
     return m->p;
 }
 size_t scorenet_max_batch(const scorenet *m) { return m->cap; }
@@ -448,13 +366,7 @@ const sde *scorenet_sde(const scorenet *m) { return &m->s; }
 
 void scorenet_reset_optimizer(scorenet *m)
 {
-    train_state(m);
-    const nn_backend *be = m->be;
-    const size_t T = m->p->total;
-    be->zero(m->w_m, T);
-    be->zero(m->w_v, T);
-    be->copy(m->w_ema, m->w_data, T);
-    m->p->have_keep = 0;
+    nn_pmirror_reset_optim(&m->pm);
     m->adam = nn_adam_default();
     m->ema = nn_ema_init(0.999);
 }
@@ -535,7 +447,7 @@ static scorenet slice_view(const scorenet *m, size_t i0, int s)
     v.dy += i0 * maxst;
     v.da += i0 * maxst;
     v.colbuf = m->scol[s];
-    if (s > 0) v.w_grad = m->sgrad[s];
+    if (s > 0) v.pm.grad = m->sgrad[s];   /* the view's own mirror copy: bwd_chunk's gradient, never nn_pmirror_* */
     return v;
 }
 
@@ -571,11 +483,11 @@ static void bwd_sliced(scorenet *m, const float *w, size_t n, const float *dscor
     for (int s = 0; s < S; s++) {
         const size_t i0 = slice_start(n, S, s), i1 = slice_start(n, S, s + 1);
         scorenet v = slice_view(m, i0, s);
-        if (grads && s > 0) memset(v.w_grad, 0, T * sizeof(float));
+        if (grads && s > 0) memset(v.pm.grad, 0, T * sizeof(float));
         bwd_chunk(&v, w, i1 - i0, dscore + i0 * SCORENET_DIM, grads, dx ? dx + i0 * SCORENET_DIM : NULL);
     }
     if (grads) {
-        float *g = m->w_grad;
+        float *g = m->pm.grad;
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < T; i++) {
             float a = g[i];
@@ -585,13 +497,10 @@ static void bwd_sliced(scorenet *m, const float *w, size_t n, const float *dscor
     }
 }
 
-/* the table's weights: the EMA if asked and trainer state exists, else the weights (the EMA then, params.h) */
-static const float *weights(const scorenet *m, int use_ema) { return use_ema && m->w_ema ? m->w_ema : m->w_data; }
-
 void scorenet_forward(scorenet *m, int use_ema, size_t n, const float *t, size_t t_stride, const float *x,
                       float *out)
 {
-    const float *w = weights(m, use_ema);
+    const float *w = nn_pmirror_weights(&m->pm, use_ema);
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
         size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
         fwd_sliced(m, w, nc, t + i0 * t_stride, t_stride, x + i0 * SCORENET_DIM, 1);
@@ -602,9 +511,9 @@ void scorenet_forward(scorenet *m, int use_ema, size_t n, const float *t, size_t
 void scorenet_backward(scorenet *m, int use_ema, size_t n, const float *t, size_t t_stride, const float *x,
                        const float *dscore, int accumulate_grad, float *dx, float *score)
 {
-    if (accumulate_grad) train_state(m);
+    if (accumulate_grad) nn_pmirror_train(&m->pm);
     const nn_backend *be = m->be;
-    const float *w = weights(m, use_ema);
+    const float *w = nn_pmirror_weights(&m->pm, use_ema);
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
         size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
         const size_t nd = nc * SCORENET_DIM;
@@ -649,9 +558,9 @@ static double dsm_chunk(scorenet *m, const float *w, size_t nc, size_t ntot, con
 double scorenet_loss_at(scorenet *m, int use_ema, size_t n, const float *x0, const float *t, const float *z,
                         float *dx0, int accumulate_grad)
 {
-    if (accumulate_grad) train_state(m);
+    if (accumulate_grad) nn_pmirror_train(&m->pm);
     const nn_backend *be = m->be;
-    const float *w = weights(m, use_ema);
+    const float *w = nn_pmirror_weights(&m->pm, use_ema);
     double loss = 0.0;
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
         size_t nc = n - i0 < m->cap ? n - i0 : m->cap;
@@ -693,7 +602,7 @@ static double perturbed_loss(scorenet *m, int use_ema, int grads, size_t n, cons
                              const int32_t *rows, double *acc, double t_lo, double t_hi, rng *r)
 {
     const nn_backend *be = m->be;
-    const float *w = weights(m, use_ema);
+    const float *w = nn_pmirror_weights(&m->pm, use_ema);
     const uint64_t seed = rng_u64(r);
     double loss = 0.0;
     for (size_t i0 = 0; i0 < n; i0 += m->cap) {
@@ -727,14 +636,13 @@ static double perturbed_loss(scorenet *m, int use_ema, int grads, size_t n, cons
 
 double scorenet_train_step(scorenet *m, size_t n, const float *x0, double t_lo, double t_hi, double lr, rng *r)
 {
-    train_state(m);
-    const nn_backend *be = m->be;
-    const size_t T = m->p->total;
-    be->zero(m->w_grad, T);
+    nn_pmirror *pm = &m->pm;
+    nn_pmirror_zero_grad(pm);
     double loss = perturbed_loss(m, 0, 1, n, x0, NULL, NULL, NULL, t_lo, t_hi, r);
     if (!isfinite(loss)) return loss;
-    be->adam_step(&m->adam, lr, m->w_data, m->w_grad, m->w_m, m->w_v, T);
-    be->ema_update(&m->ema, m->w_ema, m->w_data, T);
+    const size_t T = m->p->total;
+    m->be->adam_step(&m->adam, lr, pm->data, pm->grad, pm->m, pm->v, T);
+    m->be->ema_update(&m->ema, pm->ema, pm->data, T);
     return loss;
 }
 
@@ -766,25 +674,9 @@ score_model scorenet_score_model(scorenet *m, int use_ema)
 
 /* ---------------------------------------------------------------- bookkeeping, train.h vtable */
 
-void scorenet_copy_ema_to_params(scorenet *m)
-{
-    if (m->w_ema) m->be->copy(m->w_data, m->w_ema, m->p->total);
-}
-
-void scorenet_snapshot(scorenet *m, int from_ema)
-{
-    train_state(m);
-    m->be->copy(m->w_keep, from_ema ? m->w_ema : m->w_data, m->p->total);
-    m->p->have_keep = 1;
-}
-
-int scorenet_restore_snapshot(scorenet *m)
-{
-    if (!m->w_keep || !m->p->have_keep) return -1;
-    m->be->copy(m->w_data, m->w_keep, m->p->total);
-    m->be->copy(m->w_ema, m->w_keep, m->p->total);
-    return 0;
-}
+void scorenet_copy_ema_to_params(scorenet *m) { nn_pmirror_copy_ema_to_data(&m->pm); }
+void scorenet_snapshot(scorenet *m, int from_ema) { nn_pmirror_snapshot(&m->pm, from_ema); }
+int scorenet_restore_snapshot(scorenet *m) { return nn_pmirror_restore(&m->pm); }
 
 static double tm_step(void *ctx, size_t n, const float *x0, double lo, double hi, double lr, rng *r)
 {
@@ -828,7 +720,7 @@ static void res_load(void *ctx, size_t n_train, const float *x_train, size_t n_v
     LOG_CHECK(n_train < INT32_MAX && n_val < INT32_MAX, "scorenet: resident data: %zu / %zu rows, over 2^31",
               n_train, n_val);
     res_unload(m);
-    train_state(m);
+    nn_pmirror_train(&m->pm);
     if (be->host) {
         m->rx[0] = x_train;
         m->rx[1] = x_val;
@@ -868,12 +760,13 @@ static void res_step(void *ctx, size_t b0, size_t n, double t_lo, double t_hi, d
     m->rq_adam[slot] = m->adam.step;
     m->rq_ema[slot] = m->ema.num_updates;
     const size_t T = m->p->total;
-    be->zero(m->w_grad, T);
+    nn_pmirror *pm = &m->pm;
+    be->zero(pm->grad, T);
     be->zero((float *)m->guard, 2);   /* the loss accumulator only; the flag stays */
     perturbed_loss(m, 0, 1, n, NULL, m->rx[0], m->rorder[0] + b0, m->guard, t_lo, t_hi, r);
     be->guard_check(m->guard);
-    be->adam_step_guarded(&m->adam, lr, m->w_data, m->w_grad, m->w_m, m->w_v, T, m->guard);
-    be->ema_update_guarded(&m->ema, m->w_ema, m->w_data, T, m->guard);
+    be->adam_step_guarded(&m->adam, lr, pm->data, pm->grad, pm->m, pm->v, T, m->guard);
+    be->ema_update_guarded(&m->ema, pm->ema, pm->data, T, m->guard);
     be->fetch_begin(slot, m->guard);
     m->rq_n++;
 }
@@ -975,8 +868,8 @@ scorenet *scorenet_load_training(const char *path, const sde *s, size_t max_batc
 int scorenet_read_optim(scorenet *m, const safetensors *st, const char *path, char *err, size_t errlen)
 {
     int rc = nn_params_read_optim(m->p, st, path, err, errlen);
-    train_state(m);
-    scorenet_sync_to_device(m);
+    nn_pmirror_train(&m->pm);
+    nn_pmirror_to_device(&m->pm);
     return rc;
 }
 
@@ -1002,7 +895,7 @@ static scorenet *load(const char *path, const sde *s, size_t max_batch, int use_
     if (use_ema < 0 ? nn_params_read(nn_params_train(m->p), st, path, 0, err, errlen)
                     : nn_params_read_weights(m->p, st, path, use_ema, err, errlen))
         goto fail;
-    if (use_ema < 0) train_state(m);
+    if (use_ema < 0) nn_pmirror_train(&m->pm);
     long v;
     if (!safetensors_metadata_long(st, "adam_step", 0, __LONG_MAX__, &v)) m->adam.step = v;
     if (!safetensors_metadata_long(st, "ema_updates", 0, __LONG_MAX__, &v)) m->ema.num_updates = v;
@@ -1139,7 +1032,7 @@ static void bwd_chunk(scorenet *m, const float *w, size_t n, const float *dscore
 {
     const int N = (int)n;
     const nn_backend *be = m->be;
-    float *g = m->w_grad;
+    float *g = m->pm.grad;
 #define GW(idx) (grads ? PW(g, idx) : NULL)
     be->rowdiv(m->dout, m->std, dscore, N, SCORENET_DIM);
     if (grads) be->zero(m->dtemb, n * EMB);

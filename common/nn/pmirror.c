@@ -86,6 +86,16 @@ void nn_pmirror_copy_ema_to_data(nn_pmirror *d)
     else if (d->ema) d->be->copy(d->data, d->ema, d->p->total);
 }
 
+void nn_pmirror_reset_optim(nn_pmirror *d)
+{
+    nn_pmirror_train(d);
+    const size_t T = d->p->total;
+    d->be->zero(d->m, T);
+    d->be->zero(d->v, T);
+    d->be->copy(d->ema, d->data, T);
+    d->p->have_keep = 0;
+}
+
 void nn_pmirror_snapshot(nn_pmirror *d, int from_ema)
 {
     if (d->be->host) {

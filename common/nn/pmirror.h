@@ -3,7 +3,7 @@
  * they are device buffers: the weights from the move on, the trainer state (grad, m, v, ema, keep) only once a
  * trainer asks, as on the host. The host record stays the checkpoint's source: pmirror_to_host before saving,
  * pmirror_to_device after changing it by hand. The bookkeeping every network written over the table needs
- * (digitnet, mlp1d; scorenet carries its own copy of it until it moves here) in one place. */
+ * (digitnet, mlp1d, scorenet) in one place. */
 #ifndef SF_NN_PMIRROR_H
 #define SF_NN_PMIRROR_H
 #include "backend.h"
@@ -25,6 +25,9 @@ void nn_pmirror_train(nn_pmirror *d);
 const float *nn_pmirror_weights(const nn_pmirror *d, int use_ema);
 void nn_pmirror_zero_grad(nn_pmirror *d);
 void nn_pmirror_copy_ema_to_data(nn_pmirror *d);
+/* a fresh optimisation from the current weights (allocating trainer state): Adam moments zero, EMA = weights,
+ * nothing remembered; the caller restarts its Adam / EMA counters */
+void nn_pmirror_reset_optim(nn_pmirror *d);
 void nn_pmirror_snapshot(nn_pmirror *d, int from_ema);        /* params.h nn_params_snapshot */
 int nn_pmirror_restore(nn_pmirror *d);                        /* params.h nn_params_restore */
 void nn_pmirror_to_host(nn_pmirror *d);                       /* device -> record (waits); cpu: nothing */
