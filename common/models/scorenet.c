@@ -110,6 +110,7 @@ struct scorenet {
     double *guard;                    /* [0] the step's loss, [1] the sticky non-finite flag (backend.h) */
     int rq_head, rq_n;                /* queued steps, a ring over the table's 4 fetch slots */
     long rq_adam[4], rq_ema[4];       /* the counters before each queued step (rolled back on a bad loss) */
+    int rq_dead;                      /* the host has read a non-finite loss: guard[1] is set, no step updates */
 };
 
 static void res_unload(void *ctx);
@@ -691,15 +692,30 @@ static void tm_restore(void *ctx) { scorenet_restore_snapshot(ctx); }
 
 /* ---- the resident-data path (train.h): the data set in table memory, steps queued without a host wait */
 
+/* The oldest queued step's loss. The first non-finite one read sets guard[1] for good: that step and every step
+ * queued after it made no update, so the counters go back to where they stood before it (later steps, which the
+ * device skips as well, must not move them again: a second non-finite loss changes nothing). */
+static double res_take(scorenet *m)
+{
+    const int slot = m->rq_head;
+    const double l = m->be->fetch_end(slot);
+    m->rq_head = (m->rq_head + 1) & 3;
+    m->rq_n--;
+    if (!isfinite(l) && !m->rq_dead) {
+        m->adam.step = m->rq_adam[slot];
+        m->ema.num_updates = m->rq_ema[slot];
+        m->rq_dead = 1;
+    }
+    return l;
+}
+
 static void res_unload(void *ctx)
 {
     scorenet *m = ctx;
     const nn_backend *be = m->be;
-    while (m->rq_n > 0) {   /* steps queued after a non-finite one: their updates were skipped on the device */
-        (void)be->fetch_end(m->rq_head);
-        m->rq_head = (m->rq_head + 1) & 3;
-        m->rq_n--;
-    }
+    /* steps still queued (train_run leaves one after a non-finite loss): read, so that an unread non-finite
+     * loss still rolls the counters back */
+    while (m->rq_n > 0) (void)res_take(m);
     be->release(m->rx_own);
     be->release(m->rorder[0]);
     be->release(m->rorder[1]);
@@ -711,6 +727,7 @@ static void res_unload(void *ctx)
     m->rhorder = NULL;
     m->guard = NULL;
     m->rq_head = 0;
+    m->rq_dead = 0;
 }
 
 static void res_load(void *ctx, size_t n_train, const float *x_train, size_t n_val, const float *x_val)
@@ -769,21 +786,17 @@ static void res_step(void *ctx, size_t b0, size_t n, double t_lo, double t_hi, d
     be->ema_update_guarded(&m->ema, pm->ema, pm->data, T, m->guard);
     be->fetch_begin(slot, m->guard);
     m->rq_n++;
+    if (m->rq_dead) {   /* known to be skipped (guard[1] is sticky): the counters stay */
+        m->adam.step = m->rq_adam[slot];
+        m->ema.num_updates = m->rq_ema[slot];
+    }
 }
 
 static double res_fetch(void *ctx)
 {
     scorenet *m = ctx;
     LOG_CHECK(m->rq_n > 0, "scorenet: resident loss read with no step queued");
-    const int slot = m->rq_head;
-    const double l = m->be->fetch_end(slot);
-    m->rq_head = (m->rq_head + 1) & 3;
-    m->rq_n--;
-    if (!isfinite(l)) {   /* this step and every later one skipped their updates: so do the counters */
-        m->adam.step = m->rq_adam[slot];
-        m->ema.num_updates = m->rq_ema[slot];
-    }
-    return l;
+    return res_take(m);
 }
 
 static double res_eval(void *ctx, int use_ema, size_t v0, size_t n, double t_lo, double t_hi, rng *r)

@@ -46,9 +46,10 @@ typedef struct {
      *   train_rows   queues one optimiser step on rows order[b0, b0 + n) of the train set, with exactly the
      *                draws from r that train_step makes, and returns without waiting for it;
      *   train_fetch  the loss of the OLDEST queued step, waiting for that step only. A non-finite loss means
-     *                that step and every step queued after it made no update (as train_step's "no update");
+     *                that step and every step queued after it made no update (as train_step's "no update"),
+     *                nor does any step queued later, until the next data_load;
      *   eval_rows    eval_loss on rows order[v0, v0 + n) of the val set (returns the value: waits);
-     *   data_unload  drops the data and any step still queued.
+     *   data_unload  drops the data and any step still queued (a non-finite one among them counts as read).
      * train_run then keeps one step in flight: it queues step k + 1 before reading step k's loss, so the host
      * never drains the device inside an epoch; it waits at the epoch's end (the last loss, the two val losses),
      * and for snapshots / checkpoints, which run there. The losses, their order and every draw from r are those
