@@ -9,13 +9,16 @@
 # fp16 (ms per call, device memory), with each attention kernel (default, then SF_SDXL_ATTN=mma), and beside it, in the same call, diffusers on the same shapes
 # (tests/reference/sdxl_unet_gpu_bench.py) when torch with CUDA and a diffusers tree are there: SDXL_REFENV=DIR
 # (a folder built by shared/anchors/sdxl_reference_env.sh; default: refenv/ at the tree's root, carried along).
-# Each is capped at SDXL_BENCH_TIMEOUT seconds (default 150) so the whole check stays near 8 minutes;
+# Each is capped at SDXL_BENCH_TIMEOUT seconds (default 100) so the whole check stays near 8 minutes;
 # a missing diffusers side is reported as NOT RUN (not a failure: it is the reference, not our code).
-# Usage: scripts/gpu_check.sh [--out FILE] [--no-bench] [--timeout SECONDS (per program, default 600)]
+# Order: the tests, the ScoreNet / layer benches and the PyTorch anchor (issue 8's ratio), then the SDXL benches,
+# so a device call cut short loses the least; every program's summary line is also printed as it finishes, so
+# a run killed at the device call's limit still shows how far it got.
+# Usage: scripts/gpu_check.sh [--out FILE] [--no-bench] [--timeout SECONDS (per program, default 120)]
 # Exit: 0 when every test passed and every bench ran; 1 otherwise; 2 on a bad flag or when nothing is built.
 set -u
 cd "$(dirname "$0")/.."
-out=gpu_check_report.txt; bench=1; tmo=600
+out=gpu_check_report.txt; bench=1; tmo=120
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) [ $# -ge 2 ] || { echo "gpu_check: error: --out needs a file" >&2; exit 2; }; out=$2; shift 2 ;;
@@ -52,11 +55,43 @@ for t in "${tests[@]}"; do
   [ -z "$line" ] || [ "$rc" != 0 ] && [ "$f" = 0 ] && f=1   # crash, timeout or bad exit with no FAIL line
   passed=$((passed + p)); failed=$((failed + f))
   [ "$f" = 0 ] || bad_programs=$((bad_programs + 1))
-  s="$(basename "$t"): passed=$p failed=$f exit=$rc ${secs}s"; summary+=("$s")
+  s="$(basename "$t"): passed=$p failed=$f exit=$rc ${secs}s"; summary+=("$s"); echo "gpu-check: $s"
   { echo; echo "== $s"; printf '%s\n' "$res"; } >> "$tmp"
 done
+for b in "${benches[@]}"; do
+  start=$(date +%s)
+  res=$(timeout "$tmo" "$b" 2>&1); rc=$?
+  secs=$(( $(date +%s) - start ))
+  st=ok
+  if [ "$rc" != 0 ] || printf '%s\n' "$res" | grep -q 'SKIP'; then st=FAIL; bad_programs=$((bad_programs + 1)); fi
+  s="$(basename "$b"): $st exit=$rc ${secs}s"; summary+=("$s"); echo "gpu-check: $s"
+  { echo; echo "== $s"; printf '%s\n' "$res"; } >> "$tmp"
+done
+# PyTorch eager fp32 (TF32 off) on the same ScoreNet, in the same run as bench_cuda_scorenet (issue 8: the ratio
+# is only fair on the same GPU the same day): SCORENET_TORCH_BENCH=FILE, else the shared anchors folder beside or
+# above the tree. A missing script or torch without CUDA is NOT RUN (the reference, not our code).
+if [ $bench = 1 ] && [ -x bench/bin/bench_cuda_scorenet ]; then
+  anchor=${SCORENET_TORCH_BENCH:-}
+  if [ -z "$anchor" ]; then
+    for a in shared/anchors/scorenet_torch_bench.py ../shared/anchors/scorenet_torch_bench.py \
+             ../../shared/anchors/scorenet_torch_bench.py; do [ -f "$a" ] && { anchor=$a; break; }; done
+  fi
+  py=${PYTHON:-python3}
+  if [ -z "$anchor" ] || [ ! -f "$anchor" ]; then
+    summary+=("scorenet_torch_bench.py (PyTorch anchor): NOT RUN: script not found (set SCORENET_TORCH_BENCH)")
+  elif ! "$py" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' >/dev/null 2>&1; then
+    summary+=("scorenet_torch_bench.py (PyTorch anchor): NOT RUN: $py has no torch with CUDA")
+  else
+    start=$(date +%s)
+    res=$(timeout "$tmo" "$py" "$anchor" 2>&1); rc=$?
+    secs=$(( $(date +%s) - start ))
+    st=ok; [ "$rc" = 0 ] || { st=FAIL; bad_programs=$((bad_programs + 1)); }
+    s="scorenet_torch_bench.py (PyTorch anchor, $anchor): $st exit=$rc ${secs}s"; summary+=("$s"); echo "gpu-check: $s"
+    { echo; echo "== $s"; printf '%s\n' "$res"; } >> "$tmp"
+  fi
+fi
 # the SDXL UNet (ours, then diffusers): one command line each, capped
-sdxl_tmo=${SDXL_BENCH_TIMEOUT:-150}; [ "$sdxl_tmo" -gt "$tmo" ] && sdxl_tmo=$tmo
+sdxl_tmo=${SDXL_BENCH_TIMEOUT:-100}; [ "$sdxl_tmo" -gt "$tmo" ] && sdxl_tmo=$tmo
 sdxl_cmds=()
 if [ $bench = 1 ] && [ -x bench/bin/bench_sdxl_unet ]; then
   sdxl_cmds+=("bench/bin/bench_sdxl_unet --device cuda --res 1024 --batch 2 --dtype f16 --reps 10")
@@ -79,41 +114,9 @@ for cmd in "${sdxl_cmds[@]}"; do
   secs=$(( $(date +%s) - start ))
   st=ok
   if [ "$rc" != 0 ] || printf '%s\n' "$res" | grep -q 'SKIP'; then st=FAIL; bad_programs=$((bad_programs + 1)); fi
-  s="$cmd: $st exit=$rc ${secs}s (limit ${sdxl_tmo}s)"; summary+=("$s")
+  s="$cmd: $st exit=$rc ${secs}s (limit ${sdxl_tmo}s)"; summary+=("$s"); echo "gpu-check: $s"
   { echo; echo "== $s"; printf '%s\n' "$res"; } >> "$tmp"
 done
-for b in "${benches[@]}"; do
-  start=$(date +%s)
-  res=$(timeout "$tmo" "$b" 2>&1); rc=$?
-  secs=$(( $(date +%s) - start ))
-  st=ok
-  if [ "$rc" != 0 ] || printf '%s\n' "$res" | grep -q 'SKIP'; then st=FAIL; bad_programs=$((bad_programs + 1)); fi
-  s="$(basename "$b"): $st exit=$rc ${secs}s"; summary+=("$s")
-  { echo; echo "== $s"; printf '%s\n' "$res"; } >> "$tmp"
-done
-# PyTorch eager fp32 (TF32 off) on the same ScoreNet, in the same run as bench_cuda_scorenet (issue 8: the ratio
-# is only fair on the same GPU the same day): SCORENET_TORCH_BENCH=FILE, else the shared anchors folder beside or
-# above the tree. A missing script or torch without CUDA is NOT RUN (the reference, not our code).
-if [ $bench = 1 ] && [ -x bench/bin/bench_cuda_scorenet ]; then
-  anchor=${SCORENET_TORCH_BENCH:-}
-  if [ -z "$anchor" ]; then
-    for a in shared/anchors/scorenet_torch_bench.py ../shared/anchors/scorenet_torch_bench.py \
-             ../../shared/anchors/scorenet_torch_bench.py; do [ -f "$a" ] && { anchor=$a; break; }; done
-  fi
-  py=${PYTHON:-python3}
-  if [ -z "$anchor" ] || [ ! -f "$anchor" ]; then
-    summary+=("scorenet_torch_bench.py (PyTorch anchor): NOT RUN: script not found (set SCORENET_TORCH_BENCH)")
-  elif ! "$py" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' >/dev/null 2>&1; then
-    summary+=("scorenet_torch_bench.py (PyTorch anchor): NOT RUN: $py has no torch with CUDA")
-  else
-    start=$(date +%s)
-    res=$(timeout "$tmo" "$py" "$anchor" 2>&1); rc=$?
-    secs=$(( $(date +%s) - start ))
-    st=ok; [ "$rc" = 0 ] || { st=FAIL; bad_programs=$((bad_programs + 1)); }
-    s="scorenet_torch_bench.py (PyTorch anchor, $anchor): $st exit=$rc ${secs}s"; summary+=("$s")
-    { echo; echo "== $s"; printf '%s\n' "$res"; } >> "$tmp"
-  fi
-fi
 {
   echo; echo "== summary"
   printf '%s\n' "${summary[@]}"
