@@ -234,6 +234,7 @@ typedef struct {
     int M, N, K, ldc, kcb, nkb;
     float alpha, beta;
     float *C;
+    const uint32_t *bpre;   /* AMX only: op(B) already packed for the whole K (nn_gemm_bf16_amx_packed_), or NULL */
 } bf_args;
 
 static void task(const bf_args *g, int i0, int mc, int j0, int nc, uint32_t *Ap, uint32_t *Bp)
@@ -269,7 +270,7 @@ static int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 void nn_gemm_bf16_avx512_(int transA, int transB, int M, int N, int K, float alpha, const void *A, int a_bf16,
                           int lda, const void *B, int b_bf16, int ldb, float beta, float *C, int ldc)
 {
-    bf_args g = {{A, a_bf16, lda, transA}, {B, b_bf16, ldb, transB}, M, N, K, ldc, 0, 0, alpha, beta, C};
+    bf_args g = {{A, a_bf16, lda, transA}, {B, b_bf16, ldb, transB}, M, N, K, ldc, 0, 0, alpha, beta, C, NULL};
     g.nkb = ceil_div(K, BF_KC);
     g.kcb = ceil_div(K, g.nkb);
     g.kcb += g.kcb & 1;   /* even: only the last block may end on half a pair */
@@ -365,23 +366,26 @@ static void pack_A_amx(uint16_t *restrict Ap, const operand *a, int i0, int mc, 
 }
 
 /* C[0:mr, 0:nr] = alpha * A[32 rows, kcp] B[kcp, 32] + beta * C. `partial`: C holds this GEMM's own partial
- * sums from earlier K blocks (beta is then 1). A full block with alpha 1 skips the buffer: beta 0 stores the
- * tiles straight to C (the same bits as the buffer path), and a partial-sum block starts its tiles FROM C and
- * stores them back (the K block's products are added onto the partial sum one by one instead of summed apart
- * first: a different rounding order, inside the same error bound since that partial sum is itself bounded by
- * sum |a b|). Everything else (edges, alpha != 1, a caller's beta != 0) goes through the buffer. */
+ * sums from earlier K blocks (beta is then 1). With alpha 1 the tiles CARRY the sum across K blocks: a first block
+ * with beta 0 starts from zero, a partial-sum block starts from C, and both store back, so every element is one
+ * running fp32 sum over the whole K in k order, the same bits as a single pass (full blocks go straight between
+ * the tiles and C, edge blocks through the 32 x 32 buffer). Otherwise (alpha != 1, or a caller's beta != 0 on the
+ * first block) the block's sum goes through the buffer into the masked alpha/beta update. */
 AMX_TARGET static void ukr_amx(int kcp, const uint16_t *a, const uint32_t *b, float *c, int ldc, int mr, int nr,
                                float alpha, float beta, int partial)
 {
     float buf[AMX_MR * AMX_NR] __attribute__((aligned(64)));
-    const int direct = mr == AMX_MR && nr == AMX_NR && alpha == 1.0f && (beta == 0.0f || partial);
-    const size_t cs = (size_t)ldc * 4;
-    __asm__ volatile("" ::: "memory");   /* earlier stores to C are visible to the tile loads below */
-    if (direct && beta != 0.0f) {
-        _tile_loadd(0, c, cs);
-        _tile_loadd(1, c + 16, cs);
-        _tile_loadd(2, c + (size_t)16 * ldc, cs);
-        _tile_loadd(3, c + (size_t)16 * ldc + 16, cs);
+    const int carry = alpha == 1.0f && (beta == 0.0f || partial), full = mr == AMX_MR && nr == AMX_NR;
+    float *t = carry && full ? c : buf;   /* where the tiles load and store */
+    const size_t tl = carry && full ? (size_t)ldc : AMX_NR, ts = tl * 4;
+    if (carry && partial && !full)
+        for (int i = 0; i < mr; i++) memcpy(buf + i * AMX_NR, c + (size_t)i * ldc, (size_t)nr * 4);
+    __asm__ volatile("" ::: "memory");   /* earlier stores to C / buf are visible to the tile loads below */
+    if (carry && partial) {
+        _tile_loadd(0, t, ts);
+        _tile_loadd(1, t + 16, ts);
+        _tile_loadd(2, t + 16 * tl, ts);
+        _tile_loadd(3, t + 16 * tl + 16, ts);
     } else {
         _tile_zero(0);
         _tile_zero(1);
@@ -399,20 +403,17 @@ AMX_TARGET static void ukr_amx(int kcp, const uint16_t *a, const uint32_t *b, fl
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
-    if (direct) {
-        _tile_stored(0, c, cs);
-        _tile_stored(1, c + 16, cs);
-        _tile_stored(2, c + (size_t)16 * ldc, cs);
-        _tile_stored(3, c + (size_t)16 * ldc + 16, cs);
-        __asm__ volatile("" ::: "memory");
+    _tile_stored(0, t, ts);
+    _tile_stored(1, t + 16, ts);
+    _tile_stored(2, t + 16 * tl, ts);
+    _tile_stored(3, t + 16 * tl + 16, ts);
+    __asm__ volatile("" ::: "memory");   /* GCC's tile intrinsics are asm without memory operands: make the
+                                          * compiler see that C / buf was written */
+    if (carry) {
+        if (!full)
+            for (int i = 0; i < mr; i++) memcpy(c + (size_t)i * ldc, buf + i * AMX_NR, (size_t)nr * 4);
         return;
     }
-    _tile_stored(0, buf, AMX_NR * 4);
-    _tile_stored(1, buf + 16, AMX_NR * 4);
-    _tile_stored(2, buf + 16 * AMX_NR, AMX_NR * 4);
-    _tile_stored(3, buf + 16 * AMX_NR + 16, AMX_NR * 4);
-    __asm__ volatile("" ::: "memory");   /* GCC's tile intrinsics are asm without memory operands: make the
-                                          * compiler see that buf was written */
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     const int beta0 = beta == 0.0f;
     for (int i = 0; i < mr; i++)
@@ -432,7 +433,7 @@ static void task_amx(const bf_args *g, int i0, int mc, int j0, int nc, uint16_t 
         pack_A_amx(Ap, &g->a, i0, mc, k0, kc, kcp);
         for (int jb = 0; jb < nc; jb += SB) {
             const int ncb = BF_MIN(SB, nc - jb);
-            for (int jr = 0; jr < ncb; jr += AMX_NR) {
+            for (int jr = 0; jr < ncb && !g->bpre; jr += AMX_NR) {
                 uint32_t *bp = Bp + (size_t)jr * (kcp / 2);
                 pack_B(bp, &g->b, j0 + jb + jr, BF_MIN(AMX_NR, ncb - jr), AMX_NR, k0, kc);
                 const int kp = (kc + 1) / 2;
@@ -440,7 +441,9 @@ static void task_amx(const bf_args *g, int i0, int mc, int j0, int nc, uint16_t 
             }
             for (int jr = 0; jr < ncb; jr += AMX_NR) {
                 const int nr = BF_MIN(AMX_NR, ncb - jr);
-                const uint32_t *bp = Bp + (size_t)jr * (kcp / 2);
+                /* a pre-packed panel holds all K / 2 pair rows: this K block's rows start at k0 / 2 */
+                const uint32_t *bp = g->bpre ? g->bpre + ((size_t)(j0 + jb + jr) / AMX_NR * (g->K / 2) + k0 / 2) * AMX_NR
+                                             : Bp + (size_t)jr * (kcp / 2);
                 for (int ir = 0; ir < mc; ir += AMX_MR)
                     ukr_amx(kcp, Ap + (size_t)ir * kcp, bp, g->C + (size_t)(i0 + ir) * g->ldc + j0 + jb + jr, g->ldc,
                             BF_MIN(AMX_MR, mc - ir), nr, g->alpha, beta, kb > 0);
@@ -464,14 +467,13 @@ AMX_TARGET static void amx_config(void)
 
 AMX_TARGET static void amx_release(void) { _tile_release(); }
 
-void nn_gemm_bf16_amx_(int transA, int transB, int M, int N, int K, float alpha, const void *A, int a_bf16, int lda,
-                       const void *B, int b_bf16, int ldb, float beta, float *C, int ldc)
+static void amx_run(bf_args *g)
 {
-    bf_args g = {{A, a_bf16, lda, transA}, {B, b_bf16, ldb, transB}, M, N, K, ldc, 0, 0, alpha, beta, C};
-    g.nkb = ceil_div(K, AMX_KC);
-    g.kcb = ceil_div(K, g.nkb);
-    g.kcb = (g.kcb + 31) / 32 * 32;   /* whole tiles: only the last block is zero-padded */
-    g.nkb = ceil_div(K, g.kcb);
+    const int M = g->M, N = g->N, K = g->K;
+    g->nkb = ceil_div(K, AMX_KC);
+    g->kcb = ceil_div(K, g->nkb);
+    g->kcb = (g->kcb + 31) / 32 * 32;   /* whole tiles: only the last block is zero-padded */
+    g->nkb = ceil_div(K, g->kcb);
 
     int nth = ((long)M * N * K >= BF_PAR_MIN && !omp_in_parallel()) ? omp_get_max_threads() : 1;
     int mc = BF_MIN(AMX_MC_MAX, ceil_div(M, AMX_MR) * AMX_MR), nc = BF_MIN(AMX_NC_MAX, ceil_div(N, AMX_NR) * AMX_NR);
@@ -482,8 +484,8 @@ void nn_gemm_bf16_amx_(int transA, int transB, int M, int N, int K, float alpha,
     }
     const int mb = ceil_div(M, mc), nb = ceil_div(N, nc), ntask = mb * nb;
     if (nth > ntask) nth = ntask;
-    const size_t a_sz = (size_t)ceil_div(mc, AMX_MR) * AMX_MR * g.kcb / 2;   /* in 4-byte units */
-    const size_t b_sz = (size_t)g.kcb / 2 * AMX_NR * AMX_NBP;
+    const size_t a_sz = (size_t)ceil_div(mc, AMX_MR) * AMX_MR * g->kcb / 2;   /* in 4-byte units */
+    const size_t b_sz = g->bpre ? 0 : (size_t)g->kcb / 2 * AMX_NR * AMX_NBP;
 
 #pragma omp parallel num_threads(nth) if (nth > 1)
     {
@@ -494,8 +496,22 @@ void nn_gemm_bf16_amx_(int transA, int transB, int M, int N, int K, float alpha,
 #pragma omp for schedule(dynamic, 1)
         for (int t = 0; t < ntask; t++) {
             const int ib = t / nb, jb = t % nb, i0 = ib * mc, j0 = jb * nc;
-            task_amx(&g, i0, BF_MIN(mc, M - i0), j0, BF_MIN(nc, N - j0), Ap, Bp);
+            task_amx(g, i0, BF_MIN(mc, M - i0), j0, BF_MIN(nc, N - j0), Ap, Bp);
         }
         amx_release();
     }
+}
+
+void nn_gemm_bf16_amx_(int transA, int transB, int M, int N, int K, float alpha, const void *A, int a_bf16, int lda,
+                       const void *B, int b_bf16, int ldb, float beta, float *C, int ldc)
+{
+    bf_args g = {{A, a_bf16, lda, transA}, {B, b_bf16, ldb, transB}, M, N, K, ldc, 0, 0, alpha, beta, C, NULL};
+    amx_run(&g);
+}
+
+void nn_gemm_bf16_amx_packed_(int M, int N, int K, const uint16_t *A, int lda, const void *Bpacked, float beta,
+                              float *C, int ldc)
+{
+    bf_args g = {{A, 1, lda, 0}, {NULL, 1, 0, 0}, M, N, K, ldc, 0, 0, 1.0f, beta, C, Bpacked};
+    amx_run(&g);
 }

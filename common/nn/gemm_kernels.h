@@ -28,4 +28,9 @@ void nn_gemm_bf16_amx_(int transA, int transB, int M, int N, int K, float alpha,
                        int lda, const void *B, int b_bf16, int ldb, float beta, float *C, int ldc);
 int nn_gemm_amx_available_(void);
 
+/* the same AMX driver with op(B) already packed for the whole K by gemm_amx.c's packer (nn_amx_pack_im2col; the
+ * layout is gemm_amx.h's): C[M, N] = A[M, K] (bf16, row-major, lda) B + beta C, K % 32 == 0 (nn_amx_gemm) */
+void nn_gemm_bf16_amx_packed_(int M, int N, int K, const uint16_t *A, int lda, const void *Bpacked, float beta,
+                              float *C, int ldc);
+
 #endif
