@@ -37,6 +37,7 @@
 #define BF_PAR_MIN (1L << 18)
 
 #define BF_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define BF_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define BF_INLINE static inline __attribute__((always_inline))
 
 typedef struct {
@@ -234,7 +235,11 @@ typedef struct {
     int M, N, K, ldc, kcb, nkb;
     float alpha, beta;
     float *C;
-    const uint32_t *bpre;   /* AMX only: op(B) already packed for the whole K (nn_gemm_bf16_amx_packed_), or NULL */
+    /* AMX only: */
+    const uint32_t *bpre;   /* op(B) already packed for the whole K (nn_gemm_bf16_amx_packed_), or NULL */
+    int a_direct;           /* op(A) is bf16 row-major with K % 32 == 0: the tiles read its whole 32-row panels in place */
+    int trans_c;            /* C is written transposed: element (i, j) at C[j * ldc + i] */
+    int mcb;                /* rows of A a B panel meets in one sweep (a_direct: <= AMX_A_BYTES, in L2) */
 } bf_args;
 
 static void task(const bf_args *g, int i0, int mc, int j0, int nc, uint32_t *Ap, uint32_t *Bp)
@@ -270,7 +275,7 @@ static int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 void nn_gemm_bf16_avx512_(int transA, int transB, int M, int N, int K, float alpha, const void *A, int a_bf16,
                           int lda, const void *B, int b_bf16, int ldb, float beta, float *C, int ldc)
 {
-    bf_args g = {{A, a_bf16, lda, transA}, {B, b_bf16, ldb, transB}, M, N, K, ldc, 0, 0, alpha, beta, C, NULL};
+    bf_args g = {{A, a_bf16, lda, transA}, {B, b_bf16, ldb, transB}, M, N, K, ldc, 0, 0, alpha, beta, C, NULL, 0, 0, 0};
     g.nkb = ceil_div(K, BF_KC);
     g.kcb = ceil_div(K, g.nkb);
     g.kcb += g.kcb & 1;   /* even: only the last block may end on half a pair */
@@ -302,13 +307,17 @@ void nn_gemm_bf16_avx512_(int transA, int transB, int M, int N, int K, float alp
 }
 
 /* ================================================================================================ AMX
- * The AMX-BF16 driver (Sapphire Rapids and later: 8 tile registers of 16 rows x 64 bytes; TDPBF16PS multiplies a
- * 16 x 32 bf16 tile by a 32 x 16 bf16 tile (stored as 16 rows of k pairs, exactly pack_B's layout) into a
- * 16 x 16 fp32 tile: 16 K multiply-adds per cycle and lane where vdpbf16ps does 2). Same task / K-block / packing
- * structure as above, with a 32 x 32 C block per micro-kernel: tiles 0-3 accumulate C, 4-5 hold two A tiles
- * (rows 0-15, 16-31), 6-7 two B tiles (columns 0-15, 16-31). A is packed row-major, 32 rows x kcp (kc rounded
- * up to 32, zero-padded); B in 32-column panels of kcp/2 pair rows. C goes out through a 32 x 32 buffer and the
- * same masked alpha/beta update as the AVX-512 kernel. */
+ * The AMX-BF16 driver, the only AMX GEMM (nn_gemm_bf16 under SF_GEMM_KERNEL=amx, and gemm_amx.h's nn_amx_gemm,
+ * which hands it an operand packed straight from an image). Sapphire Rapids and later: 8 tile registers of 16 rows
+ * x 64 bytes; TDPBF16PS multiplies a 16 x 32 bf16 tile by a 32 x 16 bf16 tile (stored as 16 rows of k pairs,
+ * exactly pack_B's layout) into a 16 x 16 fp32 tile: 16 K multiply-adds per cycle and lane where vdpbf16ps does 2.
+ * Same task / packing structure as above, with a 32 x 32 C block per micro-kernel: tiles 0-3 accumulate C, 4-5
+ * hold two A tiles (rows 0-15, 16-31), 6-7 two B tiles (columns 0-15, 16-31). B is always in 32-column panels of
+ * k-pair rows (packed per task and K block, or pre-packed for the whole K by the caller). A is either read in
+ * place (bf16, row-major, K % 32 == 0: whole 32-row panels are loaded from the operand, one pass over K) or packed
+ * row-major, 32 rows x kcp (kc rounded up to 32, zero-padded) per K block. A B operand stored [N, K] in bf16 (a
+ * linear layer's weights) makes the driver compute C^T = B op(A)^T instead, so the weights are the in-place tile
+ * rows and C is written transposed. */
 #include <cpuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -323,6 +332,10 @@ void nn_gemm_bf16_avx512_(int transA, int transB, int M, int N, int K, float alp
 #endif
 #define AMX_NC_MAX 1536
 #define AMX_NBP 8
+#define AMX_MC_DIRECT 4096
+#ifndef AMX_A_BYTES
+#define AMX_A_BYTES (1 << 20)   /* rows of an in-place A swept per B panel: <= 1 MiB (L2 2 MiB) */
+#endif
 #define AMX_TARGET __attribute__((target("amx-tile,amx-bf16")))
 
 typedef struct {
@@ -365,17 +378,18 @@ static void pack_A_amx(uint16_t *restrict Ap, const operand *a, int i0, int mc, 
     }
 }
 
-/* C[0:mr, 0:nr] = alpha * A[32 rows, kcp] B[kcp, 32] + beta * C. `partial`: C holds this GEMM's own partial
- * sums from earlier K blocks (beta is then 1). With alpha 1 the tiles CARRY the sum across K blocks: a first block
- * with beta 0 starts from zero, a partial-sum block starts from C, and both store back, so every element is one
- * running fp32 sum over the whole K in k order, the same bits as a single pass (full blocks go straight between
- * the tiles and C, edge blocks through the 32 x 32 buffer). Otherwise (alpha != 1, or a caller's beta != 0 on the
- * first block) the block's sum goes through the buffer into the masked alpha/beta update. */
-AMX_TARGET static void ukr_amx(int kcp, const uint16_t *a, const uint32_t *b, float *c, int ldc, int mr, int nr,
-                               float alpha, float beta, int partial)
+/* C[0:mr, 0:nr] = alpha * A[32 rows, kcp] B[kcp, 32] + beta * C, A rows lda elements apart. `partial`: C holds
+ * this GEMM's own partial sums from earlier K blocks (beta is then 1). With alpha 1 the tiles CARRY the sum across K
+ * blocks: a first block with beta 0 starts from zero, a partial-sum block starts from C, and both store back, so
+ * every element is one running fp32 sum over the whole K in k order, the same bits as a single pass (full blocks
+ * go straight between the tiles and C, edge blocks through the 32 x 32 buffer). Otherwise (alpha != 1, a caller's
+ * beta != 0 on the first block, or C transposed: always one block) the block's sum goes through the buffer into
+ * the masked alpha/beta update, transposed 16 x 16 at a time for trans_c. */
+AMX_TARGET static void ukr_amx(int kcp, const uint16_t *a, size_t lda, const uint32_t *b, float *c, int ldc, int mr,
+                               int nr, float alpha, float beta, int partial, int trans_c)
 {
     float buf[AMX_MR * AMX_NR] __attribute__((aligned(64)));
-    const int carry = alpha == 1.0f && (beta == 0.0f || partial), full = mr == AMX_MR && nr == AMX_NR;
+    const int carry = !trans_c && alpha == 1.0f && (beta == 0.0f || partial), full = mr == AMX_MR && nr == AMX_NR;
     float *t = carry && full ? c : buf;   /* where the tiles load and store */
     const size_t tl = carry && full ? (size_t)ldc : AMX_NR, ts = tl * 4;
     if (carry && partial && !full)
@@ -392,10 +406,9 @@ AMX_TARGET static void ukr_amx(int kcp, const uint16_t *a, const uint32_t *b, fl
         _tile_zero(2);
         _tile_zero(3);
     }
-    const size_t as = (size_t)kcp * 2;
     for (int k = 0; k < kcp; k += 32) {
-        _tile_loadd(4, a + k, as);
-        _tile_loadd(5, a + (size_t)16 * kcp + k, as);
+        _tile_loadd(4, a + k, lda * 2);
+        _tile_loadd(5, a + 16 * lda + k, lda * 2);
         _tile_loadd(6, b + (size_t)(k / 2) * AMX_NR, AMX_NR * 4);
         _tile_loadd(7, b + (size_t)(k / 2) * AMX_NR + 16, AMX_NR * 4);
         _tile_dpbf16ps(0, 4, 6);
@@ -416,21 +429,35 @@ AMX_TARGET static void ukr_amx(int kcp, const uint16_t *a, const uint32_t *b, fl
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     const int beta0 = beta == 0.0f;
-    for (int i = 0; i < mr; i++)
-        for (int v = 0; v < 2 && 16 * v < nr; v++) {
-            const int cols = BF_MIN(16, nr - 16 * v);
-            nn_gemm_upd16(c + (size_t)i * ldc + 16 * v, _mm512_load_ps(buf + i * AMX_NR + 16 * v), cols == 16,
-                          mask16(cols), va, vb, beta0);
+    if (!trans_c) {
+        for (int i = 0; i < mr; i++)
+            for (int v = 0; v < 2 && 16 * v < nr; v++) {
+                const int cols = BF_MIN(16, nr - 16 * v);
+                nn_gemm_upd16(c + (size_t)i * ldc + 16 * v, _mm512_load_ps(buf + i * AMX_NR + 16 * v), cols == 16,
+                              mask16(cols), va, vb, beta0);
+            }
+        return;
+    }
+    for (int qi = 0; qi < mr; qi += 16)   /* quadrant rows qi.. of the block = columns qi.. of C */
+        for (int qj = 0; qj < nr; qj += 16) {
+            __m512i v[16];
+            for (int r = 0; r < 16; r++) v[r] = _mm512_load_si512(buf + (qi + r) * AMX_NR + qj);
+            tr16(v);
+            const int cols = BF_MIN(16, mr - qi);
+            for (int r = 0; r < 16 && qj + r < nr; r++)
+                nn_gemm_upd16(c + (size_t)(qj + r) * ldc + qi, _mm512_castsi512_ps(v[r]), cols == 16, mask16(cols),
+                              va, vb, beta0);
         }
 }
 
 static void task_amx(const bf_args *g, int i0, int mc, int j0, int nc, uint16_t *Ap, uint32_t *Bp)
 {
     const int SB = AMX_NR * AMX_NBP;
+    const int mfull = g->a_direct ? mc / AMX_MR * AMX_MR : 0;   /* rows read in place; the rest is packed */
     for (int kb = 0; kb < g->nkb; kb++) {
         const int k0 = kb * g->kcb, kc = BF_MIN(g->kcb, g->K - k0), kcp = (kc + 31) / 32 * 32;
         const float beta = kb == 0 ? g->beta : 1.0f;
-        pack_A_amx(Ap, &g->a, i0, mc, k0, kc, kcp);
+        if (mfull < mc) pack_A_amx(Ap, &g->a, i0 + mfull, mc - mfull, k0, kc, kcp);
         for (int jb = 0; jb < nc; jb += SB) {
             const int ncb = BF_MIN(SB, nc - jb);
             for (int jr = 0; jr < ncb && !g->bpre; jr += AMX_NR) {
@@ -439,15 +466,23 @@ static void task_amx(const bf_args *g, int i0, int mc, int j0, int nc, uint16_t 
                 const int kp = (kc + 1) / 2;
                 memset(bp + (size_t)kp * AMX_NR, 0, (size_t)(kcp / 2 - kp) * AMX_NR * 4);
             }
-            for (int jr = 0; jr < ncb; jr += AMX_NR) {
-                const int nr = BF_MIN(AMX_NR, ncb - jr);
-                /* a pre-packed panel holds all K / 2 pair rows: this K block's rows start at k0 / 2 */
-                const uint32_t *bp = g->bpre ? g->bpre + ((size_t)(j0 + jb + jr) / AMX_NR * (g->K / 2) + k0 / 2) * AMX_NR
-                                             : Bp + (size_t)jr * (kcp / 2);
-                for (int ir = 0; ir < mc; ir += AMX_MR)
-                    ukr_amx(kcp, Ap + (size_t)ir * kcp, bp, g->C + (size_t)(i0 + ir) * g->ldc + j0 + jb + jr, g->ldc,
-                            BF_MIN(AMX_MR, mc - ir), nr, g->alpha, beta, kb > 0);
-            }
+            /* a B panel (32 columns x kc) stays in L1 while the A rows of the sweep (in L2) pass it */
+            for (int m0 = 0; m0 < mc; m0 += g->mcb)
+                for (int jr = 0; jr < ncb; jr += AMX_NR) {
+                    const int j = j0 + jb + jr;
+                    /* a pre-packed panel holds all K / 2 pair rows: this K block's rows start at k0 / 2 */
+                    const uint32_t *bp = g->bpre ? g->bpre + ((size_t)j / AMX_NR * (g->K / 2) + k0 / 2) * AMX_NR
+                                                 : Bp + (size_t)jr * (kcp / 2);
+                    for (int ir = m0; ir < BF_MIN(mc, m0 + g->mcb); ir += AMX_MR) {
+                        const int i = i0 + ir;
+                        const uint16_t *ap = ir < mfull ? (const uint16_t *)g->a.p + (size_t)i * g->a.ld + k0
+                                                        : Ap + (size_t)(ir - mfull) * kcp;
+                        float *cp = g->trans_c ? g->C + (size_t)j * g->ldc + i : g->C + (size_t)i * g->ldc + j;
+                        ukr_amx(kcp, ap, ir < mfull ? (size_t)g->a.ld : (size_t)kcp, bp, cp, g->ldc,
+                                BF_MIN(AMX_MR, mc - ir), BF_MIN(AMX_NR, ncb - jr), g->alpha, beta, kb > 0,
+                                g->trans_c);
+                    }
+                }
         }
     }
 }
@@ -470,22 +505,37 @@ AMX_TARGET static void amx_release(void) { _tile_release(); }
 static void amx_run(bf_args *g)
 {
     const int M = g->M, N = g->N, K = g->K;
-    g->nkb = ceil_div(K, AMX_KC);
-    g->kcb = ceil_div(K, g->nkb);
-    g->kcb = (g->kcb + 31) / 32 * 32;   /* whole tiles: only the last block is zero-padded */
-    g->nkb = ceil_div(K, g->kcb);
+    int mc_max = AMX_MC_MAX;
+    g->mcb = M;
+    if (g->a_direct) {
+        /* one pass over K: A is read in place, so tasks may span many rows (B, packed per task, is then packed
+         * few times) */
+        g->nkb = 1;
+        g->kcb = K;
+        mc_max = AMX_MC_DIRECT;
+        g->mcb = BF_MAX(AMX_MR, (int)(AMX_A_BYTES / ((size_t)2 * K)) / AMX_MR * AMX_MR);
+    } else {
+        g->nkb = ceil_div(K, AMX_KC);
+        g->kcb = ceil_div(K, g->nkb);
+        g->kcb = (g->kcb + 31) / 32 * 32;   /* whole tiles: only the last block is zero-padded */
+        g->nkb = ceil_div(K, g->kcb);
+    }
 
     int nth = ((long)M * N * K >= BF_PAR_MIN && !omp_in_parallel()) ? omp_get_max_threads() : 1;
-    int mc = BF_MIN(AMX_MC_MAX, ceil_div(M, AMX_MR) * AMX_MR), nc = BF_MIN(AMX_NC_MAX, ceil_div(N, AMX_NR) * AMX_NR);
+    int mc = BF_MIN(mc_max, ceil_div(M, AMX_MR) * AMX_MR), nc = BF_MIN(AMX_NC_MAX, ceil_div(N, AMX_NR) * AMX_NR);
+    /* halve the longer side until each thread has two tasks; with A in place, columns first (each task packs its
+     * own B) while whole chunks of AMX_NBP panels remain */
     while ((long)ceil_div(M, mc) * ceil_div(N, nc) < 2L * nth) {
-        if (nc >= 2 * AMX_NR && (nc >= mc || mc < 2 * AMX_MR)) nc = ceil_div(nc / 2, AMX_NR) * AMX_NR;
+        if (nc >= 2 * AMX_NR && (nc >= mc || mc < 2 * AMX_MR || (g->a_direct && nc >= 2 * AMX_NR * AMX_NBP)))
+            nc = ceil_div(nc / 2, AMX_NR) * AMX_NR;
         else if (mc >= 2 * AMX_MR) mc = ceil_div(mc / 2, AMX_MR) * AMX_MR;
         else break;
     }
     const int mb = ceil_div(M, mc), nb = ceil_div(N, nc), ntask = mb * nb;
     if (nth > ntask) nth = ntask;
-    const size_t a_sz = (size_t)ceil_div(mc, AMX_MR) * AMX_MR * g->kcb / 2;   /* in 4-byte units */
-    const size_t b_sz = g->bpre ? 0 : (size_t)g->kcb / 2 * AMX_NR * AMX_NBP;
+    /* in 4-byte units: packed A rows (one ragged panel when A is read in place), packed B panels */
+    const size_t a_sz = (size_t)(g->a_direct ? AMX_MR : ceil_div(mc, AMX_MR) * AMX_MR) * ((g->kcb + 31) / 32 * 16);
+    const size_t b_sz = g->bpre ? 0 : (size_t)((g->kcb + 31) / 32 * 16) * AMX_NR * AMX_NBP;
 
 #pragma omp parallel num_threads(nth) if (nth > 1)
     {
@@ -505,13 +555,22 @@ static void amx_run(bf_args *g)
 void nn_gemm_bf16_amx_(int transA, int transB, int M, int N, int K, float alpha, const void *A, int a_bf16, int lda,
                        const void *B, int b_bf16, int ldb, float beta, float *C, int ldc)
 {
-    bf_args g = {{A, a_bf16, lda, transA}, {B, b_bf16, ldb, transB}, M, N, K, ldc, 0, 0, alpha, beta, C, NULL};
+    const int k32 = K % 32 == 0;
+    if (transB && b_bf16 && k32) {
+        /* B stored [N, K] in bf16 (a linear layer's weights): C^T = B op(A)^T with B read in place as the tile
+         * rows and op(A)^T packed, C written transposed */
+        bf_args g = {{B, 1, ldb, 0}, {A, a_bf16, lda, !transA}, N, M, K, ldc, 0, 0, alpha, beta, C, NULL, 1, 1, 0};
+        amx_run(&g);
+        return;
+    }
+    bf_args g = {{A, a_bf16, lda, transA}, {B, b_bf16, ldb, transB}, M, N, K, ldc, 0, 0, alpha, beta, C, NULL,
+                 !transA && a_bf16 && k32, 0, 0};
     amx_run(&g);
 }
 
 void nn_gemm_bf16_amx_packed_(int M, int N, int K, const uint16_t *A, int lda, const void *Bpacked, float beta,
                               float *C, int ldc)
 {
-    bf_args g = {{A, 1, lda, 0}, {NULL, 1, 0, 0}, M, N, K, ldc, 0, 0, 1.0f, beta, C, Bpacked};
+    bf_args g = {{A, 1, lda, 0}, {NULL, 1, 0, 0}, M, N, K, ldc, 0, 0, 1.0f, beta, C, Bpacked, 1, 0, 0};
     amx_run(&g);
 }
