@@ -563,8 +563,8 @@ void nn_gemm_bf16_amx_(int transA, int transB, int M, int N, int K, float alpha,
         amx_run(&g);
         return;
     }
-    bf_args g = {{A, a_bf16, lda, transA}, {B, b_bf16, ldb, transB}, M, N, K, ldc, 0, 0, alpha, beta, C, NULL,
-                 !transA && a_bf16 && k32, 0, 0};
+    /* otherwise both operands are packed per K block (measured faster here than A in place for W * cols) */
+    bf_args g = {{A, a_bf16, lda, transA}, {B, b_bf16, ldb, transB}, M, N, K, ldc, 0, 0, alpha, beta, C, NULL, 0, 0, 0};
     amx_run(&g);
 }
 
