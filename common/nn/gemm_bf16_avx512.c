@@ -94,30 +94,31 @@ BF_INLINE void tr8(__m256i v[8])
     }
 }
 
-/* 16 x 16 transpose of 32-bit words */
-BF_INLINE void tr16(__m512i v[16])
+/* 16 x 16 transpose of 32-bit words, in place. Not inlined: inlined into the AMX micro-kernel or the packer, its
+ * 16 live vectors plus temporaries spilled, and both ran measurably slower (bench_gemm_bf16, SDXL shapes). */
+__attribute__((noinline)) static void tr16(__m512i v[16])
 {
-    __m512 r[16], t[16];
-    for (int q = 0; q < 16; q++) r[q] = _mm512_castsi512_ps(v[q]);
-    for (int q = 0; q < 16; q += 2) {
-        t[q] = _mm512_unpacklo_ps(r[q], r[q + 1]);
-        t[q + 1] = _mm512_unpackhi_ps(r[q], r[q + 1]);
+    __m512 a[16], b[16];
+    for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_ps(_mm512_castsi512_ps(v[2 * i]), _mm512_castsi512_ps(v[2 * i + 1]));
+        a[2 * i + 1] = _mm512_unpackhi_ps(_mm512_castsi512_ps(v[2 * i]), _mm512_castsi512_ps(v[2 * i + 1]));
     }
-    for (int q = 0; q < 16; q += 4) {
-        r[q] = _mm512_shuffle_ps(t[q], t[q + 2], 0x44);
-        r[q + 1] = _mm512_shuffle_ps(t[q], t[q + 2], 0xEE);
-        r[q + 2] = _mm512_shuffle_ps(t[q + 1], t[q + 3], 0x44);
-        r[q + 3] = _mm512_shuffle_ps(t[q + 1], t[q + 3], 0xEE);
+    for (int i = 0; i < 4; i++) {
+        const __m512d x0 = _mm512_castps_pd(a[4 * i]), x1 = _mm512_castps_pd(a[4 * i + 1]);
+        const __m512d x2 = _mm512_castps_pd(a[4 * i + 2]), x3 = _mm512_castps_pd(a[4 * i + 3]);
+        b[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(x0, x2));
+        b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x0, x2));
+        b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(x1, x3));
+        b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(x1, x3));
     }
+    /* b[4 g + q], 128-bit lane l: column 4 l + q of rows 4 g .. 4 g + 3 */
     for (int q = 0; q < 4; q++) {
-        t[q] = _mm512_shuffle_f32x4(r[q], r[q + 4], 0x88);
-        t[q + 4] = _mm512_shuffle_f32x4(r[q], r[q + 4], 0xDD);
-        t[q + 8] = _mm512_shuffle_f32x4(r[q + 8], r[q + 12], 0x88);
-        t[q + 12] = _mm512_shuffle_f32x4(r[q + 8], r[q + 12], 0xDD);
-    }
-    for (int q = 0; q < 8; q++) {
-        v[q] = _mm512_castps_si512(_mm512_shuffle_f32x4(t[q], t[q + 8], 0x88));
-        v[q + 8] = _mm512_castps_si512(_mm512_shuffle_f32x4(t[q], t[q + 8], 0xDD));
+        const __m512 d0 = _mm512_shuffle_f32x4(b[q], b[4 + q], 0x88), d1 = _mm512_shuffle_f32x4(b[8 + q], b[12 + q], 0x88);
+        const __m512 d2 = _mm512_shuffle_f32x4(b[q], b[4 + q], 0xdd), d3 = _mm512_shuffle_f32x4(b[8 + q], b[12 + q], 0xdd);
+        v[q] = _mm512_castps_si512(_mm512_shuffle_f32x4(d0, d1, 0x88));
+        v[4 + q] = _mm512_castps_si512(_mm512_shuffle_f32x4(d2, d3, 0x88));
+        v[8 + q] = _mm512_castps_si512(_mm512_shuffle_f32x4(d0, d1, 0xdd));
+        v[12 + q] = _mm512_castps_si512(_mm512_shuffle_f32x4(d2, d3, 0xdd));
     }
 }
 
@@ -390,25 +391,30 @@ AMX_TARGET static void ukr_amx(int kcp, const uint16_t *a, size_t lda, const uin
 {
     float buf[AMX_MR * AMX_NR] __attribute__((aligned(64)));
     const int carry = !trans_c && alpha == 1.0f && (beta == 0.0f || partial), full = mr == AMX_MR && nr == AMX_NR;
-    float *t = carry && full ? c : buf;   /* where the tiles load and store */
-    const size_t tl = carry && full ? (size_t)ldc : AMX_NR, ts = tl * 4;
+    /* tile q (0-3) holds block rows 16 (q / 2).., columns 16 (q % 2)..; it loads / stores at t + o[q], rows ts
+     * bytes apart: C itself, the buffer as a 32 x 32 copy of C (carry at an edge), or the buffer as four 16 x 16
+     * tiles (the alpha / beta update reads those) */
+    float *t = carry && full ? c : buf;
+    const size_t tl = carry ? (full ? (size_t)ldc : AMX_NR) : 16, ts = tl * 4;
+    const size_t o1 = carry ? 16 : 256, o2 = carry ? 16 * tl : 512, o3 = carry ? 16 * tl + 16 : 768;
     if (carry && partial && !full)
         for (int i = 0; i < mr; i++) memcpy(buf + i * AMX_NR, c + (size_t)i * ldc, (size_t)nr * 4);
     __asm__ volatile("" ::: "memory");   /* earlier stores to C / buf are visible to the tile loads below */
     if (carry && partial) {
         _tile_loadd(0, t, ts);
-        _tile_loadd(1, t + 16, ts);
-        _tile_loadd(2, t + 16 * tl, ts);
-        _tile_loadd(3, t + 16 * tl + 16, ts);
+        _tile_loadd(1, t + o1, ts);
+        _tile_loadd(2, t + o2, ts);
+        _tile_loadd(3, t + o3, ts);
     } else {
         _tile_zero(0);
         _tile_zero(1);
         _tile_zero(2);
         _tile_zero(3);
     }
+    const uint16_t *a1 = a + 16 * lda;
     for (int k = 0; k < kcp; k += 32) {
         _tile_loadd(4, a + k, lda * 2);
-        _tile_loadd(5, a + 16 * lda + k, lda * 2);
+        _tile_loadd(5, a1 + k, lda * 2);
         _tile_loadd(6, b + (size_t)(k / 2) * AMX_NR, AMX_NR * 4);
         _tile_loadd(7, b + (size_t)(k / 2) * AMX_NR + 16, AMX_NR * 4);
         _tile_dpbf16ps(0, 4, 6);
@@ -417,9 +423,9 @@ AMX_TARGET static void ukr_amx(int kcp, const uint16_t *a, size_t lda, const uin
         _tile_dpbf16ps(3, 5, 7);
     }
     _tile_stored(0, t, ts);
-    _tile_stored(1, t + 16, ts);
-    _tile_stored(2, t + 16 * tl, ts);
-    _tile_stored(3, t + 16 * tl + 16, ts);
+    _tile_stored(1, t + o1, ts);
+    _tile_stored(2, t + o2, ts);
+    _tile_stored(3, t + o3, ts);
     __asm__ volatile("" ::: "memory");   /* GCC's tile intrinsics are asm without memory operands: make the
                                           * compiler see that C / buf was written */
     if (carry) {
@@ -429,25 +435,25 @@ AMX_TARGET static void ukr_amx(int kcp, const uint16_t *a, size_t lda, const uin
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     const int beta0 = beta == 0.0f;
-    if (!trans_c) {
-        for (int i = 0; i < mr; i++)
-            for (int v = 0; v < 2 && 16 * v < nr; v++) {
-                const int cols = BF_MIN(16, nr - 16 * v);
-                nn_gemm_upd16(c + (size_t)i * ldc + 16 * v, _mm512_load_ps(buf + i * AMX_NR + 16 * v), cols == 16,
-                              mask16(cols), va, vb, beta0);
-            }
-        return;
-    }
-    for (int qi = 0; qi < mr; qi += 16)   /* quadrant rows qi.. of the block = columns qi.. of C */
-        for (int qj = 0; qj < nr; qj += 16) {
-            __m512i v[16];
-            for (int r = 0; r < 16; r++) v[r] = _mm512_load_si512(buf + (qi + r) * AMX_NR + qj);
-            tr16(v);
-            const int cols = BF_MIN(16, mr - qi);
-            for (int r = 0; r < 16 && qj + r < nr; r++)
-                nn_gemm_upd16(c + (size_t)(qj + r) * ldc + qi, _mm512_castsi512_ps(v[r]), cols == 16, mask16(cols),
+    for (int q = 0; q < 4; q++) {
+        const int qi = q / 2 * 16, qj = q % 2 * 16;
+        if (qi >= mr || qj >= nr) continue;
+        const float *tq = buf + 256 * q;
+        if (!trans_c) {
+            const int cols = BF_MIN(16, nr - qj);
+            for (int r = 0; r < 16 && qi + r < mr; r++)
+                nn_gemm_upd16(c + (size_t)(qi + r) * ldc + qj, _mm512_load_ps(tq + 16 * r), cols == 16, mask16(cols),
                               va, vb, beta0);
+            continue;
         }
+        __m512i v[16];   /* C^T: tile columns become rows of C */
+        for (int r = 0; r < 16; r++) v[r] = _mm512_load_si512(tq + 16 * r);
+        tr16(v);
+        const int cols = BF_MIN(16, mr - qi);
+        for (int r = 0; r < 16 && qj + r < nr; r++)
+            nn_gemm_upd16(c + (size_t)(qj + r) * ldc + qi, _mm512_castsi512_ps(v[r]), cols == 16, mask16(cols), va,
+                          vb, beta0);
+    }
 }
 
 static void task_amx(const bf_args *g, int i0, int mc, int j0, int nc, uint16_t *Ap, uint32_t *Bp)
