@@ -1,7 +1,7 @@
-/* nn/gemm_amx: the AMX GEMM over a pre-packed operand (see gemm_amx.h): its packer, im2col straight into the
- * layout of the AMX "B" tiles, and nn_amx_gemm, which hands the packed operand to nn_gemm_bf16's AMX driver
- * (gemm_bf16_avx512.c: one micro-kernel, tile configuration and blocking for every AMX GEMM). The packer is
- * AVX-512 (this object is built with AVX512_FLAGS, like the other kernels, and reached only after
+/* nn/gemm_amx: the AMX GEMM over a pre-packed operand (see gemm_amx.h): the im2col packer, writing an image's
+ * columns straight into the layout of the AMX "B" tiles, and thin entries over nn_gemm_bf16's AMX driver
+ * (gemm_bf16_avx512.c: the one micro-kernel, tile configuration and packed layout, and the token-row packer). The
+ * packer is AVX-512 (this object is built with AVX512_FLAGS, like the other kernels, and reached only after
  * nn_amx_available() said yes), so the rest of the library keeps the portable baseline. */
 #include "gemm_amx.h"
 #include "gemm_bf16.h"
@@ -97,9 +97,15 @@ void nn_amx_pack_im2col(void *packed, const float *img, int IC, int H, int W, in
     }
 }
 
-void nn_amx_gemm(int M, int N, int K, const uint16_t *W, int lda, const void *packed, float beta, float *C, int ldc)
+void nn_amx_pack_rows(void *packed, const float *X, int ldx, int N, int K)
+{
+    nn_gemm_bf16_amx_pack_rows_(packed, X, ldx, N, K);
+}
+
+void nn_amx_gemm(int M, int N, int K, const uint16_t *W, int lda, const void *packed, float beta, float *C, int ldc,
+                 int trans_c)
 {
     if (!nn_amx_ok(M, K)) LOG_FATAL("nn_amx_gemm: M %d and K %d must be multiples of 32", M, K);
     if (!nn_amx_available()) LOG_FATAL("nn_amx_gemm: AMX is not available on this machine");
-    if (N > 0) nn_gemm_bf16_amx_packed_(M, N, K, W, lda, packed, beta, C, ldc);
+    if (N > 0) nn_gemm_bf16_amx_packed_(M, N, K, W, lda, packed, beta, C, ldc, trans_c);
 }

@@ -179,9 +179,14 @@ static void pack_B(uint32_t *restrict Bp, const operand *b, int j0, int nr, int 
     for (int c = 0; c < w; c += 16)
         for (int kk = 0; kk < kp; kk += 16) {
             __m512i v[16];
-            for (int q = 0; q < 16; q++)
-                v[q] = c + q < nr ? ld32(b, (size_t)(j0 + c + q) * b->ld + k0 + 2 * kk, kc - 2 * kk)
-                                  : _mm512_setzero_si512();
+            if (!b->bf16 && c + 16 <= nr && kc - 2 * kk >= 32) {   /* a whole fp32 block: unmasked loads */
+                const float *f = (const float *)b->p + (size_t)(j0 + c) * b->ld + k0 + 2 * kk;
+                for (int q = 0; q < 16; q++, f += b->ld)
+                    v[q] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(f + 16), _mm512_loadu_ps(f));
+            } else
+                for (int q = 0; q < 16; q++)
+                    v[q] = c + q < nr ? ld32(b, (size_t)(j0 + c + q) * b->ld + k0 + 2 * kk, kc - 2 * kk)
+                                      : _mm512_setzero_si512();
             tr16(v);
             const int np = BF_MIN(16, kp - kk);
             for (int x = 0; x < np; x++) _mm512_storeu_si512(Bp + (size_t)(kk + x) * w + c, v[x]);
@@ -575,8 +580,18 @@ void nn_gemm_bf16_amx_(int transA, int transB, int M, int N, int K, float alpha,
 }
 
 void nn_gemm_bf16_amx_packed_(int M, int N, int K, const uint16_t *A, int lda, const void *Bpacked, float beta,
-                              float *C, int ldc)
+                              float *C, int ldc, int trans_c)
 {
-    bf_args g = {{A, 1, lda, 0}, {NULL, 1, 0, 0}, M, N, K, ldc, 0, 0, 1.0f, beta, C, Bpacked, 1, 0, 0};
+    bf_args g = {{A, 1, lda, 0}, {NULL, 1, 0, 0}, M, N, K, ldc, 0, 0, 1.0f, beta, C, Bpacked, 1, trans_c, 0};
     amx_run(&g);
+}
+
+void nn_gemm_bf16_amx_pack_rows_(void *packed, const float *X, int ldx, int N, int K)
+{
+    const operand x = {X, 0, ldx, 1};   /* op(B) = X^T: B stored [N, K] */
+    const int np = (N + AMX_NR - 1) / AMX_NR;
+#pragma omp parallel for schedule(static) if ((long)N * K > (1L << 15))
+    for (int p = 0; p < np; p++)
+        pack_B((uint32_t *)packed + (size_t)p * (K / 2) * AMX_NR, &x, p * AMX_NR, BF_MIN(AMX_NR, N - p * AMX_NR),
+               AMX_NR, 0, K);
 }

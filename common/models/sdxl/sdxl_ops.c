@@ -203,7 +203,11 @@ void sdxl_ops_linear(sdxl_ops *o, float *out, const float *in, int T, const nn_t
     ON_CUDA(o, sdxl_ops_cuda_linear(o, out, in, T, W, b, acc));
     const int OC = (int)W->shape[0], IC = (int)(W->numel / (size_t)OC);   /* [OC, IC] or a 1x1 conv's [OC, IC, 1, 1] */
     TIMED(o, SDXL_OPS_LINEAR, {
-        if (use_bf16(W))
+        if (use_bf16(W) && nn_amx_ok(OC, IC) && nn_amx_available()) {
+            void *pk = grow(&o->pack, &o->pack_cap, nn_amx_packed_bytes(IC, T) / sizeof(float) + 16);
+            nn_amx_pack_rows(pk, in, IC, T, IC);
+            nn_amx_gemm(OC, T, IC, W->data, IC, pk, acc ? 1.0f : 0.0f, out, OC, 1);
+        } else if (use_bf16(W))
             sdxl_ops_bf16_linear(out, in, T, OC, IC, W->data, acc ? 1.0f : 0.0f);
         else
             nn_sgemm(0, 1, T, OC, IC, 1.0f, in, IC, sdxl_ops_f32(o, W, 0), IC, acc ? 1.0f : 0.0f, out, OC);
@@ -214,7 +218,23 @@ void sdxl_ops_linear(sdxl_ops *o, float *out, const float *in, int T, const nn_t
 
 void sdxl_ops_linear_multi(sdxl_ops *o, float *const *out, const float *in, int T, const nn_tensor *const *W, int n)
 {
-    for (int i = 0; i < n; i++) sdxl_ops_linear(o, out[i], in, T, W[i], NULL, 0);
+    int amx = o->dev == DEVICE_CPU && nn_amx_available();
+    for (int i = 0; i < n; i++) amx &= use_bf16(W[i]) && nn_amx_ok((int)W[i]->shape[0], (int)W[i]->shape[1]) &&
+                                       W[i]->shape[1] == W[0]->shape[1];
+    if (!amx) {
+        for (int i = 0; i < n; i++) sdxl_ops_linear(o, out[i], in, T, W[i], NULL, 0);
+        return;
+    }
+    const int IC = (int)W[0]->shape[1];
+    TIMED(o, SDXL_OPS_LINEAR, {
+        void *pk = grow(&o->pack, &o->pack_cap, nn_amx_packed_bytes(IC, T) / sizeof(float) + 16);
+        nn_amx_pack_rows(pk, in, IC, T, IC);
+        for (int i = 0; i < n; i++) {
+            const int OC = (int)W[i]->shape[0];
+            nn_amx_gemm(OC, T, IC, W[i]->data, IC, pk, 0.0f, out[i], OC, 1);
+            lora_linear(o, out[i], in, T, IC, OC, W[i]);
+        }
+    });
 }
 
 /* col[IC KH KW, OH OW] of one image in[IC, H, W] (zero padding) */
@@ -266,7 +286,7 @@ static void conv2d(sdxl_ops *o, float *out, const float *in, int B, const nn_con
             float *y = out + (size_t)n * g->OC * P;
             nn_amx_pack_im2col(pk, in + (size_t)n * g->IC * g->H * g->W, g->IC, g->H, g->W, g->KH, g->KW, g->SH,
                                g->PH, g->OH, g->OW);
-            nn_amx_gemm(g->OC, P, K, W->data, K, pk, 0.0f, y, P);
+            nn_amx_gemm(g->OC, P, K, W->data, K, pk, 0.0f, y, P, 0);
             if (bias)
 #pragma omp parallel for schedule(static) if ((long)g->OC * P > (1L << 16))
                 for (int c = 0; c < g->OC; c++) {

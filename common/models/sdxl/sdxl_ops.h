@@ -39,7 +39,7 @@ typedef struct {
     const sdxl_lora_runtime *lora;
     float *lora_ws;
     size_t lora_cap;
-    float *pack;         /* AMX packed im2col columns (nn_amx_pack_im2col) */
+    float *pack;         /* AMX packed activations */
     size_t pack_cap;
     int attn_bf16;       /* CPU attention on bf16 inputs (nn_attention_bf16_forward: AMX tiles where the CPU has
                           * them); set by a network whose weights are bf16. 0: the fp32 kernel */
@@ -80,7 +80,8 @@ const float *sdxl_ops_f32(sdxl_ops *o, const nn_tensor *t, int slot);
 
 /* out[T, OC] = in[T, IC] W[OC, IC]^T + b[OC] (b may be NULL). With acc != 0: out += (the same), for residuals. */
 void sdxl_ops_linear(sdxl_ops *o, float *out, const float *in, int T, const nn_tensor *W, const nn_tensor *b, int acc);
-/* n linear layers without bias on the same input (attention's to_q / to_k / to_v): out[i][T, OC_i] = in W_i^T */
+/* n linear layers without bias on the same input (attention's to_q / to_k / to_v): out[i][T, OC_i] = in W_i^T;
+ * the input is converted / packed once for all of them */
 void sdxl_ops_linear_multi(sdxl_ops *o, float *const *out, const float *in, int T, const nn_tensor *const *W, int n);
 /* out[B, OC, OH, OW] = conv2d(in[B, IC, H, W]) + b, geometry g; ws[ws_n] im2col scratch */
 void sdxl_ops_conv2d(sdxl_ops *o, float *out, const float *in, int B, const nn_conv_geom *g, const nn_tensor *W,
