@@ -339,6 +339,9 @@ void nn_gemm_bf16_avx512_(int transA, int transB, int M, int N, int K, float alp
 #define AMX_NC_MAX 1536
 #define AMX_NBP 8
 #define AMX_MC_DIRECT 4096
+#ifndef AMX_TASKS_PRE
+#define AMX_TASKS_PRE 8L
+#endif
 #ifndef AMX_A_BYTES
 #define AMX_A_BYTES (1 << 20)   /* rows of an in-place A swept per B panel: <= 1 MiB (L2 2 MiB) */
 #endif
@@ -534,9 +537,11 @@ static void amx_run(bf_args *g)
 
     int nth = ((long)M * N * K >= BF_PAR_MIN && !omp_in_parallel()) ? omp_get_max_threads() : 1;
     int mc = BF_MIN(mc_max, ceil_div(M, AMX_MR) * AMX_MR), nc = BF_MIN(AMX_NC_MAX, ceil_div(N, AMX_NR) * AMX_NR);
-    /* halve the longer side until each thread has two tasks; with A in place, columns first (each task packs its
+    /* halve the longer side until each thread has two tasks (AMX_TASKS_PRE with B pre-packed: nothing is packed
+     * per task, and more, smaller tasks balance the threads); with A in place, columns first (each task packs its
      * own B) while whole chunks of AMX_NBP panels remain */
-    while ((long)ceil_div(M, mc) * ceil_div(N, nc) < 2L * nth) {
+    const long want = (g->bpre && nth > 1 ? AMX_TASKS_PRE : 2L) * nth;
+    while ((long)ceil_div(M, mc) * ceil_div(N, nc) < want) {
         if (nc >= 2 * AMX_NR && (nc >= mc || mc < 2 * AMX_MR || (g->a_direct && nc >= 2 * AMX_NR * AMX_NBP)))
             nc = ceil_div(nc / 2, AMX_NR) * AMX_NR;
         else if (mc >= 2 * AMX_MR) mc = ceil_div(mc / 2, AMX_MR) * AMX_MR;
