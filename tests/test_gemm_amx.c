@@ -85,13 +85,15 @@ static void case_conv(int OC, int IC, int H, int Wd, int KH, int s, int pad, flo
     const int OH = (H + 2 * pad - KH) / s + 1, OW = (Wd + 2 * pad - KH) / s + 1, K = IC * KH * KH, P = OH * OW;
     uint16_t *W = malloc(sizeof(uint16_t) * OC * K);
     float *img = malloc(sizeof(float) * IC * H * Wd), *out = malloc(sizeof(float) * OC * P);
-    float *out0 = malloc(sizeof(float) * OC * P), *col = malloc(sizeof(float) * K * P), *colT = malloc(sizeof(float) * K * P);
-    float *o1 = malloc(sizeof(float) * OC * P), *o2 = malloc(sizeof(float) * OC * P), *o3 = malloc(sizeof(float) * OC * P);
+    float *out0 = malloc(sizeof(float) * OC * P), *col = malloc(sizeof(float) * K * P);
+    float *colT = malloc(sizeof(float) * K * P), *o1 = malloc(sizeof(float) * OC * P);
+    float *o2 = malloc(sizeof(float) * OC * P), *o3 = malloc(sizeof(float) * OC * P);
     for (int i = 0; i < OC * K; i++) W[i] = nn_f32_to_bf16(frand());
     for (int i = 0; i < IC * H * Wd; i++) img[i] = frand();
     for (int i = 0; i < OC * P; i++) out[i] = out0[i] = frand();
     for (int r = 0; r < K; r++)
-        for (int p = 0; p < P; p++) col[(size_t)r * P + p] = colT[(size_t)p * K + r] = colv(img, IC, H, Wd, KH, s, pad, OW, r, p);
+        for (int p = 0; p < P; p++)
+            col[(size_t)r * P + p] = colT[(size_t)p * K + r] = colv(img, IC, H, Wd, KH, s, pad, OW, r, p);
     void *pk = aligned_alloc(64, (nn_amx_packed_bytes(K, P) + 63) / 64 * 64);
     nn_amx_pack_im2col(pk, img, IC, H, Wd, KH, KH, s, pad, OH, OW);
     nn_amx_gemm(OC, P, K, W, K, pk, beta, out, P, 0);
@@ -130,7 +132,8 @@ static void case_conv(int OC, int IC, int H, int Wd, int KH, int s, int pad, flo
         snprintf(nm, sizeof nm, "AMX conv OC %d IC %d %dx%d k%d: same bits as nn_gemm_bf16 on the linear-layer form "
                  "(cols^T W^T)", OC, IC, H, Wd, KH);
         CHECK(same_t, nm);
-        snprintf(nm, sizeof nm, "AMX conv OC %d IC %d %dx%d k%d: 1 thread == %d threads bitwise", OC, IC, H, Wd, KH, nth);
+        snprintf(nm, sizeof nm, "AMX conv OC %d IC %d %dx%d k%d: 1 thread == %d threads bitwise", OC, IC, H, Wd, KH,
+                 nth);
         CHECK(!memcmp(o3, out, sizeof(float) * OC * P), nm);
     }
     free(W), free(img), free(out), free(out0), free(col), free(colT), free(o1), free(o2), free(o3), free(pk);

@@ -94,8 +94,9 @@ BF_INLINE void tr8(__m256i v[8])
     }
 }
 
-/* 16 x 16 transpose of 32-bit words, in place. Not inlined: inlined into the AMX micro-kernel or the packer, its
- * 16 live vectors plus temporaries spilled, and both ran measurably slower (bench_gemm_bf16, SDXL shapes). */
+/* 16 x 16 transpose of 32-bit words, in place. This sequence, called rather than inlined, made the AMX transposed
+ * writes and the token-row packing up to 1.3x faster on SDXL linear shapes than the inlined in-lane-shuffle one
+ * (measured on one thread, Sapphire Rapids). */
 __attribute__((noinline)) static void tr16(__m512i v[16])
 {
     __m512 a[16], b[16];
@@ -113,8 +114,10 @@ __attribute__((noinline)) static void tr16(__m512i v[16])
     }
     /* b[4 g + q], 128-bit lane l: column 4 l + q of rows 4 g .. 4 g + 3 */
     for (int q = 0; q < 4; q++) {
-        const __m512 d0 = _mm512_shuffle_f32x4(b[q], b[4 + q], 0x88), d1 = _mm512_shuffle_f32x4(b[8 + q], b[12 + q], 0x88);
-        const __m512 d2 = _mm512_shuffle_f32x4(b[q], b[4 + q], 0xdd), d3 = _mm512_shuffle_f32x4(b[8 + q], b[12 + q], 0xdd);
+        const __m512 d0 = _mm512_shuffle_f32x4(b[q], b[4 + q], 0x88);
+        const __m512 d1 = _mm512_shuffle_f32x4(b[8 + q], b[12 + q], 0x88);
+        const __m512 d2 = _mm512_shuffle_f32x4(b[q], b[4 + q], 0xdd);
+        const __m512 d3 = _mm512_shuffle_f32x4(b[8 + q], b[12 + q], 0xdd);
         v[q] = _mm512_castps_si512(_mm512_shuffle_f32x4(d0, d1, 0x88));
         v[4 + q] = _mm512_castps_si512(_mm512_shuffle_f32x4(d2, d3, 0x88));
         v[8 + q] = _mm512_castps_si512(_mm512_shuffle_f32x4(d0, d1, 0xdd));
@@ -243,7 +246,7 @@ typedef struct {
     float *C;
     /* AMX only: */
     const uint32_t *bpre;   /* op(B) already packed for the whole K (nn_gemm_bf16_amx_packed_), or NULL */
-    int a_direct;           /* op(A) is bf16 row-major with K % 32 == 0: the tiles read its whole 32-row panels in place */
+    int a_direct;           /* op(A) bf16 row-major, K % 32 == 0: the tiles read its whole 32-row panels in place */
     int trans_c;            /* C is written transposed: element (i, j) at C[j * ldc + i] */
     int mcb;                /* rows of A a B panel meets in one sweep (a_direct: <= AMX_A_BYTES, in L2) */
 } bf_args;
@@ -281,7 +284,8 @@ static int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 void nn_gemm_bf16_avx512_(int transA, int transB, int M, int N, int K, float alpha, const void *A, int a_bf16,
                           int lda, const void *B, int b_bf16, int ldb, float beta, float *C, int ldc)
 {
-    bf_args g = {{A, a_bf16, lda, transA}, {B, b_bf16, ldb, transB}, M, N, K, ldc, 0, 0, alpha, beta, C, NULL, 0, 0, 0};
+    bf_args g = {{A, a_bf16, lda, transA}, {B, b_bf16, ldb, transB}, M, N, K, ldc, 0, 0, alpha, beta, C,
+                 NULL, 0, 0, 0};
     g.nkb = ceil_div(K, BF_KC);
     g.kcb = ceil_div(K, g.nkb);
     g.kcb += g.kcb & 1;   /* even: only the last block may end on half a pair */
@@ -572,9 +576,11 @@ void nn_gemm_bf16_amx_(int transA, int transB, int M, int N, int K, float alpha,
                        const void *B, int b_bf16, int ldb, float beta, float *C, int ldc)
 {
     const int k32 = K % 32 == 0;
-    if (transB && b_bf16 && k32) {
+    if (transB && b_bf16 && k32 && (long)K * ceil_div(M, AMX_MC_MAX) >= 2L * M) {
         /* B stored [N, K] in bf16 (a linear layer's weights): C^T = B op(A)^T with B read in place as the tile
-         * rows and op(A)^T packed, C written transposed */
+         * rows and op(A)^T packed, C written transposed. Worth it when the packed path would pack B many times
+         * (once per AMX_MC_MAX rows of op(A)) compared with the transposed writes of C (measured here: ff layers,
+         * K >= 1280, 1.1-1.6x faster; attention projections, K = 640, and K = 256 slower, so they stay packed) */
         bf_args g = {{B, 1, ldb, 0}, {A, a_bf16, lda, !transA}, N, M, K, ldc, 0, 0, alpha, beta, C, NULL, 1, 1, 0};
         amx_run(&g);
         return;
