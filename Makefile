@@ -94,7 +94,7 @@ AVX512_FLAGS := -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512bf16 -mfma
 AVX512_OBJ   := $(BUILD)/common/nn/gemm_avx512.o $(BUILD)/common/nn/gemm_bf16_avx512.o $(BUILD)/common/nn/gemm_amx.o \
                 $(BUILD)/common/nn/attention_amx.o
 $(AVX512_OBJ): CFLAGS += $(AVX512_FLAGS)
-$(BUILD)/common/nn/gemm_amx.o $(BUILD)/common/nn/attention_amx.o: CFLAGS += -mamx-tile -mamx-bf16
+$(BUILD)/common/nn/attention_amx.o: CFLAGS += -mamx-tile -mamx-bf16
 
 # philox.c: sqrtf / fmaf without errno, so its fill loops vectorise (arguments are never negative or NaN there;
 # results are the same bits, see common/philox_core.h)

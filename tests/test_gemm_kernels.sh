@@ -45,7 +45,7 @@ if [ $avx512 = 1 ]; then
 fi
 
 # portability: in the portable build (ARCH=x86-64-v3, the default) only the AVX-512 kernel objects (built with
-# AVX512_FLAGS: the two GEMMs, the AMX GEMM and the AMX attention, reached after nn_amx_available()) and
+# AVX512_FLAGS: the two GEMMs, the AMX im2col packer and the AMX attention, reached after nn_amx_available()) and
 # attention.o (function clones chosen by a run-time CPU check) may hold AVX-512 code (zmm registers); everything else must run on any x86-64-v3 CPU
 if command -v objdump >/dev/null 2>&1; then
   for d in build/cpu build/cuda; do

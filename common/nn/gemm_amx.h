@@ -8,8 +8,13 @@
  * Two packers: rows of a token matrix (a linear layer: op(X) = X^T with X[N, K], so C^T[N, M] = X W^T is
  * out[tokens, OC]) and the im2col columns of an image (a convolution: op(X) = col[K, P], C[M, P] = out[OC, P]),
  * written straight into the packed layout without an fp32 column matrix.
- * Products of bf16 values are exact in fp32 and accumulate in fp32 over the whole K (no K blocking), so results
- * do not depend on the thread count; the error against fp32 is the bf16 rounding of both operands.
+ * The multiplication is nn_gemm_bf16's AMX driver (gemm_bf16_avx512.c: one micro-kernel, tile configuration and
+ * packed layout for every AMX GEMM) with W read in place and the packed operand read as it is; nn_gemm_bf16 packs
+ * the same layout as it goes (so a linear layer can also call nn_gemm_bf16(0, 1, ...) with the same bits; packing
+ * here pays off when one input feeds several weights, or comes straight from an image).
+ * Products of bf16 values are exact in fp32 and accumulate in fp32 over the whole K in k order (one running sum
+ * per output), so results do not depend on the thread count; the error against fp32 is the bf16 rounding of both
+ * operands.
  *
  * Shapes: M % 32 == 0 and K % 32 == 0 (nn_amx_ok); N is padded to a multiple of 32 inside the packed operand.
  * Availability: the CPU must have AMX-BF16 and AVX512-BF16 and Linux must grant the tile state (arch_prctl

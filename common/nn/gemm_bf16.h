@@ -11,7 +11,8 @@
  *
  * Kernels (gemm_bf16_avx512.c; chosen at run time, SF_GEMM_KERNEL=amx|avx512|generic forces one):
  *   amx        AMX-BF16 tiles (Sapphire Rapids and later, when Linux grants the tile state): 32 x 32 C blocks of
- *              four 16 x 16 tiles, TDPBF16PS; measured here ~16x the fp32 FMA peak in a register-only loop;
+ *              four 16 x 16 tiles, TDPBF16PS; measured here ~16x the fp32 FMA peak in a register-only loop; the
+ *              one AMX GEMM of the library (gemm_amx.h's nn_amx_gemm runs it on operands it packed itself);
  *   avx512bf16 vdpbf16ps (two bf16 products per fp32 lane per instruction), the structure of gemm.c: tasks over
  *              C, K blocks, packed micro-panels of k pairs, an 8 x 48 register tile. NOTE: on this machine
  *              vdpbf16ps sustains only ~half the fp32 FMA flop rate, so this path saves memory, not time;

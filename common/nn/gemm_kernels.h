@@ -28,4 +28,11 @@ void nn_gemm_bf16_amx_(int transA, int transB, int M, int N, int K, float alpha,
                        int lda, const void *B, int b_bf16, int ldb, float beta, float *C, int ldc);
 int nn_gemm_amx_available_(void);
 
+/* the same AMX driver with op(B) already packed for the whole K (gemm_amx.h's layout; nn_amx_gemm):
+ * C = A[M, K] (bf16, row-major, lda) B + beta C, K % 32 == 0; trans_c: C is [N, M] (element (i, j) at
+ * C[j * ldc + i]). And its packer of op(B) = X^T for a token matrix X[N, K] (fp32, row stride ldx). */
+void nn_gemm_bf16_amx_packed_(int M, int N, int K, const uint16_t *A, int lda, const void *Bpacked, float beta,
+                              float *C, int ldc, int trans_c);
+void nn_gemm_bf16_amx_pack_rows_(void *packed, const float *X, int ldx, int N, int K);
+
 #endif
