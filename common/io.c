@@ -59,6 +59,16 @@ void io_meta_set(io_meta *m, const char *key, const char *fmt, ...)
     m->n++;
 }
 
+void io_meta_copy(io_meta *dst, const io_meta *src)
+{
+    *dst = *src;
+    dst->cmdline = src->cmdline ? mem_strdup(src->cmdline) : NULL;
+    for (int i = 0; i < src->n; i++) {
+        dst->key[i] = mem_strdup(src->key[i]);
+        dst->val[i] = mem_strdup(src->val[i]);
+    }
+}
+
 void io_meta_free(io_meta *m)
 {
     for (int i = 0; i < m->n; i++) {
@@ -268,6 +278,19 @@ static int meta_get(FILE *f, const char *key, char *val, size_t len)
             return 0;
         }
     return -1;
+}
+
+int io_meta_get(const char *path, const char *key, char *val, size_t len)
+{
+    size_t n = strlen(path) + 8;
+    char *mpath = mem_alloc(n);
+    snprintf(mpath, n, "%s.meta", path);
+    FILE *f = fopen(mpath, "r");
+    free(mpath);
+    if (!f) return -1;
+    int rc = meta_get(f, key, val, len);
+    fclose(f);
+    return rc;
 }
 
 int io_csv_verify(const char *path, char *err, size_t errlen)

@@ -23,6 +23,7 @@ typedef struct {
 void io_meta_init(io_meta *m, int argc, char **argv);
 void io_meta_set(io_meta *m, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void io_meta_free(io_meta *m);
+void io_meta_copy(io_meta *dst, const io_meta *src);   /* a deep copy, to add keys for one file */
 
 typedef struct io_csv io_csv;
 
@@ -40,6 +41,8 @@ void io_csv_abort(io_csv *c);       /* remove the temp file; frees c */
 /* 0 when path exists, its .meta exists and records the size and CRC-32 of exactly these bytes; otherwise -1
  * and one line "<path>: <reason>" in err (missing, no .meta, no checksum, mismatch). */
 int io_csv_verify(const char *path, char *err, size_t errlen);
+/* The value recorded under key in path's .meta (0), or -1 (no .meta, no such key). */
+int io_meta_get(const char *path, const char *key, char *val, size_t len);
 
 /* Write a whole buffer to path atomically (temp + fsync + rename + directory fsync); 0 or -1 with errno set. */
 int io_write_atomic(const char *path, const void *buf, size_t len);

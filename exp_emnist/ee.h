@@ -86,6 +86,7 @@ typedef struct {
     size_t max_batch;           /* network workspace batch */
     int threads;
     int use_cuda;
+    int gemm_bf16;              /* --gemm bf16: the ScoreNets' convolution GEMMs on bf16 operands (cpu) */
     char device_desc[256];
     int quiet;
     /* --probe: train only auxiliary probe_aux and measure its samples along the way (ee_probe_run) */
@@ -136,6 +137,16 @@ void ee_model_train(const ee_config *c, const ee_data *d, ee_kind kind, size_t i
 scorenet *ee_model_load(const ee_config *c, ee_kind kind, size_t index_or_n);
 /* A trained network on the configured device (--device): load with ee_net_open, release with ee_net_close. */
 scorenet_dev *ee_net_open(const ee_config *c, ee_kind kind, size_t index_or_n);
+/* m (not owned) on the configured device, with --gemm's convolution GEMMs */
+scorenet_dev *ee_net_attach(const ee_config *c, scorenet *m);
+/* What a result part is computed from, as a hash recorded under "inputs" in its .meta: model NULL is the
+ * calibration part of n (the four auxiliaries and the calibration settings); otherwise the evaluation part of
+ * model (aux1..4, b1, b2, sf_*) at n: its network(s), the classifier, the sampler and NLL settings, --gemm.
+ * A part whose inputs differ from the current configuration's is not done: it is computed again, so a second
+ * run with other networks in the same --out never reports the first run's numbers. */
+unsigned long long ee_part_inputs(const ee_config *c, const char *model, long n);
+int ee_part_inputs_check(const ee_config *c, const char *path, const char *model, long n, char *err, size_t errlen);
+void ee_part_commit(const ee_config *c, io_csv *csv, const io_meta *meta, const char *model, long n);
 void ee_net_close(scorenet_dev *d);
 const char *ee_model_label(ee_kind kind, size_t index_or_n, char *buf, size_t len);
 

@@ -184,7 +184,7 @@ void ee_eval_run(const ee_config *c, const ee_data *d, digitnet *clf, const char
     fprintf(f, ",%zu,%.6f,%.6f,%.6f,%.6f,%.1f,%zu,%.1f\n", e.n_gen, e.has_nll ? e.bpd_paper : NAN,
             e.has_nll ? e.bpd_paper_std : NAN, e.has_nll ? e.bpd_true : NAN, e.has_nll ? e.bpd_true_std : NAN,
             e.has_nll ? e.nfe : NAN, e.nll_images, e.seconds);
-    io_csv_commit(csv, meta);
+    ee_part_commit(c, csv, meta, model, n);
     free(path);
     log_info("%s: P(7) %.3f P(9) %.3f other %.3f%s in %.1f s", tag, e.probs[7], e.probs[9],
              1 - e.probs[7] - e.probs[9], e.has_nll ? "" : " (no NLL)", e.seconds);
@@ -201,7 +201,7 @@ int ee_eval_read(const ee_config *c, const char *model, long n, ee_eval *e, char
     char *path = eval_path(c, model, n);
     int rc = -1;
     FILE *fp = NULL;
-    if (io_csv_verify(path, err, errlen) != 0) goto out;
+    if (io_csv_verify(path, err, errlen) != 0 || ee_part_inputs_check(c, path, model, n, err, errlen) != 0) goto out;
     fp = fopen(path, "r");
     if (!fp) {
         log_errf(err, errlen, path, "cannot read");

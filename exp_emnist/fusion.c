@@ -134,7 +134,7 @@ void ee_fusion_run(const ee_config *c, const ee_data *d, long n, scorenet_dev *c
                    l[3], f.loss[k], k == EE_CAL_EXACT ? f.qp_gap : 0.0, k == EE_CAL_TEXT ? q_text->count : q_all->count,
                    f.seconds);
     }
-    io_csv_commit(csv, meta);
+    ee_part_commit(c, csv, meta, NULL, n);
     log_info("calibrate n=%ld: code [%.3f %.3f %.3f %.3f], text [%.3f %.3f %.3f %.3f], exact [%.3f %.3f %.3f %.3f] "
              "(gap %.2g) in %.1f s",
              n, f.lambda[0][0], f.lambda[0][1], f.lambda[0][2], f.lambda[0][3], f.lambda[1][0], f.lambda[1][1],
@@ -160,7 +160,7 @@ int ee_fusion_read(const ee_config *c, long n, ee_fusion *f, char *err, size_t e
     char *path = fusion_path(c, n);
     int rc = -1, got = 0, rows = 0;
     FILE *fp = NULL;
-    if (io_csv_verify(path, err, errlen) != 0) goto out;
+    if (io_csv_verify(path, err, errlen) != 0 || ee_part_inputs_check(c, path, NULL, n, err, errlen) != 0) goto out;
     fp = fopen(path, "r");
     if (!fp) {
         log_errf(err, errlen, path, "cannot read");

@@ -64,6 +64,8 @@ static void recipe_string(const ee_config *c, ee_kind kind, size_t index_or_n, c
     int w = snprintf(buf, len, "kind=%d idx=%zu %s epochs=%d batch=%zu lr=%.9g patience=%d frac=%.9g maxim=%.9g tlo=%.9g",
                      (int)kind, index_or_n, split, p->epochs, p->batch, lr, p->patience, p->max_fraction,
                      p->max_images, c->train_t_lo);
+    /* bf16 convolution GEMMs make other networks (fp32 ones keep their names) */
+    if (c->gemm_bf16 && w > 0 && (size_t)w < len) w += snprintf(buf + w, len - (size_t)w, " gemm=bf16");
     /* only a non-constant schedule adds to the recipe, so the constant-lr networks keep their names */
     if ((p->sched != EE_SCHED_CONST || p->warmup > 0) && w > 0 && (size_t)w < len)
         w += snprintf(buf + w, len - (size_t)w, " sched=%d warmup=%.9g lrend=%.9g", p->sched, p->warmup, p->lr_end);
@@ -140,9 +142,85 @@ static void pool_union(const ee_data *d, float **xt, size_t *nt, float **xv, siz
     }
 }
 
+scorenet_dev *ee_net_attach(const ee_config *c, scorenet *m)
+{
+    scorenet_dev *d = scorenet_dev_attach(m, c->use_cuda ? DEVICE_CUDA : DEVICE_CPU);
+    if (c->gemm_bf16) scorenet_set_gemm_bf16(m, 1);   /* config: a cpu option */
+    return d;
+}
+
 scorenet_dev *ee_net_open(const ee_config *c, ee_kind kind, size_t index_or_n)
 {
-    return scorenet_dev_attach(ee_model_load(c, kind, index_or_n), c->use_cuda ? DEVICE_CUDA : DEVICE_CPU);
+    return ee_net_attach(c, ee_model_load(c, kind, index_or_n));
+}
+
+/* ---- what a result part is computed from */
+
+/* the file name only (it carries the recipe hash): a copied or moved --out keeps its parts */
+static int cat_path(char *buf, size_t len, int w, const char *tag, char *path)
+{
+    const char *base = strrchr(path, '/');
+    if (w >= 0 && (size_t)w < len) w += snprintf(buf + w, len - (size_t)w, " %s=%s", tag, base ? base + 1 : path);
+    free(path);
+    return w;
+}
+
+unsigned long long ee_part_inputs(const ee_config *c, const char *model, long n)
+{
+    char buf[16384], tag[16];
+    int w = snprintf(buf, sizeof buf, "gemm=%d", c->gemm_bf16);
+    const int sf = model && strncmp(model, "sf_", 3) == 0;
+    if (!model || sf)   /* the calibration: the four auxiliaries, its settings */
+        for (size_t i = 0; i < EE_K; i++) {
+            snprintf(tag, sizeof tag, "aux%zu", i + 1);
+            w = cat_path(buf, sizeof buf, w, tag, ee_model_path(c, EE_AUX, i));
+        }
+    if ((!model || sf) && w >= 0 && (size_t)w < sizeof buf)
+        w += snprintf(buf + w, sizeof buf - (size_t)w, " calib=%d,%zu,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g n=%ld",
+                      c->calib_epochs, c->calib_batch, c->calib_lr, c->calib_momentum, c->calib_full_lo,
+                      c->calib_full_hi, c->calib_text_lo, c->calib_text_hi, n);
+    if (model) {   /* an evaluation: its network(s), the classifier, the sampler and the NLL */
+        if (strncmp(model, "aux", 3) == 0) {
+            long i = strtol(model + 3, NULL, 10);
+            LOG_CHECK(i >= 1 && i <= EE_K, "ee_part_inputs: unknown model '%s'", model);
+            w = cat_path(buf, sizeof buf, w, model, ee_model_path(c, EE_AUX, (size_t)i - 1));
+        } else if (strcmp(model, "b1") == 0 || strcmp(model, "b2") == 0) {
+            w = cat_path(buf, sizeof buf, w, model, ee_model_path(c, model[1] == '1' ? EE_B1 : EE_B2, (size_t)n));
+        } else {
+            LOG_CHECK(sf, "ee_part_inputs: unknown model '%s'", model);
+        }
+        w = cat_path(buf, sizeof buf, w, "clf", ee_clf_path(c));
+        if (w >= 0 && (size_t)w < sizeof buf)
+            w += snprintf(buf + w, sizeof buf - (size_t)w,
+                          " samples=%zu steps=%d eps=%.9g nll=%d,%d,%zu,%.9g,%.9g", c->n_gen, c->sampler_steps,
+                          c->sampler_eps, c->nll_passes, c->nll_batches, c->nll_batch, c->nll_rtol, c->nll_atol);
+    }
+    LOG_CHECK(w >= 0 && (size_t)w < sizeof buf, "ee_part_inputs: signature too long");
+    return io_hash64(buf);
+}
+
+int ee_part_inputs_check(const ee_config *c, const char *path, const char *model, long n, char *err, size_t errlen)
+{
+    char got[64], want[32];
+    snprintf(want, sizeof want, "%016llx", ee_part_inputs(c, model, n));
+    if (io_meta_get(path, "inputs", got, sizeof got) != 0) {
+        log_errf(err, errlen, path, "its .meta names no inputs (written by an older version)");
+        return -1;
+    }
+    if (strcmp(got, want) != 0) {
+        log_errf(err, errlen, path, "computed from other networks or settings (inputs %s, now %s)", got, want);
+        return -1;
+    }
+    return 0;
+}
+
+void ee_part_commit(const ee_config *c, io_csv *csv, const io_meta *meta, const char *model, long n)
+{
+    io_meta m;
+    io_meta_copy(&m, meta);
+    io_meta_set(&m, "inputs", "%016llx", ee_part_inputs(c, model, n));
+    io_csv_commit(csv, &m);
+    io_meta_free(&m);
 }
 
 void ee_net_close(scorenet_dev *d)
@@ -379,7 +457,7 @@ void ee_model_train(const ee_config *c, const ee_data *d, ee_kind kind, size_t i
     } else {
         m = finetune_start(c, EE_AUX, EE_B2_AUX, c->max_batch);
     }
-    scorenet_dev *dev = scorenet_dev_attach(m, c->use_cuda ? DEVICE_CUDA : DEVICE_CPU);
+    scorenet_dev *dev = ee_net_attach(c, m);
     train_network(c, dev, recipe_of(c, kind), lr, nt, xt, nv, xv, stream, label, partial, st, NULL, meta);
     if (st) safetensors_close(st);
     scorenet_dev_sync_to_host(dev);
@@ -421,7 +499,7 @@ void ee_probe_run(const ee_config *c, const ee_data *d, const io_meta *meta)
     } else {
         m = scorenet_alloc(&ve, mb, c->seed ^ rng_stream_id(EE_RNG_INIT, a));
     }
-    scorenet_dev *dev = scorenet_dev_attach(m, c->use_cuda ? DEVICE_CUDA : DEVICE_CPU);
+    scorenet_dev *dev = ee_net_attach(c, m);
     probe_ctx pk = {.c = c, .data = d, .label = label, .meta = meta};
     log_info("%s probe: %zu training images, batch %zu, lr %g, %s schedule, warm-up %g images, cap %g images",
              label, nt, c->aux.batch, c->aux.lr, c->aux.sched == EE_SCHED_COSINE ? "cosine" : "constant",

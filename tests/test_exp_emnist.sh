@@ -23,6 +23,7 @@ one_line_error "bad --profile rejected" "--profile" $bin --profile huge --out "$
 one_line_error "bad --n rejected" "--n" $bin --n 64,x --out "$tmp/x"
 one_line_error "repeated --n rejected" "--n" $bin --n 64,64 --out "$tmp/x"
 one_line_error "unknown flag rejected" "bogus" $bin --bogus
+one_line_error "bad --gemm rejected" "--gemm" $bin --gemm fp16 --out "$tmp/x"
 one_line_error "--aux-train without --aux-val rejected" "aux" $bin --aux-train 100 --out "$tmp/x"
 one_line_error "missing data directory names the file" "$tmp/none" $bin --profile smoke --data "$tmp/none" --out "$tmp/x"
 # issue 11 reproducer 5: empty list items, and combinations that used to fail only after training
@@ -83,6 +84,24 @@ find "$tmp/a" -name '*.tmp.*' | grep -q . && bad "no temp files left" "$(find "$
 $bin --profile smoke --out "$tmp/a" > "$tmp/stdout2" 2> "$tmp/stderr2"
 cmp -s "$tmp/stdout" "$tmp/stdout2" && ok "re-run prints the same tables" || bad "re-run tables" "$(diff "$tmp/stdout" "$tmp/stdout2" | head -5)"
 grep -q 'epochs' "$tmp/stderr2" && bad "re-run trains nothing" "$(grep epochs "$tmp/stderr2" | head -2)" || ok "re-run trains nothing"
+
+# a result part records what it was computed from ("inputs" in its .meta): other settings in the same --out
+# recompute the parts they change and nothing else (before, a second run silently reported the first one's numbers)
+cp -r "$tmp/a" "$tmp/s"
+$bin --profile smoke --samples 48 --out "$tmp/s" > /dev/null 2> "$tmp/stderr_s"
+nre=$(grep -c 'computed from other networks or settings' "$tmp/stderr_s")
+if [ "$nre" = 8 ] && ! grep -q 'lambda_n' "$tmp/stderr_s" && ! grep -q epochs "$tmp/stderr_s" \
+   && grep -q ',48,' "$tmp/s/parts/eval_b1_n64.csv"; then ok "--samples changed: the 8 evaluation parts recomputed, no calibration or training"
+else bad "--samples changed" "recomputed $nre; $(grep -m2 'computing it again' "$tmp/stderr_s")"; fi
+cp -r "$tmp/a" "$tmp/g"
+if $bin --profile smoke --gemm bf16 --out "$tmp/g" > /dev/null 2> "$tmp/stderr_g"; then ok "--gemm bf16 run exits 0"
+else bad "--gemm bf16 run exits 0" "$(tail -3 "$tmp/stderr_g")"; fi
+n_a=$(ls "$tmp/a/ckpt" | wc -l); n_g=$(ls "$tmp/g/ckpt" | wc -l)
+if [ "$n_g" = $((n_a + 6)) ] && grep -q '^gemm: bf16' "$tmp/g/table2_proportions.csv.meta" \
+   && [ "$(grep -c 'computed from other networks or settings' "$tmp/stderr_g")" = 9 ] \
+   && ! cmp -s "$tmp/a/table1_nll.csv" "$tmp/g/table1_nll.csv"; then
+  ok "--gemm bf16 in the same --out: six networks of its own, all 9 parts recomputed, tables say bf16"
+else bad "--gemm bf16 networks and parts" "ckpts $n_a -> $n_g; $(grep -c 'computed from other' "$tmp/stderr_g") parts"; fi
 
 # ---- issue 11: damaged cached state is an error naming the file, or is recomputed; never a table
 # the byte offset, in safetensors file $1, of the data of tensor $2
