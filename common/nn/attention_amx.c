@@ -18,6 +18,7 @@
  * Compiled with AVX512_FLAGS and -mamx-* (Makefile), reached only after nn_amx_available() (attention.c). The
  * work split (pack chunks, then tasks) fixes every sum's order, so results do not depend on the thread count. */
 #include "attention.h"
+#include "gemm_kernels.h"
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
@@ -46,25 +47,6 @@ size_t nn_attention_amx_ws_floats_(int B, int heads, int Tk, int dh, int threads
     /* packed K and V: one bf16 each per (b, h, key, column) = one float slot per element for the pair */
     const size_t kv = up16((size_t)B * heads * Tkp * dhp / 2) * 2;
     return kv + thread_floats(dhp) * (size_t)(threads > 0 ? threads : 1) + 16;
-}
-
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_cfg;
-
-static void tiles_on(void)
-{
-    tile_cfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 64;
-    }
-    __asm__ volatile("" : : "r"(&cfg) : "memory");   /* GCC's tile intrinsics do not name their memory operands */
-    _tile_loadconfig(&cfg);
 }
 
 static inline __mmask16 mask16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u); }
@@ -261,7 +243,7 @@ void nn_attention_amx_(float *out, int ldo, const float *q, int ldq, const float
             pack_kv(Kp + (size_t)bh * head_slots, Vp + (size_t)bh * head_slots, k + (size_t)b * Tk * ldk + (size_t)h * dh,
                     ldk, v + (size_t)b * Tk * ldv + (size_t)h * dh, ldv, jc * 32, Tk, dh, dhp);
         }
-        tiles_on();
+        nn_amx_tiles_on_();
         float *tw = tws + tf * (size_t)omp_get_thread_num();
 #pragma omp for schedule(dynamic, 1)
         for (long task = 0; task < ntask; task++) {

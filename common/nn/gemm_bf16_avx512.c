@@ -505,7 +505,7 @@ static void task_amx(const bf_args *g, int i0, int mc, int j0, int nc, uint16_t 
     }
 }
 
-AMX_TARGET static void amx_config(void)
+AMX_TARGET void nn_amx_tiles_on_(void)
 {
     amx_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -562,7 +562,7 @@ static void amx_run(bf_args *g)
         float *buf = nn_gemm_buffer_(a_sz + b_sz + 32);
         uint16_t *Ap = (uint16_t *)(((uintptr_t)buf + 63) & ~(uintptr_t)63);
         uint32_t *Bp = (uint32_t *)Ap + ((a_sz + 15) & ~(size_t)15);
-        amx_config();
+        nn_amx_tiles_on_();
 #pragma omp for schedule(dynamic, 1)
         for (int t = 0; t < ntask; t++) {
             const int ib = t / nb, jb = t % nb, i0 = ib * mc, j0 = jb * nc;

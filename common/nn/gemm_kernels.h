@@ -34,5 +34,8 @@ int nn_gemm_amx_available_(void);
 void nn_gemm_bf16_amx_packed_(int M, int N, int K, const uint16_t *A, int lda, const void *Bpacked, float beta,
                               float *C, int ldc, int trans_c);
 void nn_gemm_bf16_amx_pack_rows_(void *packed, const float *X, int ldx, int N, int K);
+/* this thread's tile registers as every AMX kernel here uses them (palette 1, eight 16 x 64-byte tiles):
+ * the GEMM driver and the AMX attention (attention_amx.c) */
+void nn_amx_tiles_on_(void);
 
 #endif
