@@ -49,6 +49,36 @@ size_t nn_attention_amx_ws_floats_(int B, int heads, int Tk, int dh, int threads
     return kv + thread_floats(dhp) * (size_t)(threads > 0 ? threads : 1) + 16;
 }
 
+/* The 32 x 32 fp32 block in tiles 0-3 (rows 0-15 / 16-31 by columns 0-15 / 16-31) and its update by the two
+ * 16-row A tiles a0, a1 (row stride sa bytes) times the two 16-column B tiles b0, b1 (stride sb): the one tile
+ * step of both products, S = Q K^T and O += P V. */
+static inline __attribute__((always_inline)) void tiles_dp_2x2(const void *a0, const void *a1, int sa, const void *b0,
+                                                               const void *b1, int sb)
+{
+    _tile_loadd(4, a0, sa);
+    _tile_loadd(5, a1, sa);
+    _tile_loadd(6, b0, sb);
+    _tile_loadd(7, b1, sb);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+}
+static inline __attribute__((always_inline)) void tiles_load_2x2(const float *c, int ldc)
+{
+    _tile_loadd(0, c, ldc * 4);
+    _tile_loadd(1, c + 16, ldc * 4);
+    _tile_loadd(2, c + (size_t)16 * ldc, ldc * 4);
+    _tile_loadd(3, c + (size_t)16 * ldc + 16, ldc * 4);
+}
+static inline __attribute__((always_inline)) void tiles_store_2x2(float *c, int ldc)
+{
+    _tile_stored(0, c, ldc * 4);
+    _tile_stored(1, c + 16, ldc * 4);
+    _tile_stored(2, c + (size_t)16 * ldc, ldc * 4);
+    _tile_stored(3, c + (size_t)16 * ldc + 16, ldc * 4);
+}
+
 static inline __mmask16 mask16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u); }
 
 /* 16 fp32 of x[0..n) (0 past n) rounded to bf16 */
@@ -135,20 +165,10 @@ static void attn_task(float *out, int ldo, const float *q, int ldq, const uint32
             _tile_zero(1);
             _tile_zero(2);
             _tile_zero(3);
-            for (int kk = 0; kk < dhp; kk += 32) {
-                _tile_loadd(4, Q + kk, dhp * 2);
-                _tile_loadd(5, Q + (size_t)16 * dhp + kk, dhp * 2);
-                _tile_loadd(6, kb + (size_t)(kk / 2) * 16, 64);
-                _tile_loadd(7, kb + kchunk + (size_t)(kk / 2) * 16, 64);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                _tile_dpbf16ps(2, 5, 6);
-                _tile_dpbf16ps(3, 5, 7);
-            }
-            _tile_stored(0, S + cc, AT_KB * 4);
-            _tile_stored(1, S + cc + 16, AT_KB * 4);
-            _tile_stored(2, S + (size_t)16 * AT_KB + cc, AT_KB * 4);
-            _tile_stored(3, S + (size_t)16 * AT_KB + cc + 16, AT_KB * 4);
+            for (int kk = 0; kk < dhp; kk += 32)
+                tiles_dp_2x2(Q + kk, Q + (size_t)16 * dhp + kk, dhp * 2, kb + (size_t)(kk / 2) * 16,
+                             kb + kchunk + (size_t)(kk / 2) * 16, 64);
+            tiles_store_2x2(S + cc, AT_KB);
         }
         __asm__ volatile("" ::: "memory");
         /* online softmax per row, in base 2: t = c2 s, P = 2^{t - m} rounded to bf16. The running max m is moved
@@ -193,24 +213,11 @@ static void attn_task(float *out, int ldo, const float *q, int ldq, const uint32
         /* O += P V over this block's keys, 32 head columns at a time */
         const uint32_t *vb = Vp + (size_t)(j0 / 2) * dhp;
         for (int ec = 0; ec < dhp; ec += 32) {
-            _tile_loadd(0, O + ec, dhp * 4);
-            _tile_loadd(1, O + ec + 16, dhp * 4);
-            _tile_loadd(2, O + (size_t)16 * dhp + ec, dhp * 4);
-            _tile_loadd(3, O + (size_t)16 * dhp + ec + 16, dhp * 4);
-            for (int kk = 0; kk < nk; kk += 32) {
-                _tile_loadd(4, P + kk, AT_KB * 2);
-                _tile_loadd(5, P + (size_t)16 * AT_KB + kk, AT_KB * 2);
-                _tile_loadd(6, vb + (size_t)(kk / 2) * dhp + ec, dhp * 4);
-                _tile_loadd(7, vb + (size_t)(kk / 2) * dhp + ec + 16, dhp * 4);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                _tile_dpbf16ps(2, 5, 6);
-                _tile_dpbf16ps(3, 5, 7);
-            }
-            _tile_stored(0, O + ec, dhp * 4);
-            _tile_stored(1, O + ec + 16, dhp * 4);
-            _tile_stored(2, O + (size_t)16 * dhp + ec, dhp * 4);
-            _tile_stored(3, O + (size_t)16 * dhp + ec + 16, dhp * 4);
+            tiles_load_2x2(O + ec, dhp);
+            for (int kk = 0; kk < nk; kk += 32)
+                tiles_dp_2x2(P + kk, P + (size_t)16 * AT_KB + kk, AT_KB * 2, vb + (size_t)(kk / 2) * dhp + ec,
+                             vb + (size_t)(kk / 2) * dhp + ec + 16, dhp * 4);
+            tiles_store_2x2(O + ec, dhp);
         }
         __asm__ volatile("" ::: "memory");
     }
